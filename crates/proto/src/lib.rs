@@ -1,0 +1,29 @@
+//! Generated protobuf and gRPC code for every Meisa package, in modules that mirror the proto
+//! packages: `meisa_proto::meisa::contacts::v1`, and short aliases below.
+
+#![allow(clippy::all, clippy::pedantic)]
+
+pub mod meisa {
+    pub mod common {
+        pub mod v1 {
+            tonic::include_proto!("meisa.common.v1");
+        }
+    }
+    pub mod events {
+        pub mod v1 {
+            tonic::include_proto!("meisa.events.v1");
+        }
+    }
+    pub mod contacts {
+        pub mod v1 {
+            tonic::include_proto!("meisa.contacts.v1");
+        }
+    }
+}
+
+pub use meisa::common::v1 as common;
+pub use meisa::contacts::v1 as contacts;
+pub use meisa::events::v1 as events;
+
+/// The encoded `FileDescriptorSet` of every Meisa proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/meisa_descriptor.bin"));

@@ -1,0 +1,9 @@
+//! The runtime every Meisa service shares. Each module is one concern:
+//! configuration from the environment, telemetry, shutdown, gRPC serving, and the one table that
+//! maps error kinds to gRPC codes and HTTP statuses.
+
+pub mod config;
+pub mod errors;
+pub mod grpc;
+pub mod shutdown;
+pub mod telemetry;
