@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "meisa/common/v1/common.proto",
         "meisa/events/v1/events.proto",
         "meisa/contacts/v1/contacts.proto",
+        "meisa/mailer/v1/mailer.proto",
     ]
     .iter()
     .map(|f| root.join(f))

@@ -19,11 +19,17 @@ pub mod meisa {
             tonic::include_proto!("meisa.contacts.v1");
         }
     }
+    pub mod mailer {
+        pub mod v1 {
+            tonic::include_proto!("meisa.mailer.v1");
+        }
+    }
 }
 
 pub use meisa::common::v1 as common;
 pub use meisa::contacts::v1 as contacts;
 pub use meisa::events::v1 as events;
+pub use meisa::mailer::v1 as mailer;
 
 /// The encoded `FileDescriptorSet` of every Meisa proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/meisa_descriptor.bin"));
