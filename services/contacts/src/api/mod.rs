@@ -1,0 +1,358 @@
+//! The gRPC edge: `meisa.contacts.v1.ContactsService`. Converts protobuf to domain types (the
+//! only place input is parsed) and errors to `tonic::Status` (the only place they are mapped).
+
+use meisa_proto::{common, contacts as pb, contacts::contacts_service_server::ContactsService, events};
+use meisa_runtime::{errors::ApiError, telemetry};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    convert,
+    domain::{ContactInput, input::parse_tags},
+    error::ContactsError,
+    store::{
+        Store,
+        changes::{self, ChangeMeta},
+        contacts::{self, Lookup},
+        fields, outbox,
+        upsert::{self, UpsertItem, UpsertOutcome},
+    },
+    worker::writer::Writer,
+};
+
+pub const MAX_BATCH_ITEMS: usize = 1000;
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+pub struct ContactsApi {
+    store: Store,
+    writer: Writer,
+}
+
+impl ContactsApi {
+    pub fn new(store: Store, writer: Writer) -> Self {
+        Self { store, writer }
+    }
+}
+
+fn workspace(id: &str) -> Result<String, Status> {
+    if id.trim().is_empty() {
+        return Err(ApiError::field("workspace_id", "required").into());
+    }
+    Ok(id.to_string())
+}
+
+fn contact_id(id: &str) -> Result<&str, Status> {
+    if id.is_empty() {
+        return Err(ApiError::field("id", "required").into());
+    }
+    Ok(id)
+}
+
+fn meta(causation: Option<common::Causation>) -> ChangeMeta {
+    ChangeMeta {
+        causation,
+        traceparent: telemetry::current_traceparent(),
+    }
+}
+
+fn page(p: Option<&common::PageRequest>) -> (i64, Option<String>) {
+    let limit = p.map_or(0, |p| p.limit);
+    let limit = if limit == 0 { DEFAULT_PAGE } else { limit.min(MAX_PAGE) };
+    let cursor = p.map(|p| p.cursor.clone()).filter(|c| !c.is_empty());
+    (i64::from(limit), cursor)
+}
+
+fn upsert_response(o: UpsertOutcome) -> pb::UpsertResponse {
+    pb::UpsertResponse {
+        id: o.contact.id.clone(),
+        created: o.created,
+        version: o.contact.version,
+        changed: o.changed,
+        contact: Some(convert::contact(&o.contact)),
+    }
+}
+
+fn rejected(r: Result<Result<UpsertOutcome, ApiError>, sqlx::Error>) -> Result<UpsertOutcome, Status> {
+    r.map_err(ContactsError::from)?.map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl ContactsService for ContactsApi {
+    #[tracing::instrument(skip_all, err)]
+    async fn upsert(&self, req: Request<pb::UpsertRequest>) -> Result<Response<pb::UpsertResponse>, Status> {
+        let req = req.into_inner();
+        let workspace_id = workspace(&req.workspace_id)?;
+        let input = ContactInput::parse(&req.contact.unwrap_or_default())?;
+        let outcome = self
+            .writer
+            .upsert(UpsertItem {
+                workspace_id,
+                input,
+                meta: meta(req.causation),
+            })
+            .await?;
+        Ok(Response::new(upsert_response(outcome)))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn batch_upsert(
+        &self,
+        req: Request<pb::BatchUpsertRequest>,
+    ) -> Result<Response<pb::BatchUpsertResponse>, Status> {
+        let req = req.into_inner();
+        let workspace_id = workspace(&req.workspace_id)?;
+        if req.contacts.len() > MAX_BATCH_ITEMS {
+            return Err(ApiError::field(
+                "contacts",
+                format!("at most {MAX_BATCH_ITEMS} contacts per batch, got {}", req.contacts.len()),
+            )
+            .into());
+        }
+        let meta = meta(req.causation);
+        let parsed: Vec<Result<ContactInput, ApiError>> = req.contacts.iter().map(ContactInput::parse).collect();
+        let items: Vec<UpsertItem> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .map(|input| UpsertItem {
+                workspace_id: workspace_id.clone(),
+                input: input.clone(),
+                meta: meta.clone(),
+            })
+            .collect();
+        let mut done = self.writer.upsert_many(items).await.into_iter();
+        let results = parsed
+            .into_iter()
+            .map(|p| {
+                let r = match p {
+                    Err(e) => Err(e),
+                    Ok(_) => match done.next() {
+                        Some(Ok(o)) => Ok(o),
+                        Some(Err(ContactsError::Rejected(e))) => Err(e),
+                        Some(Err(_)) | None => Err(ApiError::unavailable("the contacts service is restarting; retry this item")),
+                    },
+                };
+                pb::BatchUpsertResult {
+                    result: Some(match r {
+                        Ok(o) => pb::batch_upsert_result::Result::Ok(upsert_response(o)),
+                        Err(e) => pb::batch_upsert_result::Result::Error(pb::ItemError {
+                            code: e.code.as_str().to_string(),
+                            message: e.message,
+                            field: e.field.unwrap_or_default(),
+                        }),
+                    }),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::BatchUpsertResponse { results }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn get_contact(
+        &self,
+        req: Request<pb::GetContactRequest>,
+    ) -> Result<Response<pb::GetContactResponse>, Status> {
+        let req = req.into_inner();
+        let workspace_id = workspace(&req.workspace_id)?;
+        use pb::get_contact_request::By;
+        let (by, what) = match &req.by {
+            Some(By::Id(id)) => (Lookup::Id(id), format!("id {id}")),
+            Some(By::Email(e)) => (Lookup::Email(e), format!("email {e}")),
+            Some(By::ExternalId(x)) => (Lookup::ExternalId(x), format!("external_id {x}")),
+            None => return Err(ApiError::field("by", "give an id, an email or an external_id").into()),
+        };
+        let contact = contacts::get(&self.store.pool, &workspace_id, by)
+            .await
+            .map_err(ContactsError::from)?
+            .ok_or_else(|| ApiError::not_found(format!("no contact with {what} in this workspace")))?;
+        Ok(Response::new(pb::GetContactResponse {
+            contact: Some(convert::contact(&contact)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn list_contacts(
+        &self,
+        req: Request<pb::ListContactsRequest>,
+    ) -> Result<Response<pb::ListContactsResponse>, Status> {
+        let req = req.into_inner();
+        let workspace_id = workspace(&req.workspace_id)?;
+        let (limit, cursor) = page(req.page.as_ref());
+        let tag = Some(req.tag.as_str()).filter(|t| !t.is_empty());
+        let mut rows = contacts::list(&self.store.pool, &workspace_id, tag, cursor.as_deref(), limit + 1)
+            .await
+            .map_err(ContactsError::from)?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        let next_cursor = if more { rows.last().map(|c| c.id.clone()).unwrap_or_default() } else { String::new() };
+        Ok(Response::new(pb::ListContactsResponse {
+            contacts: rows.iter().map(convert::contact).collect(),
+            next_cursor,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn delete_contact(
+        &self,
+        req: Request<pb::DeleteContactRequest>,
+    ) -> Result<Response<pb::DeleteContactResponse>, Status> {
+        let req = req.into_inner();
+        let workspace_id = workspace(&req.workspace_id)?;
+        let id = contact_id(&req.id)?;
+        upsert::erase(&self.store, &workspace_id, id, &meta(req.causation))
+            .await
+            .map_err(ContactsError::from)??;
+        Ok(Response::new(pb::DeleteContactResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn add_tags(&self, req: Request<pb::AddTagsRequest>) -> Result<Response<pb::AddTagsResponse>, Status> {
+        let req = req.into_inner();
+        let workspace_id = workspace(&req.workspace_id)?;
+        let id = contact_id(&req.id)?;
+        let tags = parse_tags(&req.tags)?;
+        let o = rejected(
+            upsert::mutate(&self.store, &workspace_id, id, &meta(req.causation), |c| {
+                let mut next = c.clone();
+                next.tags.extend(tags.into_iter().map(|t| t.into_string()));
+                next
+            })
+            .await,
+        )?;
+        Ok(Response::new(pb::AddTagsResponse {
+            contact: Some(convert::contact(&o.contact)),
+            changed: o.changed,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn remove_tags(
+        &self,
+        req: Request<pb::RemoveTagsRequest>,
+    ) -> Result<Response<pb::RemoveTagsResponse>, Status> {
+        let req = req.into_inner();
+        let workspace_id = workspace(&req.workspace_id)?;
+        let id = contact_id(&req.id)?;
+        let tags = parse_tags(&req.tags)?;
+        let o = rejected(
+            upsert::mutate(&self.store, &workspace_id, id, &meta(req.causation), |c| {
+                let mut next = c.clone();
+                for t in tags {
+                    next.tags.remove(&t.into_string());
+                }
+                next
+            })
+            .await,
+        )?;
+        Ok(Response::new(pb::RemoveTagsResponse {
+            contact: Some(convert::contact(&o.contact)),
+            changed: o.changed,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn set_subscribed(
+        &self,
+        req: Request<pb::SetSubscribedRequest>,
+    ) -> Result<Response<pb::SetSubscribedResponse>, Status> {
+        let req = req.into_inner();
+        let workspace_id = workspace(&req.workspace_id)?;
+        let id = contact_id(&req.id)?;
+        let o = rejected(
+            upsert::mutate(&self.store, &workspace_id, id, &meta(req.causation), |c| {
+                let mut next = c.clone();
+                next.subscribed = req.subscribed;
+                next
+            })
+            .await,
+        )?;
+        Ok(Response::new(pb::SetSubscribedResponse {
+            contact: Some(convert::contact(&o.contact)),
+            changed: o.changed,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn list_fields(
+        &self,
+        req: Request<pb::ListFieldsRequest>,
+    ) -> Result<Response<pb::ListFieldsResponse>, Status> {
+        let workspace_id = workspace(&req.get_ref().workspace_id)?;
+        let rows = fields::list(&self.store.pool, &workspace_id)
+            .await
+            .map_err(ContactsError::from)?;
+        use crate::domain::FieldType as T;
+        Ok(Response::new(pb::ListFieldsResponse {
+            fields: rows
+                .into_iter()
+                .map(|f| pb::Field {
+                    name: f.name,
+                    r#type: match f.ty {
+                        T::String => common::FieldType::String,
+                        T::Number => common::FieldType::Number,
+                        T::Boolean => common::FieldType::Boolean,
+                        T::Date => common::FieldType::Date,
+                    } as i32,
+                    first_seen_at: Some(convert::timestamp(f.first_seen_at)),
+                    contacts: f.contacts,
+                })
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn list_changes(
+        &self,
+        req: Request<pb::ListChangesRequest>,
+    ) -> Result<Response<pb::ListChangesResponse>, Status> {
+        let req = req.into_inner();
+        let workspace_id = workspace(&req.workspace_id)?;
+        let id = contact_id(&req.contact_id)?;
+        let exists = contacts::get(&self.store.pool, &workspace_id, Lookup::Id(id))
+            .await
+            .map_err(ContactsError::from)?
+            .is_some();
+        if !exists {
+            return Err(ApiError::not_found(format!("no contact {id} in this workspace")).into());
+        }
+        let (limit, cursor) = page(req.page.as_ref());
+        let before = match cursor {
+            None => None,
+            Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::field("page.cursor", "not a cursor this API returned"))?),
+        };
+        let mut rows = changes::history(&self.store.pool, &workspace_id, id, before, limit + 1)
+            .await
+            .map_err(ContactsError::from)?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        let next_cursor = if more { rows.last().map(|e| e.version.to_string()).unwrap_or_default() } else { String::new() };
+        Ok(Response::new(pb::ListChangesResponse {
+            changes: rows
+                .into_iter()
+                .map(|e: events::ContactChanged| pb::Change {
+                    event_id: e.event_id,
+                    version: e.version,
+                    kind: e.kind,
+                    changes: e.changes,
+                    causation: e.causation,
+                    occurred_at: e.occurred_at,
+                })
+                .collect(),
+            next_cursor,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn replay_changes(
+        &self,
+        req: Request<pb::ReplayChangesRequest>,
+    ) -> Result<Response<pb::ReplayChangesResponse>, Status> {
+        let req = req.into_inner();
+        if req.to_seq < req.from_seq {
+            return Err(ApiError::field("to_seq", "must not be below from_seq").into());
+        }
+        let events = outbox::replay(&self.store.pool, req.shard, req.from_seq, req.to_seq, 1000)
+            .await
+            .map_err(ContactsError::from)?;
+        Ok(Response::new(pb::ReplayChangesResponse { events }))
+    }
+}

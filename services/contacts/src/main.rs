@@ -1,0 +1,52 @@
+use clap::{Parser, Subcommand};
+use meisa_contacts::{Application, Config, migrate};
+
+#[derive(Parser)]
+#[command(name = "contacts", about = "Meisa contacts service: contact state, change detection, change stream")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC and relay changes to Redis.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let _telemetry = match meisa_runtime::telemetry::init("contacts") {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("contacts: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = async {
+        let config = Config::from_env()?;
+        match cli.command {
+            Command::Migrate => {
+                migrate(&config.database_url).await?;
+                tracing::info!("contacts migrations applied");
+                Ok(())
+            }
+            Command::Serve => {
+                let shutdown = meisa_runtime::shutdown::on_signal();
+                Application::build(config).await?.run(shutdown).await
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("contacts: {e}");
+            eprintln!("contacts: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The field registry: the type each custom field got the first time its workspace sent it.
+//! A type never changes once fixed, so committed entries are cached for the process's life.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::domain::FieldType;
+
+type Key = (String, String);
+
+#[derive(Clone, Default)]
+pub struct FieldRegistry {
+    committed: Arc<RwLock<HashMap<Key, FieldType>>>,
+}
+
+/// The registry as one transaction sees it; [`TxFields::commit`] publishes what it learnt to the
+/// shared cache only after the transaction committed.
+pub struct TxFields {
+    registry: FieldRegistry,
+    seen: HashMap<Key, FieldType>,
+}
+
+impl FieldRegistry {
+    pub fn begin(&self) -> TxFields {
+        TxFields {
+            registry: self.clone(),
+            seen: HashMap::new(),
+        }
+    }
+}
+
+impl TxFields {
+    pub async fn get(
+        &mut self,
+        conn: &mut PgConnection,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<Option<FieldType>, sqlx::Error> {
+        let key = (workspace_id.to_string(), name.to_string());
+        if let Some(t) = self.seen.get(&key) {
+            return Ok(Some(*t));
+        }
+        if let Ok(map) = self.registry.committed.read() {
+            if let Some(t) = map.get(&key) {
+                return Ok(Some(*t));
+            }
+        }
+        let ty: Option<String> =
+            sqlx::query_scalar("SELECT type FROM fields WHERE workspace_id = $1 AND name = $2")
+                .bind(workspace_id)
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let ty = ty.as_deref().and_then(FieldType::parse);
+        if let Some(t) = ty {
+            self.seen.insert(key, t);
+        }
+        Ok(ty)
+    }
+
+    /// Registers a new field. If another transaction registered it first, its type wins and is
+    /// returned, so the caller re-checks the value against it.
+    pub async fn register(
+        &mut self,
+        conn: &mut PgConnection,
+        workspace_id: &str,
+        name: &str,
+        ty: FieldType,
+        now: DateTime<Utc>,
+    ) -> Result<FieldType, sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO fields (workspace_id, name, type, first_seen_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (workspace_id, name) DO NOTHING",
+        )
+        .bind(workspace_id)
+        .bind(name)
+        .bind(ty.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        let stored: String =
+            sqlx::query_scalar("SELECT type FROM fields WHERE workspace_id = $1 AND name = $2")
+                .bind(workspace_id)
+                .bind(name)
+                .fetch_one(&mut *conn)
+                .await?;
+        let stored = FieldType::parse(&stored).unwrap_or(ty);
+        self.seen
+            .insert((workspace_id.to_string(), name.to_string()), stored);
+        Ok(stored)
+    }
+
+    pub fn commit(self) {
+        if let Ok(mut map) = self.registry.committed.write() {
+            map.extend(self.seen);
+        }
+    }
+}
+
+pub struct FieldInfo {
+    pub name: String,
+    pub ty: FieldType,
+    pub first_seen_at: DateTime<Utc>,
+    pub contacts: i64,
+}
+
+/// Every field of a workspace with how many contacts have it now.
+pub async fn list(pool: &PgPool, workspace_id: &str) -> Result<Vec<FieldInfo>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT f.name, f.type, f.first_seen_at,
+                (SELECT count(*) FROM contacts c
+                  WHERE c.workspace_id = f.workspace_id AND c.custom_fields ? f.name) AS contacts
+         FROM fields f WHERE f.workspace_id = $1 ORDER BY f.name",
+    )
+    .bind(workspace_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let ty: String = r.try_get("type")?;
+            Ok(FieldInfo {
+                name: r.try_get("name")?,
+                ty: FieldType::parse(&ty).unwrap_or(FieldType::String),
+                first_seen_at: r.try_get("first_seen_at")?,
+                contacts: r.try_get("contacts")?,
+            })
+        })
+        .collect()
+}

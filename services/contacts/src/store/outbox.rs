@@ -1,0 +1,142 @@
+//! The relay's side of the outbox: give rows their shard sequence numbers, find what is not yet
+//! published, mark it published, prune old rows, replay a range.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use meisa_proto::events;
+use prost::Message;
+use sqlx::{PgConnection, PgPool, Row};
+
+pub struct Pending {
+    pub id: i64,
+    pub shard: u32,
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+/// Takes up to `limit` unpublished rows, gives those without one their sequence number, and
+/// commits that before anything is published: a row keeps its number across crashes, so a retry
+/// re-publishes it under the same stream id (which Redis refuses as a duplicate).
+///
+/// Rows that already have a number come first, so a backlog never gets numbers above an older row
+/// of the same shard that is still waiting.
+pub async fn claim_and_number(conn: &mut PgConnection, limit: i64) -> Result<Vec<Pending>, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let rows = sqlx::query(
+        "SELECT id, shard, seq, payload FROM outbox WHERE published_at IS NULL
+         ORDER BY seq NULLS LAST, id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut pending = Vec::with_capacity(rows.len());
+    let mut unnumbered: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for row in &rows {
+        let shard: i32 = row.try_get("shard")?;
+        let seq: Option<i64> = row.try_get("seq")?;
+        if seq.is_none() {
+            unnumbered.entry(shard).or_default().push(pending.len());
+        }
+        pending.push(Pending {
+            id: row.try_get("id")?,
+            shard: u32::try_from(shard).unwrap_or(0),
+            seq: seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            payload: row.try_get("payload")?,
+        });
+    }
+    let (mut ids, mut seqs) = (Vec::new(), Vec::new());
+    for (shard, idxs) in &unnumbered {
+        let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM relay_shards WHERE shard = $1")
+            .bind(shard)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut next = last.unwrap_or(0);
+        for &i in idxs {
+            next += 1;
+            pending[i].seq = u64::try_from(next).unwrap_or(0);
+            ids.push(pending[i].id);
+            seqs.push(next);
+        }
+        sqlx::query(
+            "INSERT INTO relay_shards (shard, last_seq) VALUES ($1, $2)
+             ON CONFLICT (shard) DO UPDATE SET last_seq = EXCLUDED.last_seq",
+        )
+        .bind(shard)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !ids.is_empty() {
+        sqlx::query(
+            "UPDATE outbox SET seq = v.seq FROM unnest($1::bigint[], $2::bigint[]) AS v(id, seq)
+             WHERE outbox.id = v.id",
+        )
+        .bind(&ids)
+        .bind(&seqs)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    pending.sort_by_key(|p| (p.shard, p.seq));
+    Ok(pending)
+}
+
+pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn prune(pool: &PgPool, older_than: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM outbox WHERE published_at < $1")
+        .bind(older_than)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The event as it goes on the stream: the stored payload with its shard and sequence number.
+pub fn stream_event(p: &Pending) -> Vec<u8> {
+    match events::ContactChanged::decode(p.payload.as_slice()) {
+        Ok(mut e) => {
+            e.shard = p.shard;
+            e.seq = p.seq;
+            e.encode_to_vec()
+        }
+        Err(_) => p.payload.clone(),
+    }
+}
+
+/// Published events of one shard in `[from, to]`, for a consumer that saw a gap.
+pub async fn replay(
+    pool: &PgPool,
+    shard: u32,
+    from: u64,
+    to: u64,
+    limit: i64,
+) -> Result<Vec<events::ContactChanged>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, shard, seq, payload FROM outbox
+         WHERE shard = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq LIMIT $4",
+    )
+    .bind(i32::try_from(shard).unwrap_or(i32::MAX))
+    .bind(i64::try_from(from).unwrap_or(i64::MAX))
+    .bind(i64::try_from(to).unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let p = Pending {
+                id: r.try_get("id")?,
+                shard,
+                seq: r.try_get::<i64, _>("seq").map(|s| u64::try_from(s).unwrap_or(0))?,
+                payload: r.try_get("payload")?,
+            };
+            Ok(events::ContactChanged::decode(stream_event(&p).as_slice()).unwrap_or_default())
+        })
+        .collect()
+}
