@@ -7,6 +7,8 @@
 
 use sqlx::{Connection, Executor, PgConnection};
 
+pub mod smtp;
+
 pub fn pg_server_url() -> String {
     std::env::var("MEISA_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
