@@ -1,0 +1,9 @@
+//! Integration tests of the contacts service on real Postgres and Redis. Each test gets its own
+//! database and stream prefix, so they run in parallel.
+
+mod helpers;
+mod matching;
+mod outbox;
+mod reads;
+
+pub use helpers::*;

@@ -1,0 +1,164 @@
+//! DESIGN §4: every change lands on its shard stream once, in order, even across crashes.
+
+use std::{process::Stdio, time::Duration};
+
+use meisa_proto::{
+    common::value::Kind,
+    contacts::{self as pb, contacts_service_client::ContactsServiceClient},
+    events::ChangeKind,
+};
+
+use crate::*;
+
+#[tokio::test]
+async fn an_event_carries_old_and_new_values_and_the_state_after() {
+    let app = spawn_app().await;
+    let a = app.upsert(WS, with_fields(contact("a@example.com", "u"), &[("plan", s("free"))])).await.unwrap();
+    app.upsert(WS, with_fields(contact("a@example.com", "u"), &[("plan", s("pro"))])).await.unwrap();
+    let events = app.events_for(&a.id).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].kind, ChangeKind::Created as i32);
+    let update = &events[1];
+    assert_eq!(update.kind, ChangeKind::Updated as i32);
+    assert_eq!(update.version, 2);
+    assert_eq!(update.workspace_id, WS);
+    assert_eq!(update.changes.len(), 1);
+    let ch = &update.changes[0];
+    assert_eq!(ch.path, "custom_fields.plan");
+    assert_eq!(ch.old.as_ref().and_then(|v| v.kind.clone()), Some(s("free")));
+    assert_eq!(ch.new.as_ref().and_then(|v| v.kind.clone()), Some(s("pro")));
+    let state = update.state.as_ref().unwrap();
+    assert_eq!(state.email, "a@example.com");
+    assert_eq!(state.version, 2);
+    assert!(!update.event_id.is_empty());
+    assert!(update.occurred_at.is_some());
+}
+
+#[tokio::test]
+async fn seq_is_contiguous_per_shard() {
+    let app = spawn_app().await;
+    let items: Vec<pb::ContactInput> = (0..200).map(|i| contact(&format!("c{i}@example.com"), &format!("u{i}"))).collect();
+    let r = app
+        .client
+        .clone()
+        .batch_upsert(pb::BatchUpsertRequest { workspace_id: WS.into(), contacts: items, causation: None })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.results.len(), 200);
+    app.wait_published().await;
+    let events = app.stream_events().await;
+    assert_eq!(events.len(), 200);
+    for shard in 0..app.config.shards {
+        let seqs: Vec<u64> = events.iter().filter(|e| e.shard == shard).map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "shard {shard}");
+    }
+}
+
+#[tokio::test]
+async fn a_change_committed_while_the_relay_is_down_is_published_once_after_restart() {
+    let mut app = spawn_app_with(|c| c.relay_enabled = false).await;
+    let a = app.upsert(WS, contact("a@example.com", "u")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.stream_events().await.is_empty(), "nothing published without a relay");
+
+    app.restart_with(|c| c.relay_enabled = true).await;
+    let events = app.events_for(&a.id).await;
+    assert_eq!(events.len(), 1);
+}
+
+#[tokio::test]
+async fn a_relay_that_died_after_publishing_does_not_publish_twice() {
+    let mut app = spawn_app().await;
+    let a = app.upsert(WS, contact("a@example.com", "u")).await.unwrap();
+    assert_eq!(app.events_for(&a.id).await.len(), 1);
+    app.stop().await;
+    // The crash window: the entry is in Redis but the row was never marked published.
+    sqlx::query("UPDATE outbox SET published_at = NULL").execute(&app.pool).await.unwrap();
+
+    app.restart_with(|_| {}).await;
+    app.wait_published().await;
+    app.upsert(WS, contact("b@example.com", "v")).await.unwrap();
+    app.wait_published().await;
+    assert_eq!(app.events_for(&a.id).await.len(), 1, "published exactly once");
+    assert_eq!(app.stream_events().await.len(), 2);
+}
+
+/// Kills the real `contacts` process with SIGKILL after a commit it could not publish (Redis
+/// unreachable), then restarts it: the event is published, once.
+#[tokio::test]
+async fn killing_the_process_between_commit_and_publish_loses_nothing() {
+    let app = spawn_app_with(|c| c.relay_enabled = false).await;
+    let port = meisa_testkit::free_port();
+    let spawn = |redis_url: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_contacts"))
+            .arg("serve")
+            .env("DATABASE_URL", &app.db.url)
+            .env("REDIS_URL", redis_url)
+            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{port}"))
+            .env("MEISA_STREAM_PREFIX", &app.prefix)
+            .env("MEISA_STREAM_SHARDS", app.config.shards.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start contacts")
+    };
+    let mut child = spawn(format!("redis://127.0.0.1:{}", meisa_testkit::free_port()));
+    let client = connect_when_up(port).await;
+    let a = client
+        .clone()
+        .upsert(pb::UpsertRequest { workspace_id: WS.into(), contact: Some(contact("a@example.com", "u")), causation: None })
+        .await
+        .unwrap()
+        .into_inner();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    assert!(app.stream_events().await.is_empty());
+
+    let mut child = spawn(meisa_testkit::redis_url());
+    let _ = connect_when_up(port).await;
+    let events = app.events_for(&a.id).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, ChangeKind::Created as i32);
+}
+
+async fn connect_when_up(port: u16) -> ContactsServiceClient<tonic::transport::Channel> {
+    for _ in 0..200 {
+        if let Ok(c) = ContactsServiceClient::connect(format!("http://127.0.0.1:{port}")).await {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("contacts did not start on port {port}");
+}
+
+#[tokio::test]
+async fn erasure_removes_the_contact_its_history_and_personal_data_in_the_outbox() {
+    let app = spawn_app().await;
+    let mut c = with_fields(contact("secret@example.com", "u"), &[("plan", s("free"))]);
+    c.first_name = name("Secret");
+    let a = app.upsert(WS, c).await.unwrap();
+    app.upsert(WS, with_fields(contact("secret@example.com", "u"), &[("n", Kind::IntValue(1))])).await.unwrap();
+    app.client
+        .clone()
+        .delete_contact(pb::DeleteContactRequest { workspace_id: WS.into(), id: a.id.clone(), causation: None })
+        .await
+        .unwrap();
+    assert_eq!(app.get(WS, &a.id).await.unwrap_err().code, meisa_runtime::errors::ErrorCode::NotFound);
+    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM contact_changes").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(history, 0);
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar("SELECT payload FROM outbox").fetch_all(&app.pool).await.unwrap();
+    for p in payloads {
+        assert!(!String::from_utf8_lossy(&p).contains("secret@example.com"), "outbox keeps no personal data");
+        assert!(!String::from_utf8_lossy(&p).contains("Secret"));
+    }
+    let events = app.events_for(&a.id).await;
+    let last = events.last().unwrap();
+    assert_eq!((last.kind, last.version), (ChangeKind::Deleted as i32, 3));
+    assert!(last.state.is_none());
+    // The address can sign up again, as a new contact.
+    assert!(app.upsert(WS, contact("secret@example.com", "u")).await.unwrap().created);
+}
