@@ -1,0 +1,135 @@
+//! The one error type of every handler. Whatever went wrong becomes a
+//! [`meisa_runtime::errors::ApiError`] here, at the edge, so the JSON body and status come from
+//! the shared code table; causes that are not the caller's business are logged, never sent.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use meisa_runtime::errors::{ApiError, ErrorCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+/// How long a client should wait before retrying a 503 or 429. Short: a dependency restarting in
+/// Kubernetes is usually back within a couple of seconds.
+pub const RETRY_AFTER_SECS: &str = "2";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A public error, already in the caller's words.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A backing gRPC service answered with an error, or could not be reached.
+    #[error("contacts service: {0}")]
+    Contacts(#[from] tonic::Status),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug or broken invariant in the gateway itself.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn to_api(&self) -> ApiError {
+        match self {
+            Self::Api(e) => e.clone(),
+            Self::Contacts(status) => ApiError::from_status(status),
+            Self::Store(e) if e.is_unavailable() => {
+                ApiError::unavailable("the gateway database is unavailable; retry shortly")
+            }
+            Self::Store(_) | Self::Internal(_) => ApiError::internal(),
+        }
+    }
+}
+
+/// `{"error": {"code", "message", "field"}}`, the body of every failure (DESIGN §2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// One of invalid_json, unauthorized, not_found, conflict, payload_too_large,
+    /// unsupported_media_type, invalid_field, rate_limited, unavailable, internal.
+    #[schema(example = "invalid_field")]
+    pub code: String,
+    #[schema(example = "custom_fields.plan: field is a string, got a number")]
+    pub message: String,
+    /// The offending field's path, or null when the error is not about one field.
+    #[schema(example = "custom_fields.plan")]
+    pub field: Option<String>,
+}
+
+impl From<&ApiError> for ErrorDetail {
+    fn from(e: &ApiError) -> Self {
+        Self {
+            code: e.code.as_str().to_string(),
+            message: e.message.clone(),
+            field: e.field.clone(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let api = self.to_api();
+        match api.code {
+            ErrorCode::Internal => tracing::error!(error = %self, "request failed"),
+            ErrorCode::Unavailable => tracing::warn!(error = %self, "dependency unavailable"),
+            _ => tracing::debug!(code = api.code.as_str(), error = %self, "request rejected"),
+        }
+        api_error_response(&api)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        AppError::Store(e).to_api()
+    }
+}
+
+pub fn api_error_response(api: &ApiError) -> Response {
+    let status =
+        StatusCode::from_u16(api.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        status,
+        Json(ErrorBody {
+            error: ErrorDetail::from(api),
+        }),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    match api.code {
+        ErrorCode::Unavailable | ErrorCode::RateLimited => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        ErrorCode::Unauthorized => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        _ => {}
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_contacts_is_a_503_with_retry_after() {
+        let resp = AppError::Contacts(tonic::Status::unavailable("tcp connect error")).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], RETRY_AFTER_SECS);
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let api = AppError::Internal("SELECT secret FROM keys".into()).to_api();
+        assert_eq!(api.code, ErrorCode::Internal);
+        assert!(!api.message.contains("SELECT"));
+    }
+}

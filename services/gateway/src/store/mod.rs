@@ -1,0 +1,64 @@
+//! The gateway's own tables: workspaces and the API keys that act for them.
+
+pub mod keys;
+pub mod workspaces;
+
+use std::time::Duration;
+
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// The database could not be reached (as opposed to a query that is wrong): the caller gets a
+    /// 503 and retries rather than a 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Db(
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+}
+
+pub fn connect_options(database_url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    database_url.parse()
+}
+
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        // An API call waits at most this long for a connection, then answers 503.
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(connect_options(database_url)?)
+        .await
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::migrate!("./migrations").run(pool).await?;
+    Ok(())
+}
+
+pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
+/// `prefix_` + a UUIDv7: time-ordered, so ids sort by creation and index well.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
