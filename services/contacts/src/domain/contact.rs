@@ -212,3 +212,80 @@ mod tests {
         assert_eq!(ch[0].tags_added, ["pro"]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::{
+        fields::FieldName,
+        input::{ContactInput, EmailAddress},
+    };
+
+    fn value() -> impl Strategy<Value = Option<FieldValue>> {
+        prop_oneof![
+            Just(None),
+            any::<i64>().prop_map(|i| Some(FieldValue::Int(i))),
+            "[a-z]{0,8}".prop_map(|s| Some(FieldValue::String(s))),
+            any::<bool>().prop_map(|b| Some(FieldValue::Bool(b))),
+        ]
+    }
+
+    fn input() -> impl Strategy<Value = ContactInput> {
+        (
+            proptest::collection::btree_map("[a-d]", value(), 0..4),
+            proptest::option::of("[A-Z][a-z]{0,5}"),
+            proptest::option::of(any::<bool>()),
+        )
+            .prop_map(|(fields, first, sub)| ContactInput {
+                email: EmailAddress::parse("p@example.com").unwrap(),
+                external_id: Some("u".into()),
+                first_name: first.map_or(Patch::Keep, Patch::Set),
+                last_name: Patch::Keep,
+                subscribed: sub,
+                custom_fields: fields
+                    .into_iter()
+                    .map(|(k, v)| (FieldName::parse(&k).unwrap(), v))
+                    .collect::<BTreeMap<_, _>>(),
+            })
+    }
+
+    proptest! {
+        /// Sending the same upsert twice: the second is never a change (no duplicate events).
+        #[test]
+        fn applying_an_input_twice_changes_nothing_the_second_time(a in input(), b in input()) {
+            let base = Contact::new("ct".into(), "ws".into(), "p@example.com".into(), Utc::now());
+            let once = base.apply_input(&a).apply_input(&b);
+            let twice = once.apply_input(&b);
+            prop_assert!(twice.diff(Some(&once)).is_empty());
+        }
+
+        /// The change set names exactly the custom fields whose values differ.
+        #[test]
+        fn diff_lists_exactly_the_fields_that_differ(a in input(), b in input()) {
+            let base = Contact::new("ct".into(), "ws".into(), "p@example.com".into(), Utc::now());
+            let before = base.apply_input(&a);
+            let after = before.apply_input(&b);
+            let paths: Vec<String> = after.diff(Some(&before)).into_iter().map(|c| c.path).collect();
+            for (name, v) in &b.custom_fields {
+                let differs = before.custom_fields.get(name.as_str()) != v.as_ref();
+                prop_assert_eq!(paths.contains(&name.path()), differs);
+            }
+        }
+
+        /// Parsing never panics, whatever the product sends; errors always name a field.
+        #[test]
+        fn parsing_any_input_never_panics(email in ".{0,300}", ext in ".{0,300}", key in ".{0,80}", s in ".{0,50}") {
+            let mut i = meisa_proto::contacts::ContactInput { email, external_id: ext, ..Default::default() };
+            i.custom_fields.insert(key, meisa_proto::common::Value {
+                kind: Some(meisa_proto::common::value::Kind::StringValue(s)),
+            });
+            if let Err(e) = ContactInput::parse(&i) {
+                prop_assert!(e.field.is_some());
+            }
+        }
+    }
+}
