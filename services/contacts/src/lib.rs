@@ -39,7 +39,13 @@ pub enum StartError {
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
 }
 
+/// Creates the database when it does not exist yet, then applies the migrations.
 pub async fn migrate(database_url: &str) -> Result<(), StartError> {
+    use sqlx::migrate::MigrateDatabase;
+    if !sqlx::Postgres::database_exists(database_url).await? {
+        tracing::info!("creating the contacts database");
+        sqlx::Postgres::create_database(database_url).await?;
+    }
     let pool = PgPoolOptions::new().max_connections(1).connect(database_url).await?;
     store::MIGRATOR.run(&pool).await?;
     pool.close().await;

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# `make dev`: Postgres and Redis, migrations, every service, a workspace, and what to do next.
+# Ctrl-C stops everything. Data and logs live under .dev/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+PG=${MEISA_DEV_PG:-postgres://postgres:postgres@127.0.0.1:5432}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+HTTP_PORT=${MEISA_HTTP_PORT:-8080}
+GATEWAY_URL="http://127.0.0.1:${HTTP_PORT}"
+CONTACTS_ADDR=127.0.0.1:${MEISA_CONTACTS_PORT:-50051}
+AUTOMATIONS_ADDR=127.0.0.1:${MEISA_AUTOMATIONS_PORT:-50052}
+MAILER_ADDR=127.0.0.1:${MEISA_MAILER_PORT:-50053}
+DEV=.dev
+mkdir -p "$DEV/logs" "$DEV/mail"
+
+bash scripts/ensure-deps.sh
+
+# Only the services that exist in this checkout (later issues add more).
+services=()
+for s in contacts mailer automations gateway; do
+  [ -f "services/$s/Cargo.toml" ] && services+=("$s")
+done
+
+say "building ${services[*]} (first build takes a few minutes)"
+cargo build -q $(printf -- '--bin %s ' "${services[@]}")
+BIN=target/debug
+
+db_url() { echo "${PG}/meisa_$1"; }
+for s in "${services[@]}"; do
+  say "migrating $s"
+  if ! DATABASE_URL=$(db_url "$s") "$BIN/$s" migrate >"$DEV/logs/$s-migrate.log" 2>&1; then
+    cat "$DEV/logs/$s-migrate.log" >&2
+    echo "migrating $s failed (see above); is Postgres reachable at ${PG}?" >&2
+    exit 1
+  fi
+done
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  say "stopping services"
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+export REDIS_URL MEISA_CONTACTS_URL="http://${CONTACTS_ADDR}" MEISA_MAILER_URL="http://${MAILER_ADDR}" \
+  MEISA_AUTOMATIONS_URL="http://${AUTOMATIONS_ADDR}" MEISA_PUBLIC_URL="$GATEWAY_URL" \
+  MEISA_DATA_DIR="$PWD/$DEV/mail"
+start() {
+  local s=$1; shift
+  env DATABASE_URL="$(db_url "$s")" "$@" "$BIN/$s" serve >>"$DEV/logs/$s.log" 2>&1 &
+  pids+=($!)
+  say "started $s (logs: $DEV/logs/$s.log)"
+}
+for s in "${services[@]}"; do
+  case $s in
+    contacts) start contacts MEISA_GRPC_ADDR="$CONTACTS_ADDR" ;;
+    mailer) start mailer MEISA_GRPC_ADDR="$MAILER_ADDR" ;;
+    automations) start automations MEISA_GRPC_ADDR="$AUTOMATIONS_ADDR" ;;
+    gateway) start gateway MEISA_HTTP_PORT="$HTTP_PORT" MEISA_HTTP_HOST=127.0.0.1 ;;
+  esac
+done
+
+for _ in $(seq 1 100); do
+  curl -fsS "$GATEWAY_URL/readyz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "$GATEWAY_URL/readyz" >/dev/null || { echo "the gateway is not ready; see $DEV/logs/" >&2; exit 1; }
+
+# One workspace per .dev/: keep it across restarts so the API key in your scripts keeps working.
+if [ -f "$DEV/workspace.json" ]; then
+  ws_json=$(cat "$DEV/workspace.json")
+else
+  ws_json=$(DATABASE_URL=$(db_url gateway) "$BIN/gateway" admin create-workspace --name "Local dev")
+  echo "$ws_json" >"$DEV/workspace.json"
+fi
+WS_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["workspace_id"])' <<<"$ws_json" 2>/dev/null \
+  || sed -E 's/.*"workspace_id" *: *"([^"]+)".*/\1/' <<<"$ws_json")
+API_KEY=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])' <<<"$ws_json" 2>/dev/null \
+  || sed -E 's/.*"api_key" *: *"([^"]+)".*/\1/' <<<"$ws_json")
+
+grpc_json="\"contacts\": \"$CONTACTS_ADDR\""
+[[ " ${services[*]} " == *" automations "* ]] && grpc_json+=", \"automations\": \"$AUTOMATIONS_ADDR\""
+[[ " ${services[*]} " == *" mailer "* ]] && grpc_json+=", \"mailer\": \"$MAILER_ADDR\""
+cat >"$DEV/bootstrap.json" <<JSON
+{"gateway_url": "$GATEWAY_URL", "workspace_id": "$WS_ID", "api_key": "$API_KEY",
+ "grpc": {$grpc_json}}
+JSON
+
+cat <<TXT
+
+  Meisa is running. Services: ${services[*]}
+  Gateway:    $GATEWAY_URL   (OpenAPI: $GATEWAY_URL/api/v1/openapi.json)
+  Workspace:  $WS_ID
+  API key:    $API_KEY
+  Facts:      $DEV/bootstrap.json     Logs: $DEV/logs/
+
+  Upsert your first contact:
+
+  curl -sS -X POST $GATEWAY_URL/api/v1/contacts/upsert/ \\
+    -H "Authorization: Bearer $API_KEY" -H "Content-Type: application/json" \\
+    -d '{"email": "jane@example.com", "external_id": "usr_12345", "first_name": "Jane", "custom_fields": {"plan": "free"}}'
+
+  Run it twice: the second answer has "changed": []. Ctrl-C stops everything.
+
+TXT
+wait -n "${pids[@]}" || true
+echo "a service exited; see $DEV/logs/" >&2
