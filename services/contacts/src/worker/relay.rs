@@ -97,7 +97,7 @@ async fn lead(
     let result = async {
         loop {
             let n = publish_batch(&mut conn, redis, script, config).await?;
-            if last_prune.elapsed() > Duration::from_secs(60) {
+            if last_prune.elapsed() > config.retention.min(Duration::from_secs(60)) {
                 let cutoff = chrono::Utc::now()
                     - chrono::Duration::from_std(config.retention).unwrap_or(chrono::Duration::days(7));
                 let pruned = outbox::prune(pool, cutoff).await?;

@@ -162,3 +162,31 @@ async fn erasure_removes_the_contact_its_history_and_personal_data_in_the_outbox
     // The address can sign up again, as a new contact.
     assert!(app.upsert(WS, contact("secret@example.com", "u")).await.unwrap().created);
 }
+
+#[tokio::test]
+async fn published_rows_are_pruned_after_retention_and_seq_continues() {
+    let app = spawn_app_with(|c| {
+        c.shards = 1;
+        c.outbox_retention = Duration::from_millis(300);
+    })
+    .await;
+    app.upsert(WS, contact("a@example.com", "a")).await.unwrap();
+    app.wait_published().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.upsert(WS, contact("b@example.com", "b")).await.unwrap();
+    app.wait_published().await;
+    let mut left = 2;
+    for _ in 0..100 {
+        left = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox").fetch_one(&app.pool).await.unwrap();
+        if left == 1 {
+            break;
+        }
+        app.upsert(WS, contact("b@example.com", "b")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 1, "the old row is pruned, the recent one kept");
+    app.upsert(WS, contact("c@example.com", "c")).await.unwrap();
+    app.wait_published().await;
+    let seqs: Vec<u64> = app.stream_events().await.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3], "numbering survives pruning");
+}
