@@ -1,0 +1,148 @@
+//! Starts contacts and gateway as release processes on fresh databases, and runs pgbench.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use meisa_testkit::TestDb;
+
+pub struct Cluster {
+    pub gateway_url: String,
+    pub api_key: String,
+    pub contacts_db: TestDb,
+    _gateway_db: TestDb,
+    children: Vec<(&'static str, Child)>,
+    prefix: String,
+}
+
+fn bin(name: &str) -> String {
+    let dir = std::env::var("MEISA_BIN_DIR").unwrap_or_else(|_| "target/release".into());
+    format!("{dir}/{name}")
+}
+
+fn run(cmd: &mut Command) -> Result<String, Box<dyn std::error::Error>> {
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+impl Cluster {
+    pub async fn start() -> Result<Self, Box<dyn std::error::Error>> {
+        let contacts_db = TestDb::create("bench_contacts").await;
+        let gateway_db = TestDb::create("bench_gateway").await;
+        let prefix = meisa_testkit::unique_name("bench");
+        run(Command::new(bin("contacts")).arg("migrate").env("DATABASE_URL", &contacts_db.url).env("REDIS_URL", meisa_testkit::redis_url()))?;
+        run(Command::new(bin("gateway")).arg("migrate").env("DATABASE_URL", &gateway_db.url))?;
+        let ws = run(Command::new(bin("gateway"))
+            .args(["admin", "create-workspace", "--name", "bench"])
+            .env("DATABASE_URL", &gateway_db.url))?;
+        let ws: serde_json::Value = serde_json::from_str(ws.trim())?;
+        let api_key = ws["api_key"].as_str().ok_or("no api_key")?.to_string();
+
+        let grpc_port = meisa_testkit::free_port();
+        let http_port = meisa_testkit::free_port();
+        let contacts = Command::new(bin("contacts"))
+            .arg("serve")
+            .env("DATABASE_URL", &contacts_db.url)
+            .env("REDIS_URL", meisa_testkit::redis_url())
+            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+            .env("MEISA_STREAM_PREFIX", &prefix)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()?;
+        let gateway = Command::new(bin("gateway"))
+            .arg("serve")
+            .env("DATABASE_URL", &gateway_db.url)
+            .env("MEISA_CONTACTS_URL", format!("http://127.0.0.1:{grpc_port}"))
+            .env("MEISA_HTTP_PORT", http_port.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()?;
+        let cluster = Self {
+            gateway_url: format!("http://127.0.0.1:{http_port}"),
+            api_key,
+            contacts_db,
+            _gateway_db: gateway_db,
+            children: vec![("contacts", contacts), ("gateway", gateway)],
+            prefix,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{}/readyz", cluster.gateway_url)).send().await {
+                if r.status().is_success() {
+                    return Ok(cluster);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("the gateway did not become ready".into())
+    }
+
+    /// Resident memory of each service process, in KiB.
+    pub fn idle_rss(&self) -> Vec<(&'static str, u64)> {
+        self.children
+            .iter()
+            .map(|(name, child)| {
+                let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+                let kib = status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                (*name, kib)
+            })
+            .collect()
+    }
+
+    /// The transaction contacts runs for one upsert (lock the matches, write the contact, its
+    /// history row and its outbox row), one upsert per transaction, as pgbench runs it.
+    pub fn pgbench(&self, clients: u32, seconds: u64) -> Result<f64, Box<dyn std::error::Error>> {
+        let script = std::env::temp_dir().join(format!("{}.sql", self.prefix));
+        std::fs::write(
+            &script,
+            r#"\set n random(1, 1000000000)
+BEGIN;
+SELECT id FROM contacts WHERE workspace_id = 'ws_pgbench' AND (email = 'u' || :n || '@example.com' OR external_id = 'x' || :n) FOR UPDATE;
+INSERT INTO contacts (workspace_id, id, email, external_id, first_name, subscribed, tags, custom_fields, version, created_at, updated_at)
+  VALUES ('ws_pgbench', 'ct_' || :n, 'u' || :n || '@example.com', 'x' || :n, 'Jane', true, '{}', '{"plan": "free", "posts_generated": 3}', 1, now(), now())
+  ON CONFLICT (workspace_id, id) DO UPDATE SET custom_fields = EXCLUDED.custom_fields, version = contacts.version + 1, updated_at = now();
+INSERT INTO contact_changes (workspace_id, contact_id, version, event_id, payload, occurred_at)
+  VALUES ('ws_pgbench', 'ct_' || :n, (SELECT version FROM contacts WHERE workspace_id = 'ws_pgbench' AND id = 'ct_' || :n), gen_random_uuid(), decode(repeat('ab', 120), 'hex'), now());
+INSERT INTO outbox (shard, event_id, workspace_id, contact_id, payload)
+  VALUES (:n % 16, gen_random_uuid(), 'ws_pgbench', 'ct_' || :n, decode(repeat('ab', 300), 'hex'));
+SELECT pg_notify('meisa_pgbench', '');
+COMMIT;
+"#,
+        )?;
+        let out = run(Command::new("pgbench")
+            .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+            .arg(&script)
+            .arg(&self.contacts_db.url))?;
+        let _ = std::fs::remove_file(&script);
+        out.lines()
+            .find(|l| l.starts_with("tps = "))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no tps in pgbench output: {out}").into())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let prefix = self.prefix.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(meisa_testkit::clean_redis(&prefix));
+            }
+        })
+        .join();
+    }
+}
