@@ -1,0 +1,83 @@
+//! Prefixed identifiers (DESIGN §3): `tpl_…` and `msg_…` around a UUIDv7, so ids sort by creation
+//! time (cursor pagination uses that) and a leaked id says what it names.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{value:?} is not a valid {kind} id (expected {prefix}… as returned by the API)")]
+pub struct IdError {
+    kind: &'static str,
+    prefix: &'static str,
+    value: String,
+}
+
+macro_rules! prefixed_id {
+    ($name:ident, $prefix:literal, $kind:literal) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            pub fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            pub fn uuid(&self) -> Uuid {
+                self.0
+            }
+
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                let err = || IdError {
+                    kind: $kind,
+                    prefix: $prefix,
+                    value: s.chars().take(80).collect(),
+                };
+                let rest = s.trim().strip_prefix($prefix).ok_or_else(err)?;
+                // Only the canonical 32 hex digits: one id, one spelling.
+                if rest.len() != 32 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err());
+                }
+                Uuid::try_parse(rest).map(Self).map_err(|_| err())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{}", $prefix, self.0.simple())
+            }
+        }
+    };
+}
+
+prefixed_id!(TemplateId, "tpl_", "template");
+prefixed_id!(MessageId, "msg_", "message");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_reject_other_prefixes() {
+        let id = TemplateId::new();
+        assert_eq!(TemplateId::parse(&id.to_string()), Ok(id));
+        assert!(TemplateId::parse(&MessageId::new().to_string()).is_err());
+        assert!(TemplateId::parse("tpl_xyz").is_err());
+        assert!(TemplateId::parse("").is_err());
+        let m = MessageId::new();
+        assert!(m.to_string().starts_with("msg_"));
+        assert_eq!(MessageId::parse(&m.to_string()), Ok(m));
+    }
+}

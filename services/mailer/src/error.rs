@@ -1,0 +1,48 @@
+//! The mailer's errors, mapped once to the public error table (`ApiError`), which turns them into
+//! a `tonic::Status` with ErrorInfo and BadRequest details.
+
+use meisa_runtime::errors::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Already public: validation, not found, conflict.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("contacts service: {0}")]
+    Contacts(tonic::Status),
+    #[error("render task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The public form. Unexpected failures are logged here, once, with their cause; the caller
+    /// only learns that it may retry.
+    pub fn to_api(&self) -> ApiError {
+        match self {
+            Error::Api(e) => e.clone(),
+            Error::Db(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+                tracing::warn!(error = %self, "database unavailable");
+                ApiError::unavailable("the mailer's database is unavailable; retry shortly")
+            }
+            Error::Contacts(status) => {
+                let e = ApiError::from_status(status);
+                tracing::warn!(error = %self, "contacts call failed");
+                e
+            }
+            other => {
+                tracing::error!(error = %other, "request failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        e.to_api().to_status()
+    }
+}
