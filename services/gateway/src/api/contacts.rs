@@ -34,7 +34,8 @@ use crate::{
 
 pub const MAX_BATCH: usize = 1_000;
 pub const DEFAULT_PAGE: u32 = 50;
-pub const MAX_PAGE: u32 = 1_000;
+/// What contacts serves at most per page.
+pub const MAX_PAGE: u32 = 500;
 
 fn api_causation() -> Option<Causation> {
     Some(Causation {
@@ -239,7 +240,7 @@ pub struct ContactsQuery {
     email: Option<String>,
     /// Look one contact up by external_id; answers the contact object or 404.
     external_id: Option<String>,
-    /// Page size for the list, 1 to 1000 (default 50).
+    /// Page size for the list, 1 to 500 (default 50).
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
@@ -372,7 +373,7 @@ mod tests {
         assert_eq!(parse_limit(None).unwrap(), DEFAULT_PAGE);
         assert_eq!(parse_limit(Some("10")).unwrap(), 10);
         assert!(parse_limit(Some("0")).is_err());
-        assert!(parse_limit(Some("1001")).is_err());
+        assert!(parse_limit(Some("501")).is_err());
         assert_eq!(parse_limit(Some("abc")).unwrap_err().field.as_deref(), Some("limit"));
     }
 }

@@ -288,7 +288,14 @@ pub fn contact_input(body: Value) -> Result<ContactInput, ApiError> {
     for key in &keys {
         match key.as_str() {
             "email" => input.email = required_string(&mut obj, "email")?,
-            "external_id" => input.external_id = required_string(&mut obj, "external_id")?,
+            "external_id" => {
+                input.external_id = required_string(&mut obj, "external_id")?;
+                // Contacts treats an empty id as "match by email only", which internal imports
+                // use; the public API always identifies the user.
+                if input.external_id.trim().is_empty() {
+                    return Err(ApiError::field("external_id", "is required and cannot be empty"));
+                }
+            }
             "first_name" => input.first_name = string_patch(&mut obj, "first_name")?,
             "last_name" => input.last_name = string_patch(&mut obj, "last_name")?,
             "subscribed" => match obj.remove("subscribed") {
@@ -420,6 +427,7 @@ mod tests {
         assert_eq!(err(json!({"external_id": "u"})).field.as_deref(), Some("email"));
         assert_eq!(err(json!({"email": "a@b.co"})).field.as_deref(), Some("external_id"));
         assert_eq!(err(json!({"email": null, "external_id": "u"})).field.as_deref(), Some("email"));
+        assert_eq!(err(json!({"email": "a@b.co", "external_id": " "})).field.as_deref(), Some("external_id"));
         let e = err(json!([1, 2]));
         assert_eq!(e.code, ErrorCode::InvalidField);
         assert_eq!(e.field, None);

@@ -1,0 +1,191 @@
+//! The real binaries as an operator runs them: `contacts migrate/serve`, `gateway admin
+//! create-workspace` on a fresh database, `gateway serve`, configured by environment only, and a
+//! product backend's first upsert over plain HTTP.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use meisa_testkit::{TestDb, free_port, redis_url, unique_name};
+use serde_json::{Value, json};
+
+/// Kills the process when the test ends, whichever way it ends.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn gateway_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gateway"))
+}
+
+/// The `contacts` binary, built once per test run next to `gateway` (same target dir and
+/// profile); cargo only builds binaries of the package under test by itself.
+fn contacts_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let gateway = gateway_bin();
+        let dir = gateway.parent().expect("gateway binary has a directory").to_path_buf();
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-p", "meisa-contacts", "--bin", "contacts"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build for contacts");
+        assert!(status.success(), "cargo build -p meisa-contacts failed");
+        let bin = dir.join(format!("contacts{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.exists(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn spawn(cmd: &mut Command) -> Process {
+    Process(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn"),
+    )
+}
+
+#[tokio::test]
+async fn the_binaries_serve_the_first_upsert() {
+    let contacts_bin = tokio::task::spawn_blocking(contacts_bin).await.unwrap();
+    let gateway_db = TestDb::create("gateway_bb").await;
+    let contacts_db = TestDb::create("contacts_bb").await;
+    let prefix = unique_name("bb");
+    let grpc_port = free_port();
+    let http_port = free_port();
+
+    let contacts_env = |cmd: &mut Command| {
+        cmd.env("DATABASE_URL", &contacts_db.url)
+            .env("REDIS_URL", redis_url())
+            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+            .env("MEISA_STREAM_PREFIX", &prefix)
+            .env("RUST_LOG", "warn");
+    };
+    let mut migrate = Command::new(contacts_bin);
+    migrate.arg("migrate");
+    contacts_env(&mut migrate);
+    run(&mut migrate);
+    let mut serve = Command::new(contacts_bin);
+    serve.arg("serve");
+    contacts_env(&mut serve);
+    let _contacts = spawn(&mut serve);
+
+    // On a database nobody has migrated: the admin command migrates first.
+    let out = run(Command::new(gateway_bin())
+        .args(["admin", "create-workspace", "--name", "Acme"])
+        .env("DATABASE_URL", &gateway_db.url));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout:?}");
+    let created: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let keys: Vec<&str> = created.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["workspace_id", "api_key"]);
+    assert!(created["workspace_id"].as_str().unwrap().starts_with("ws_"));
+    let api_key = created["api_key"].as_str().unwrap().to_string();
+    assert!(api_key.starts_with("meisa_sk_") && api_key.len() >= 9 + 32);
+    // Migrating again is a no-op.
+    run(Command::new(gateway_bin()).arg("migrate").env("DATABASE_URL", &gateway_db.url).env("RUST_LOG", "warn"));
+
+    let _gateway = spawn(
+        Command::new(gateway_bin())
+            .arg("serve")
+            .env("DATABASE_URL", &gateway_db.url)
+            .env("MEISA_CONTACTS_URL", format!("http://127.0.0.1:{grpc_port}"))
+            .env("MEISA_HTTP_PORT", http_port.to_string())
+            .env("RUST_LOG", "warn"),
+    );
+    let base = format!("http://127.0.0.1:{http_port}");
+    let http = reqwest::Client::new();
+    wait_ready(&http, &base).await;
+
+    let payload = r#"{"email": "jane@example.com", "external_id": "usr_12345", "first_name": "Jane",
+       "custom_fields": {"plan": "free"}}"#;
+    let send = || {
+        http.post(format!("{base}/api/v1/contacts/upsert/"))
+            .header("Authorization", format!("Bearer {api_key}"))
+            .header("Content-Type", "application/json")
+            .body(payload)
+            .send()
+    };
+    let resp = send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["id"].as_str().unwrap().starts_with("ct_"), "{body}");
+    assert_eq!(body["created"], true);
+    assert_eq!(body["version"], 1);
+    assert_eq!(
+        body["changed"],
+        json!(["email", "external_id", "first_name", "subscribed", "custom_fields.plan"])
+    );
+
+    let resp = send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let again: Value = resp.json().await.unwrap();
+    assert_eq!(again, json!({"id": body["id"], "created": false, "version": 1, "changed": []}));
+
+    // A revoked key stops working (the CLI, then the served API after the cache's TTL).
+    let prefix_arg: String = api_key.chars().take(17).collect();
+    let out = run(Command::new(gateway_bin())
+        .args(["admin", "revoke-key", "--key-prefix", &prefix_arg])
+        .env("DATABASE_URL", &gateway_db.url));
+    let revoked: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(revoked["revoked"]["workspace_id"], created["workspace_id"]);
+
+    meisa_testkit::clean_redis(&prefix).await;
+}
+
+#[test]
+fn a_missing_variable_is_named() {
+    let out = Command::new(gateway_bin())
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+
+    let out = Command::new(gateway_bin())
+        .arg("serve")
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x")
+        .env("MEISA_HTTP_PORT", "eighty")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("MEISA_HTTP_PORT"), "{stderr}");
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(resp) = http.get(format!("{base}/readyz")).send().await
+            && resp.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "gateway and contacts did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
