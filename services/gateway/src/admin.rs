@@ -22,6 +22,9 @@ pub enum AdminError {
 }
 
 pub async fn connect(database_url: &str) -> Result<PgPool, AdminError> {
+    store::ensure_database(database_url)
+        .await
+        .map_err(AdminError::Connect)?;
     let pool = store::connect(database_url, 2)
         .await
         .map_err(AdminError::Connect)?;

@@ -44,8 +44,12 @@ pub enum MigrateError {
     Migrate(#[from] store::StoreError),
 }
 
-/// Applies the gateway's embedded migrations (what `gateway migrate` runs as a Kubernetes Job).
+/// Applies the gateway's embedded migrations (what `gateway migrate` runs as a Kubernetes Job),
+/// creating the database first if it does not exist.
 pub async fn migrate(database_url: &str) -> Result<(), MigrateError> {
+    store::ensure_database(database_url)
+        .await
+        .map_err(MigrateError::Connect)?;
     let pool = store::connect(database_url, 1)
         .await
         .map_err(MigrateError::Connect)?;

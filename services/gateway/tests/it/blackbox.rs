@@ -189,3 +189,28 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn create_workspace_works_on_a_database_that_does_not_exist_yet() {
+    let name = unique_name("meisa_test_gateway_fresh");
+    // Dropped (with the database) when the test ends.
+    let db = TestDb {
+        url: format!("{}/{name}", meisa_testkit::pg_server_url()),
+        name,
+    };
+    let url = db.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run(Command::new(gateway_bin())
+            .args(["admin", "create-workspace", "--name", "Fresh"])
+            .env("DATABASE_URL", url))
+    })
+    .await
+    .unwrap();
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(created["api_key"].as_str().unwrap().starts_with("meisa_sk_"));
+
+    let pool = meisa_gateway::store::connect(&db.url, 1).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM workspaces").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, 1);
+    pool.close().await;
+}
