@@ -103,6 +103,8 @@ struct State {
     rules: Vec<Rule>,
     delays: Vec<(Stage, Duration)>,
     connections: usize,
+    /// `MAIL FROM` commands received (counted before any scripted delay).
+    mail_commands: usize,
     /// Every reply the server sent after DATA's end, in order ("250", "451"...), including
     /// scripted failures: lets a test count attempts as the server saw them.
     data_end_replies: Vec<String>,
@@ -213,6 +215,12 @@ impl SmtpServer {
         lock(&self.state).connections
     }
 
+    /// How many `MAIL FROM` commands arrived, answered or not: one more than the accepted
+    /// messages means a client is waiting in a (delayed) transaction right now.
+    pub fn mail_command_count(&self) -> usize {
+        lock(&self.state).mail_commands
+    }
+
     /// The code of every reply after DATA's end, in order.
     pub fn data_end_replies(&self) -> Vec<String> {
         lock(&self.state).data_end_replies.clone()
@@ -321,6 +329,7 @@ async fn session(socket: TcpStream, state: Arc<Mutex<State>>, notify: Arc<Notify
                 return Ok(());
             }
             "MAIL" => {
+                lock(&state).mail_commands += 1;
                 let (scripted_reply, delay) = scripted(&state, Stage::Mail, None);
                 sleep(delay).await;
                 match scripted_reply {

@@ -1,0 +1,214 @@
+use std::{collections::BTreeMap, time::Duration};
+
+use meisa_mailer::{Application, Config, transport::SmtpUrl};
+use meisa_proto::{
+    common::{Contact, Value, value::Kind},
+    mailer::{self as pb, mailer_service_client::MailerServiceClient},
+};
+use meisa_runtime::errors::ApiError;
+use meisa_testkit::{TestDb, smtp::SmtpServer};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+pub const WS: &str = "ws_test";
+
+pub struct TestApp {
+    pub client: MailerServiceClient<Channel>,
+    pub db: TestDb,
+    pub config: Config,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The mailer on its own database, sending to `smtp` (or to .eml files when None).
+pub async fn spawn_app(smtp: Option<&SmtpServer>) -> TestApp {
+    spawn_app_with(smtp, |_| {}).await
+}
+
+pub async fn spawn_app_with(smtp: Option<&SmtpServer>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let db = TestDb::create("mailer").await;
+    meisa_mailer::migrate(&db.url).await.expect("migrate");
+    let mut config = Config::local(&db.url);
+    config.smtp = smtp.map(|s| SmtpUrl::parse(&s.url()).expect("smtp url"));
+    tweak(&mut config);
+    let app = Application::build(config.clone()).await.expect("build");
+    let addr = app.grpc_addr();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        app.run(token).await.expect("run");
+    });
+    let client = MailerServiceClient::connect(format!("http://{addr}")).await.expect("connect");
+    TestApp { client, db, config, shutdown, handle: Some(handle) }
+}
+
+pub fn string(s: &str) -> Value {
+    Value { kind: Some(Kind::StringValue(s.into())) }
+}
+
+pub fn contact(id: &str, email: &str, first_name: Option<&str>) -> Contact {
+    Contact {
+        id: id.into(),
+        workspace_id: WS.into(),
+        email: email.into(),
+        external_id: format!("usr_{id}"),
+        first_name: first_name.map(str::to_string),
+        last_name: None,
+        subscribed: true,
+        tags: vec!["pro".into()],
+        custom_fields: BTreeMap::from([("plan".to_string(), string("pro"))]),
+        version: 1,
+        created_at: None,
+        updated_at: None,
+    }
+}
+
+pub fn template(subject: &str, html: &str) -> pb::TemplateInput {
+    pb::TemplateInput {
+        name: "Welcome".into(),
+        subject: subject.into(),
+        html: html.into(),
+        text: None,
+        from: "Acme <hello@acme.test>".into(),
+        reply_to: None,
+    }
+}
+
+impl TestApp {
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+
+    pub async fn create_template(&self, input: pb::TemplateInput) -> Result<pb::Template, ApiError> {
+        self.client
+            .clone()
+            .create_template(pb::CreateTemplateRequest { workspace_id: WS.into(), template: Some(input) })
+            .await
+            .map(|r| r.into_inner().template.expect("template"))
+            .map_err(|s| ApiError::from_status(&s))
+    }
+
+    pub async fn send(&self, key: &str, contact: Contact, template_id: &str) -> Result<pb::SendEmailResponse, ApiError> {
+        self.client
+            .clone()
+            .send_email(pb::SendEmailRequest {
+                workspace_id: WS.into(),
+                idempotency_key: key.into(),
+                contact: Some(contact),
+                template_id: template_id.into(),
+                source: Some(pb::MessageSource {
+                    automation_id: "aut_1".into(),
+                    sequence_id: "seq_1".into(),
+                    step: Some(0),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| ApiError::from_status(&s))
+    }
+
+    pub async fn message(&self, id: &str) -> pb::Message {
+        self.client
+            .clone()
+            .get_message(pb::GetMessageRequest { workspace_id: WS.into(), id: id.into() })
+            .await
+            .expect("get message")
+            .into_inner()
+            .message
+            .expect("message")
+    }
+
+    /// Polls until the message reaches `status` (the workers run on their own schedule).
+    pub async fn wait_status(&self, id: &str, status: pb::MessageStatus, timeout: Duration) -> pb::Message {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let m = self.message(id).await;
+            if m.status == status as i32 {
+                return m;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("message {id} did not reach {status:?} within {timeout:?}: {m:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn list_messages(&self, req: pb::ListMessagesRequest) -> pb::ListMessagesResponse {
+        self.client
+            .clone()
+            .list_messages(pb::ListMessagesRequest { workspace_id: WS.into(), ..req })
+            .await
+            .expect("list messages")
+            .into_inner()
+    }
+
+    pub async fn suppressions(&self) -> Vec<pb::Suppression> {
+        self.client
+            .clone()
+            .list_suppressions(pb::ListSuppressionsRequest { workspace_id: WS.into(), page: None })
+            .await
+            .expect("list suppressions")
+            .into_inner()
+            .suppressions
+    }
+}
+
+/// The token of a received email's `List-Unsubscribe: <…/u/TOKEN>, <mailto:unsubscribe+TOKEN@…>`.
+pub fn token_from_header(header: &str) -> String {
+    let start = header.find("/u/").expect("an https link in List-Unsubscribe") + 3;
+    header[start..].split('>').next().expect("closing >").to_string()
+}
+
+/// The decoded body of the MIME part with this content type (quoted-printable or base64 or plain).
+pub fn mime_part(raw: &str, content_type: &str) -> Option<String> {
+    let idx = raw.find(&format!("Content-Type: {content_type}"))?;
+    let part = &raw[idx..];
+    let (head, body) = part.split_once("\r\n\r\n")?;
+    let body = body.split("\r\n--").next().unwrap_or("");
+    let encoding = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Transfer-Encoding: "))
+        .unwrap_or("7bit")
+        .trim()
+        .to_ascii_lowercase();
+    Some(match encoding.as_str() {
+        "quoted-printable" => decode_qp(body),
+        "base64" => decode_b64(&body.replace("\r\n", "")),
+        _ => body.to_string(),
+    })
+}
+
+fn decode_qp(s: &str) -> String {
+    let s = s.replace("=\r\n", "");
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn decode_b64(s: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
