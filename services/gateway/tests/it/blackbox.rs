@@ -76,12 +76,13 @@ async fn the_binaries_serve_the_first_upsert() {
     let grpc_port = free_port();
     let http_port = free_port();
 
+    // RUST_LOG stays at its default: meisa_runtime::telemetry applies the log filter to the
+    // OpenTelemetry layer too, so `warn` would disable the spans that carry the trace.
     let contacts_env = |cmd: &mut Command| {
         cmd.env("DATABASE_URL", &contacts_db.url)
             .env("REDIS_URL", redis_url())
             .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
-            .env("MEISA_STREAM_PREFIX", &prefix)
-            .env("RUST_LOG", "warn");
+            .env("MEISA_STREAM_PREFIX", &prefix);
     };
     let mut migrate = Command::new(contacts_bin);
     migrate.arg("migrate");
@@ -112,8 +113,7 @@ async fn the_binaries_serve_the_first_upsert() {
             .arg("serve")
             .env("DATABASE_URL", &gateway_db.url)
             .env("MEISA_CONTACTS_URL", format!("http://127.0.0.1:{grpc_port}"))
-            .env("MEISA_HTTP_PORT", http_port.to_string())
-            .env("RUST_LOG", "warn"),
+            .env("MEISA_HTTP_PORT", http_port.to_string()),
     );
     let base = format!("http://127.0.0.1:{http_port}");
     let http = reqwest::Client::new();
@@ -125,10 +125,15 @@ async fn the_binaries_serve_the_first_upsert() {
         http.post(format!("{base}/api/v1/contacts/upsert/"))
             .header("Authorization", format!("Bearer {api_key}"))
             .header("Content-Type", "application/json")
+            .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
             .body(payload)
             .send()
     };
-    let resp = send().await.unwrap();
+    // The product backend's trace continues through the gateway into contacts and the event.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let resp = send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert!(body["id"].as_str().unwrap().starts_with("ct_"), "{body}");
@@ -143,6 +148,12 @@ async fn the_binaries_serve_the_first_upsert() {
     assert_eq!(resp.status(), 200);
     let again: Value = resp.json().await.unwrap();
     assert_eq!(again, json!({"id": body["id"], "created": false, "version": 1, "changed": []}));
+
+    let event_traceparent = first_event_traceparent(&prefix).await;
+    assert!(
+        event_traceparent.contains(trace_id),
+        "the change event's traceparent {event_traceparent:?} is not in the caller's trace"
+    );
 
     // A revoked key stops working (the CLI, then the served API after the cache's TTL).
     let prefix_arg: String = api_key.chars().take(17).collect();
@@ -175,6 +186,38 @@ fn a_missing_variable_is_named() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("MEISA_HTTP_PORT"), "{stderr}");
+}
+
+/// The `traceparent` of the first change event the relay publishes under `prefix`.
+async fn first_event_traceparent(prefix: &str) -> String {
+    use prost::Message;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:changes:*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for key in keys {
+            let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            for entry in entries.ids {
+                if let Some(redis::Value::BulkString(bytes)) = entry.map.get("event") {
+                    let event = meisa_proto::events::ContactChanged::decode(bytes.as_slice()).unwrap();
+                    return event.traceparent;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no change event was published under {prefix}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
