@@ -88,7 +88,11 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(http_span)
-                        .on_response(record_status),
+                        .on_response(record_status)
+                        // AppError logs each failure once, with its cause; a second, causeless
+                        // ERROR line per 503 (say, every readiness probe while contacts
+                        // restarts) would only be noise.
+                        .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
@@ -132,4 +136,90 @@ async fn not_found(req: Request<Body>) -> impl IntoResponse {
         .headers_mut()
         .remove(header::WWW_AUTHENTICATE);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+    use http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A router whose dependencies are never contacted: nothing listens at either address.
+    fn offline_router() -> Router {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(200))
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        let channel = crate::contacts::channel(
+            "http://127.0.0.1:1",
+            Duration::from_millis(200),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        router(AppState {
+            pool,
+            contacts: crate::contacts::client(channel.clone()),
+            contacts_health: HealthClient::new(channel),
+            keys: Arc::new(KeyCache::new(Duration::ZERO)),
+        })
+        .0
+    }
+
+    async fn call(req: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let resp = offline_router().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    fn get(path: &str) -> Request<Body> {
+        Request::get(path).body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_answer_the_json_error_body() {
+        let (status, body) = call(get("/nope")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "not_found");
+        assert_eq!(body["error"]["field"], serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn api_routes_need_a_key_before_anything_else() {
+        let req = Request::post("/api/v1/contacts/upsert")
+            .header("content-type", "text/plain")
+            .body(Body::from("not json"))
+            .unwrap();
+        let (status, body) = call(req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_makes_auth_a_503_not_a_500() {
+        let req = Request::get("/api/v1/fields/")
+            .header("authorization", format!("Bearer meisa_sk_{}", "a".repeat(40)))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = call(req).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "unavailable");
+    }
+
+    #[tokio::test]
+    async fn liveness_and_the_openapi_document_need_no_dependency() {
+        let (status, body) = call(get("/healthz")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "ok");
+        let (status, body) = call(get("/api/v1/openapi.json")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["openapi"], "3.1.0");
+        let (status, body) = call(get("/readyz")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "unavailable");
+    }
 }
