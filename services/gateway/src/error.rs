@@ -36,7 +36,16 @@ impl AppError {
     pub fn to_api(&self) -> ApiError {
         match self {
             Self::Api(e) => e.clone(),
-            Self::Contacts(status) => ApiError::from_status(status),
+            Self::Contacts(status) => {
+                let api = ApiError::from_status(status);
+                // tonic's own transport errors ("tcp connect error: Connection refused…")
+                // describe our network, not the caller's request.
+                if api.code == ErrorCode::Unavailable {
+                    ApiError::unavailable("the contacts service is unavailable; retry shortly")
+                } else {
+                    api
+                }
+            }
             Self::Store(e) if e.is_unavailable() => {
                 ApiError::unavailable("the gateway database is unavailable; retry shortly")
             }
@@ -121,7 +130,9 @@ mod tests {
 
     #[test]
     fn unreachable_contacts_is_a_503_with_retry_after() {
-        let resp = AppError::Contacts(tonic::Status::unavailable("tcp connect error")).into_response();
+        let err = AppError::Contacts(tonic::Status::unavailable("tcp connect error: os error 111"));
+        assert!(!err.to_api().message.contains("tcp"));
+        let resp = err.into_response();
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(resp.headers()[header::RETRY_AFTER], RETRY_AFTER_SECS);
     }

@@ -36,7 +36,8 @@ async fn contacts_down_is_a_503_with_retry_after() {
     let app = spawn_app_without_contacts().await;
     let resp = app.upsert(jane()).await;
     assert_eq!(resp.headers()["retry-after"], "2");
-    assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable", None).await;
+    let error = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable", None).await;
+    assert_eq!(error["message"], "the contacts service is unavailable; retry shortly");
     let resp = app.get("/api/v1/contacts/ct_1").await;
     assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable", None).await;
 
