@@ -72,7 +72,9 @@ pub struct Revoked {
 pub async fn revoke_key(pool: &PgPool, prefix: &str) -> Result<Revoked, AdminError> {
     let prefix = prefix.trim();
     let display = keys::display_prefix(prefix);
-    if !prefix.starts_with(keys::KEY_PREFIX) || display.len() < keys::KEY_PREFIX.len() + keys::DISPLAY_RANDOM_LEN {
+    if !prefix.starts_with(keys::KEY_PREFIX)
+        || display.len() < keys::KEY_PREFIX.len() + keys::DISPLAY_RANDOM_LEN
+    {
         return Err(AdminError::Invalid(format!(
             "--key-prefix must be {}… with at least {} characters after it, as `admin list-keys` shows",
             keys::KEY_PREFIX,
@@ -81,12 +83,17 @@ pub async fn revoke_key(pool: &PgPool, prefix: &str) -> Result<Revoked, AdminErr
     }
     // A whole key is matched exactly; a prefix must pick out one key.
     let candidates = if prefix.len() > display.len() && keys::looks_like_key(prefix) {
-        keys::find_active_by_hash(pool, &keys::hash(prefix)).await?.into_iter().collect()
+        keys::find_active_by_hash(pool, &keys::hash(prefix))
+            .await?
+            .into_iter()
+            .collect()
     } else {
         keys::find_active_by_prefix(pool, &display).await?
     };
     match candidates.as_slice() {
-        [] => Err(AdminError::Invalid(format!("no active key starts with {display}"))),
+        [] => Err(AdminError::Invalid(format!(
+            "no active key starts with {display}"
+        ))),
         [one] => keys::revoke(pool, &one.key_id)
             .await?
             .map(|revoked| Revoked { revoked })

@@ -74,7 +74,9 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AppError> {
         .split_once(' ')
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <API key>`"))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(unauthorized("the Authorization header must be `Bearer <API key>`"));
+        return Err(unauthorized(
+            "the Authorization header must be `Bearer <API key>`",
+        ));
     }
     Ok(token.trim())
 }
@@ -157,7 +159,10 @@ mod tests {
     #[test]
     fn bearer_tokens_are_read_case_insensitively() {
         assert_eq!(bearer(&headers("Bearer meisa_sk_x")).unwrap(), "meisa_sk_x");
-        assert_eq!(bearer(&headers("bearer  meisa_sk_x ")).unwrap(), "meisa_sk_x");
+        assert_eq!(
+            bearer(&headers("bearer  meisa_sk_x ")).unwrap(),
+            "meisa_sk_x"
+        );
         assert!(bearer(&headers("Basic abc")).is_err());
         assert!(bearer(&headers("meisa_sk_x")).is_err());
         assert!(bearer(&HeaderMap::new()).is_err());

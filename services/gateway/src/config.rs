@@ -77,7 +77,9 @@ fn validate_grpc_url(name: &str, url: &str) -> Result<(), ConfigError> {
         reason: reason.into(),
     };
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(invalid("must start with http:// or https://, e.g. http://127.0.0.1:50051"));
+        return Err(invalid(
+            "must start with http:// or https://, e.g. http://127.0.0.1:50051",
+        ));
     }
     tonic::transport::Endpoint::from_shared(url.to_string())
         .map(|_| ())

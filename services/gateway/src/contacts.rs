@@ -49,14 +49,23 @@ pub fn client(channel: Channel) -> ContactsClient {
 /// Whether contacts says it is serving. A server that does not know the service name (an older
 /// build, or one that only reports the overall status) is asked for the overall status instead.
 pub async fn check(health: &mut HealthClient<Channel>) -> Result<(), String> {
-    let status = match health.check(HealthCheckRequest { service: HEALTH_SERVICE.into() }).await {
+    let status = match health
+        .check(HealthCheckRequest {
+            service: HEALTH_SERVICE.into(),
+        })
+        .await
+    {
         Ok(r) => r.into_inner().status,
-        Err(s) if s.code() == tonic::Code::NotFound => health
-            .check(HealthCheckRequest { service: String::new() })
-            .await
-            .map_err(|s| describe(&s))?
-            .into_inner()
-            .status,
+        Err(s) if s.code() == tonic::Code::NotFound => {
+            health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map_err(|s| describe(&s))?
+                .into_inner()
+                .status
+        }
         Err(s) => return Err(describe(&s)),
     };
     if status == ServingStatus::Serving as i32 {

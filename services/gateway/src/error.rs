@@ -114,7 +114,10 @@ pub fn api_error_response(api: &ApiError) -> Response {
     let headers = response.headers_mut();
     match api.code {
         ErrorCode::Unavailable | ErrorCode::RateLimited => {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
         }
         ErrorCode::Unauthorized => {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -130,7 +133,9 @@ mod tests {
 
     #[test]
     fn unreachable_contacts_is_a_503_with_retry_after() {
-        let err = AppError::Contacts(tonic::Status::unavailable("tcp connect error: os error 111"));
+        let err = AppError::Contacts(tonic::Status::unavailable(
+            "tcp connect error: os error 111",
+        ));
         assert!(!err.to_api().message.contains("tcp"));
         let resp = err.into_response();
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -78,15 +78,21 @@ fn main() -> ExitCode {
 async fn serve() -> Result<(), String> {
     let _telemetry = meisa_runtime::telemetry::init("gateway").map_err(|e| e.to_string())?;
     let config = Config::from_env().map_err(|e| e.to_string())?;
-    let app = Application::build(config).await.map_err(|e| e.to_string())?;
+    let app = Application::build(config)
+        .await
+        .map_err(|e| e.to_string())?;
     let shutdown = meisa_runtime::shutdown::on_signal();
-    app.run(shutdown).await.map_err(|e| format!("HTTP server failed: {e}"))
+    app.run(shutdown)
+        .await
+        .map_err(|e| format!("HTTP server failed: {e}"))
 }
 
 async fn migrate() -> Result<(), String> {
     let _telemetry = meisa_runtime::telemetry::init("gateway").map_err(|e| e.to_string())?;
     let url = database_url()?;
-    meisa_gateway::migrate(&url).await.map_err(|e| e.to_string())?;
+    meisa_gateway::migrate(&url)
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!("gateway migrations applied");
     Ok(())
 }

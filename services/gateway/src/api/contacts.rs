@@ -166,11 +166,17 @@ fn batch_items(body: Value) -> Result<Vec<Value>, ApiError> {
     match obj.remove("contacts") {
         Some(Value::Array(items)) if items.len() > MAX_BATCH => Err(ApiError::field(
             "contacts",
-            format!("at most {MAX_BATCH} contacts per batch, got {}", items.len()),
+            format!(
+                "at most {MAX_BATCH} contacts per batch, got {}",
+                items.len()
+            ),
         )),
         Some(Value::Array(items)) => Ok(items),
         None | Some(Value::Null) => Err(ApiError::field("contacts", "is required")),
-        Some(_) => Err(ApiError::field("contacts", "must be an array of upsert bodies")),
+        Some(_) => Err(ApiError::field(
+            "contacts",
+            "must be an array of upsert bodies",
+        )),
     }
 }
 
@@ -278,7 +284,10 @@ pub async fn list_or_find(
     query: Result<Query<ContactsQuery>, QueryRejection>,
 ) -> Result<Json<ContactsAnswer>, AppError> {
     let Query(q) = query.map_err(|e| {
-        ApiError::new(ErrorCode::InvalidField, format!("bad query string: {}", e.body_text()))
+        ApiError::new(
+            ErrorCode::InvalidField,
+            format!("bad query string: {}", e.body_text()),
+        )
     })?;
     match (q.email, q.external_id) {
         (Some(_), Some(_)) => Err(ApiError::new(
@@ -363,8 +372,9 @@ mod tests {
     #[test]
     fn an_oversized_item_is_its_own_413() {
         let big = "x".repeat(UPSERT_LIMIT);
-        let e = batch_item(json!({"email": "a@b.co", "external_id": "u", "custom_fields": {"a": big}}))
-            .unwrap_err();
+        let e =
+            batch_item(json!({"email": "a@b.co", "external_id": "u", "custom_fields": {"a": big}}))
+                .unwrap_err();
         assert_eq!(e.code, ErrorCode::PayloadTooLarge);
     }
 
@@ -374,6 +384,9 @@ mod tests {
         assert_eq!(parse_limit(Some("10")).unwrap(), 10);
         assert!(parse_limit(Some("0")).is_err());
         assert!(parse_limit(Some("501")).is_err());
-        assert_eq!(parse_limit(Some("abc")).unwrap_err().field.as_deref(), Some("limit"));
+        assert_eq!(
+            parse_limit(Some("abc")).unwrap_err().field.as_deref(),
+            Some("limit")
+        );
     }
 }

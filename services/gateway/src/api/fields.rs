@@ -28,7 +28,9 @@ pub async fn list_fields(
     let resp = state
         .contacts
         .clone()
-        .list_fields(ListFieldsRequest { workspace_id: ws.id() })
+        .list_fields(ListFieldsRequest {
+            workspace_id: ws.id(),
+        })
         .await?
         .into_inner();
     Ok(Json(FieldList {

@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(contacts::get_contact, contacts::delete_contact))
         .routes(routes!(fields::list_fields))
         .route("/api/v1/contacts/upsert", post(contacts::upsert))
-        .route("/api/v1/contacts/batch-upsert", post(contacts::batch_upsert))
+        .route(
+            "/api/v1/contacts/batch-upsert",
+            post(contacts::batch_upsert),
+        )
         .route("/api/v1/contacts", get(contacts::list_or_find))
         .route("/api/v1/fields", get(fields::list_fields))
         .route_layer(middleware::from_fn_with_state(
@@ -132,9 +135,7 @@ async fn not_found(req: Request<Body>) -> impl IntoResponse {
         req.method(),
         req.uri().path()
     )));
-    response
-        .headers_mut()
-        .remove(header::WWW_AUTHENTICATE);
+    response.headers_mut().remove(header::WWW_AUTHENTICATE);
     response
 }
 
@@ -172,7 +173,9 @@ mod tests {
     async fn call(req: Request<Body>) -> (StatusCode, serde_json::Value) {
         let resp = offline_router().oneshot(req).await.unwrap();
         let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap_or_default())
     }
 
@@ -202,7 +205,10 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_database_makes_auth_a_503_not_a_500() {
         let req = Request::get("/api/v1/fields/")
-            .header("authorization", format!("Bearer meisa_sk_{}", "a".repeat(40)))
+            .header(
+                "authorization",
+                format!("Bearer meisa_sk_{}", "a".repeat(40)),
+            )
             .body(Body::empty())
             .unwrap();
         let (status, body) = call(req).await;

@@ -91,9 +91,7 @@ pub enum BatchItemResult {
 
 impl BatchItemResult {
     pub fn error(e: &ApiError) -> Self {
-        Self::Err(crate::error::ErrorBody {
-            error: e.into(),
-        })
+        Self::Err(crate::error::ErrorBody { error: e.into() })
     }
 }
 
@@ -252,7 +250,10 @@ fn required_string(obj: &mut Map<String, Value>, field: &str) -> Result<String, 
 }
 
 /// Absent keeps the stored value, `null` clears it, a string sets it.
-fn string_patch(obj: &mut Map<String, Value>, field: &str) -> Result<Option<StringPatch>, ApiError> {
+fn string_patch(
+    obj: &mut Map<String, Value>,
+    field: &str,
+) -> Result<Option<StringPatch>, ApiError> {
     match obj.remove(field) {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(StringPatch { value: None })),
@@ -293,7 +294,10 @@ pub fn contact_input(body: Value) -> Result<ContactInput, ApiError> {
                 // Contacts treats an empty id as "match by email only", which internal imports
                 // use; the public API always identifies the user.
                 if input.external_id.trim().is_empty() {
-                    return Err(ApiError::field("external_id", "is required and cannot be empty"));
+                    return Err(ApiError::field(
+                        "external_id",
+                        "is required and cannot be empty",
+                    ));
                 }
             }
             "first_name" => input.first_name = string_patch(&mut obj, "first_name")?,
@@ -364,7 +368,12 @@ mod tests {
         .unwrap();
         assert_eq!(input.email, "jane@example.com");
         assert_eq!(input.external_id, "usr_1");
-        assert_eq!(input.first_name, Some(StringPatch { value: Some("Jane".into()) }));
+        assert_eq!(
+            input.first_name,
+            Some(StringPatch {
+                value: Some("Jane".into())
+            })
+        );
         assert_eq!(input.last_name, Some(StringPatch { value: None }));
         assert_eq!(input.subscribed, Some(true));
         let kind = |n: &str| input.custom_fields[n].kind.clone().unwrap();
@@ -382,7 +391,10 @@ mod tests {
         assert_eq!(input.last_name, None);
         assert_eq!(input.subscribed, None);
         assert!(input.custom_fields.is_empty());
-        assert!(contact_input(json!({"email": "a@b.co", "external_id": "u", "custom_fields": null})).is_ok());
+        assert!(
+            contact_input(json!({"email": "a@b.co", "external_id": "u", "custom_fields": null}))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -424,10 +436,26 @@ mod tests {
 
     #[test]
     fn missing_identifiers_are_required() {
-        assert_eq!(err(json!({"external_id": "u"})).field.as_deref(), Some("email"));
-        assert_eq!(err(json!({"email": "a@b.co"})).field.as_deref(), Some("external_id"));
-        assert_eq!(err(json!({"email": null, "external_id": "u"})).field.as_deref(), Some("email"));
-        assert_eq!(err(json!({"email": "a@b.co", "external_id": " "})).field.as_deref(), Some("external_id"));
+        assert_eq!(
+            err(json!({"external_id": "u"})).field.as_deref(),
+            Some("email")
+        );
+        assert_eq!(
+            err(json!({"email": "a@b.co"})).field.as_deref(),
+            Some("external_id")
+        );
+        assert_eq!(
+            err(json!({"email": null, "external_id": "u"}))
+                .field
+                .as_deref(),
+            Some("email")
+        );
+        assert_eq!(
+            err(json!({"email": "a@b.co", "external_id": " "}))
+                .field
+                .as_deref(),
+            Some("external_id")
+        );
         let e = err(json!([1, 2]));
         assert_eq!(e.code, ErrorCode::InvalidField);
         assert_eq!(e.field, None);
@@ -436,9 +464,14 @@ mod tests {
     #[test]
     fn nested_custom_values_are_refused_with_their_path() {
         for v in [json!({"a": 1}), json!([1, 2])] {
-            let e = err(json!({"email": "a@b.co", "external_id": "u", "custom_fields": {"plan": v}}));
+            let e =
+                err(json!({"email": "a@b.co", "external_id": "u", "custom_fields": {"plan": v}}));
             assert_eq!(e.field.as_deref(), Some("custom_fields.plan"));
-            assert!(e.message.contains("string, number or boolean"), "{}", e.message);
+            assert!(
+                e.message.contains("string, number or boolean"),
+                "{}",
+                e.message
+            );
         }
     }
 
@@ -458,17 +491,35 @@ mod tests {
             last_name: None,
             subscribed: true,
             custom_fields: BTreeMap::from([
-                ("zeta".into(), common::Value { kind: Some(Kind::IntValue(1)) }),
-                ("alpha".into(), common::Value { kind: Some(Kind::StringValue("x".into())) }),
+                (
+                    "zeta".into(),
+                    common::Value {
+                        kind: Some(Kind::IntValue(1)),
+                    },
+                ),
+                (
+                    "alpha".into(),
+                    common::Value {
+                        kind: Some(Kind::StringValue("x".into())),
+                    },
+                ),
             ]),
             version: 3,
-            created_at: Some(prost_types::Timestamp { seconds: 1_800_000_000, nanos: 0 }),
+            created_at: Some(prost_types::Timestamp {
+                seconds: 1_800_000_000,
+                nanos: 0,
+            }),
             ..Default::default()
         };
         let v = serde_json::to_value(ContactView::from(c)).unwrap();
         assert_eq!(v["last_name"], Value::Null);
         assert_eq!(v["custom_fields"], json!({"alpha": "x", "zeta": 1}));
-        let keys: Vec<_> = v["custom_fields"].as_object().unwrap().keys().cloned().collect();
+        let keys: Vec<_> = v["custom_fields"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(keys, ["alpha", "zeta"]);
         assert_eq!(v["created_at"], "2027-01-15T08:00:00Z");
     }

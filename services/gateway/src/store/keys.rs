@@ -37,13 +37,16 @@ pub fn hash(key: &str) -> KeyHash {
 /// `meisa_sk_` and the first random characters: what `admin list-keys` shows and
 /// `admin revoke-key --key-prefix` takes.
 pub fn display_prefix(key: &str) -> String {
-    key.chars().take(KEY_PREFIX.len() + DISPLAY_RANDOM_LEN).collect()
+    key.chars()
+        .take(KEY_PREFIX.len() + DISPLAY_RANDOM_LEN)
+        .collect()
 }
 
 /// Rejects what cannot be a key without a database round trip.
 pub fn looks_like_key(key: &str) -> bool {
-    key.strip_prefix(KEY_PREFIX)
-        .is_some_and(|r| r.len() >= 32 && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+    key.strip_prefix(KEY_PREFIX).is_some_and(|r| {
+        r.len() >= 32 && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,12 +76,11 @@ pub async fn create(db: impl PgExecutor<'_>, workspace_id: &str) -> Result<Strin
 
 /// The workspace an active key acts for.
 pub async fn workspace_for(pool: &PgPool, hash: &KeyHash) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query(
-        "SELECT workspace_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-    )
-    .bind(&hash[..])
-    .fetch_optional(pool)
-    .await?;
+    let row =
+        sqlx::query("SELECT workspace_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(&hash[..])
+            .fetch_optional(pool)
+            .await?;
     Ok(row.map(|r| r.get("workspace_id")))
 }
 
@@ -94,7 +96,10 @@ pub async fn list(pool: &PgPool, workspace_id: &str) -> Result<Vec<KeyInfo>, Sto
 }
 
 /// Active keys whose displayable prefix is `prefix`.
-pub async fn find_active_by_prefix(pool: &PgPool, prefix: &str) -> Result<Vec<KeyInfo>, StoreError> {
+pub async fn find_active_by_prefix(
+    pool: &PgPool,
+    prefix: &str,
+) -> Result<Vec<KeyInfo>, StoreError> {
     let rows = sqlx::query(
         "SELECT id, workspace_id, key_prefix, created_at, revoked_at FROM api_keys
          WHERE key_prefix = $1 AND revoked_at IS NULL ORDER BY created_at, id",
@@ -105,7 +110,10 @@ pub async fn find_active_by_prefix(pool: &PgPool, prefix: &str) -> Result<Vec<Ke
     Ok(rows.iter().map(key_info).collect())
 }
 
-pub async fn find_active_by_hash(pool: &PgPool, hash: &KeyHash) -> Result<Option<KeyInfo>, StoreError> {
+pub async fn find_active_by_hash(
+    pool: &PgPool,
+    hash: &KeyHash,
+) -> Result<Option<KeyInfo>, StoreError> {
     let row = sqlx::query(
         "SELECT id, workspace_id, key_prefix, created_at, revoked_at FROM api_keys
          WHERE key_hash = $1 AND revoked_at IS NULL",
@@ -150,14 +158,21 @@ mod tests {
         assert!(looks_like_key(&a));
         assert_ne!(a, b);
         assert_ne!(hash(&a), hash(&b));
-        assert_eq!(display_prefix(&a).len(), KEY_PREFIX.len() + DISPLAY_RANDOM_LEN);
+        assert_eq!(
+            display_prefix(&a).len(),
+            KEY_PREFIX.len() + DISPLAY_RANDOM_LEN
+        );
     }
 
     #[test]
     fn obvious_non_keys_are_refused_without_a_lookup() {
         assert!(!looks_like_key(""));
         assert!(!looks_like_key("meisa_sk_short"));
-        assert!(!looks_like_key("sk_live_0123456789012345678901234567890123"));
-        assert!(!looks_like_key("meisa_sk_0123456789012345678901234567890123-/"));
+        assert!(!looks_like_key(
+            "sk_live_0123456789012345678901234567890123"
+        ));
+        assert!(!looks_like_key(
+            "meisa_sk_0123456789012345678901234567890123-/"
+        ));
     }
 }

@@ -59,7 +59,11 @@ pub async fn ensure_database(database_url: &str) -> Result<(), sqlx::Error> {
     match sqlx::Postgres::create_database(database_url).await {
         Ok(()) => Ok(()),
         // Someone else (a second replica's migrate Job, a parallel test) created it meanwhile.
-        Err(e) if sqlx::Postgres::database_exists(database_url).await.unwrap_or(false) => {
+        Err(e)
+            if sqlx::Postgres::database_exists(database_url)
+                .await
+                .unwrap_or(false) =>
+        {
             tracing::debug!(error = %e, "database appeared while creating it");
             Ok(())
         }

@@ -11,10 +11,21 @@ const UPSERT: &str = "/api/v1/contacts/upsert/";
 #[tokio::test]
 async fn a_missing_key_is_a_401() {
     let app = spawn_app().await;
-    let resp = app.http.post(app.url(UPSERT)).json(&jane()).send().await.unwrap();
+    let resp = app
+        .http
+        .post(app.url(UPSERT))
+        .json(&jane())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized", None).await;
-    let resp = app.http.get(app.url("/api/v1/fields/")).send().await.unwrap();
+    let resp = app
+        .http
+        .get(app.url("/api/v1/fields/"))
+        .send()
+        .await
+        .unwrap();
     assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized", None).await;
 }
 
@@ -53,7 +64,9 @@ async fn auth_is_checked_before_the_body() {
 #[tokio::test]
 async fn a_revoked_key_is_a_401_and_other_keys_keep_working() {
     let app = spawn_app().await;
-    let second = admin::create_key(&app.gateway_pool, &app.workspace_id).await.unwrap();
+    let second = admin::create_key(&app.gateway_pool, &app.workspace_id)
+        .await
+        .unwrap();
     let resp = app.post_json(UPSERT, &jane()).await;
     assert_eq!(resp.status(), StatusCode::OK);
 
@@ -68,7 +81,9 @@ async fn a_revoked_key_is_a_401_and_other_keys_keep_working() {
 
     // Revoking twice finds nothing to revoke.
     assert!(admin::revoke_key(&app.gateway_pool, &prefix).await.is_err());
-    let keys = admin::list_keys(&app.gateway_pool, &app.workspace_id).await.unwrap();
+    let keys = admin::list_keys(&app.gateway_pool, &app.workspace_id)
+        .await
+        .unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys.iter().filter(|k| k.revoked_at.is_some()).count(), 1);
 }
@@ -93,7 +108,9 @@ async fn another_workspaces_contacts_are_not_found() {
     let id = created["id"].as_str().unwrap();
     let (_, other_key) = app.another_workspace().await;
 
-    let resp = app.get_as(&format!("/api/v1/contacts/{id}"), &other_key).await;
+    let resp = app
+        .get_as(&format!("/api/v1/contacts/{id}"), &other_key)
+        .await;
     assert_error(resp, StatusCode::NOT_FOUND, "not_found", None).await;
     let resp = app
         .http
@@ -112,11 +129,21 @@ async fn another_workspaces_contacts_are_not_found() {
         .await
         .unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "not_found", None).await;
-    let list: Value = app.get_as("/api/v1/contacts/", &other_key).await.json().await.unwrap();
+    let list: Value = app
+        .get_as("/api/v1/contacts/", &other_key)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["contacts"], serde_json::json!([]));
 
     // The same external_id in the other workspace is another contact.
-    let theirs: Value = app.post_json_as(UPSERT, &jane(), &other_key).await.json().await.unwrap();
+    let theirs: Value = app
+        .post_json_as(UPSERT, &jane(), &other_key)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(theirs["created"], true);
     assert_ne!(theirs["id"], created["id"]);
     // And the first workspace still sees its own, untouched.

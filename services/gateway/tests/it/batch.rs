@@ -28,7 +28,11 @@ async fn a_bad_item_in_the_middle_fails_alone() {
     assert_eq!(results.len(), 6, "{body}");
 
     for i in [0, 5] {
-        assert!(results[i]["id"].as_str().unwrap().starts_with("ct_"), "{}", results[i]);
+        assert!(
+            results[i]["id"].as_str().unwrap().starts_with("ct_"),
+            "{}",
+            results[i]
+        );
         assert_eq!(results[i]["created"], true);
         assert_eq!(results[i]["version"], 1);
     }
@@ -45,24 +49,45 @@ async fn a_bad_item_in_the_middle_fails_alone() {
         assert!(results[i].get("id").is_none());
     }
 
-    let fay: Value = app.contact_by_email("f@example.com").await.json().await.unwrap();
+    let fay: Value = app
+        .contact_by_email("f@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(fay["first_name"], "Fay");
     for email in ["b@example.com", "c@example.com", "d@example.com"] {
-        assert_error(app.contact_by_email(email).await, StatusCode::NOT_FOUND, "not_found", None).await;
+        assert_error(
+            app.contact_by_email(email).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        )
+        .await;
     }
 }
 
 #[tokio::test]
 async fn a_conflicting_item_is_reported_in_place() {
     let app = spawn_app().await;
-    app.upsert_ok(json!({"email": "b@example.com", "external_id": "usr_b"})).await;
+    app.upsert_ok(json!({"email": "b@example.com", "external_id": "usr_b"}))
+        .await;
     let body = json!({"contacts": [
         {"email": "b@example.com", "external_id": "usr_other"},
         {"email": "b@example.com", "external_id": "usr_b", "first_name": "Bea"}
     ]});
-    let body: Value = app.post_json("/api/v1/contacts/batch-upsert", &body).await.json().await.unwrap();
+    let body: Value = app
+        .post_json("/api/v1/contacts/batch-upsert", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["results"][0]["error"]["code"], "conflict", "{body}");
-    assert_eq!(body["results"][1]["changed"], json!(["first_name"]), "{body}");
+    assert_eq!(
+        body["results"][1]["changed"],
+        json!(["first_name"]),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -72,18 +97,57 @@ async fn the_batch_body_itself_is_validated() {
         .map(|i| json!({"email": format!("u{i}@example.com"), "external_id": format!("u{i}")}))
         .collect();
     let resp = app.post_json(BATCH, &json!({ "contacts": too_many })).await;
-    assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("contacts")).await;
+    assert_error(
+        resp,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("contacts"),
+    )
+    .await;
 
-    let resp = app.post_json(BATCH, &json!({"contacts": {"email": "a@example.com"}})).await;
-    assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("contacts")).await;
+    let resp = app
+        .post_json(BATCH, &json!({"contacts": {"email": "a@example.com"}}))
+        .await;
+    assert_error(
+        resp,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("contacts"),
+    )
+    .await;
     let resp = app.post_json(BATCH, &json!({})).await;
-    assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("contacts")).await;
-    let resp = app.post_json(BATCH, &json!({"contacts": [], "mode": "fast"})).await;
-    assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("mode")).await;
-    let resp = app.post_raw(BATCH, Some("application/json"), b"{\"contacts\": [".to_vec()).await;
+    assert_error(
+        resp,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("contacts"),
+    )
+    .await;
+    let resp = app
+        .post_json(BATCH, &json!({"contacts": [], "mode": "fast"}))
+        .await;
+    assert_error(
+        resp,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("mode"),
+    )
+    .await;
+    let resp = app
+        .post_raw(
+            BATCH,
+            Some("application/json"),
+            b"{\"contacts\": [".to_vec(),
+        )
+        .await;
     assert_error(resp, StatusCode::BAD_REQUEST, "invalid_json", None).await;
 
-    let empty: Value = app.post_json(BATCH, &json!({"contacts": []})).await.json().await.unwrap();
+    let empty: Value = app
+        .post_json(BATCH, &json!({"contacts": []}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(empty, json!({"results": []}));
 }
 
@@ -91,15 +155,21 @@ async fn the_batch_body_itself_is_validated() {
 async fn a_full_batch_of_1000_is_accepted() {
     let app = spawn_app().await;
     let items: Vec<Value> = (0..1000)
-        .map(|i| json!({"email": format!("u{i}@example.com"), "external_id": format!("u{i}"),
-                        "custom_fields": {"n": i}}))
+        .map(|i| {
+            json!({"email": format!("u{i}@example.com"), "external_id": format!("u{i}"),
+                        "custom_fields": {"n": i}})
+        })
         .collect();
     let resp = app.post_json(BATCH, &json!({ "contacts": items })).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     let results = body["results"].as_array().unwrap();
     assert_eq!(results.len(), 1000);
-    assert!(results.iter().all(|r| r["created"] == true), "{}", results.iter().find(|r| r["created"] != true).unwrap());
+    assert!(
+        results.iter().all(|r| r["created"] == true),
+        "{}",
+        results.iter().find(|r| r["created"] != true).unwrap()
+    );
     let fields = app.fields().await;
     assert_eq!(fields["fields"][0]["contacts"], 1000);
 }

@@ -32,7 +32,10 @@ fn contacts_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let gateway = gateway_bin();
-        let dir = gateway.parent().expect("gateway binary has a directory").to_path_buf();
+        let dir = gateway
+            .parent()
+            .expect("gateway binary has a directory")
+            .to_path_buf();
         let mut build = Command::new(env!("CARGO"));
         build.args(["build", "-p", "meisa-contacts", "--bin", "contacts"]);
         if dir.file_name().is_some_and(|n| n == "release") {
@@ -100,19 +103,30 @@ async fn the_binaries_serve_the_first_upsert() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout:?}");
     let created: Value = serde_json::from_str(stdout.trim()).unwrap();
-    let keys: Vec<&str> = created.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = created
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys, ["workspace_id", "api_key"]);
     assert!(created["workspace_id"].as_str().unwrap().starts_with("ws_"));
     let api_key = created["api_key"].as_str().unwrap().to_string();
     assert!(api_key.starts_with("meisa_sk_") && api_key.len() >= 9 + 32);
     // Migrating again is a no-op.
-    run(Command::new(gateway_bin()).arg("migrate").env("DATABASE_URL", &gateway_db.url).env("RUST_LOG", "warn"));
+    run(Command::new(gateway_bin())
+        .arg("migrate")
+        .env("DATABASE_URL", &gateway_db.url)
+        .env("RUST_LOG", "warn"));
 
     let _gateway = spawn(
         Command::new(gateway_bin())
             .arg("serve")
             .env("DATABASE_URL", &gateway_db.url)
-            .env("MEISA_CONTACTS_URL", format!("http://127.0.0.1:{grpc_port}"))
+            .env(
+                "MEISA_CONTACTS_URL",
+                format!("http://127.0.0.1:{grpc_port}"),
+            )
             .env("MEISA_HTTP_PORT", http_port.to_string()),
     );
     let base = format!("http://127.0.0.1:{http_port}");
@@ -125,15 +139,16 @@ async fn the_binaries_serve_the_first_upsert() {
         http.post(format!("{base}/api/v1/contacts/upsert/"))
             .header("Authorization", format!("Bearer {api_key}"))
             .header("Content-Type", "application/json")
-            .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
             .body(payload)
             .send()
     };
     // The product backend's trace continues through the gateway into contacts and the event.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let resp = send()
-        .await
-        .unwrap();
+    let resp = send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert!(body["id"].as_str().unwrap().starts_with("ct_"), "{body}");
@@ -141,13 +156,22 @@ async fn the_binaries_serve_the_first_upsert() {
     assert_eq!(body["version"], 1);
     assert_eq!(
         body["changed"],
-        json!(["email", "external_id", "first_name", "subscribed", "custom_fields.plan"])
+        json!([
+            "email",
+            "external_id",
+            "first_name",
+            "subscribed",
+            "custom_fields.plan"
+        ])
     );
 
     let resp = send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let again: Value = resp.json().await.unwrap();
-    assert_eq!(again, json!({"id": body["id"], "created": false, "version": 1, "changed": []}));
+    assert_eq!(
+        again,
+        json!({"id": body["id"], "created": false, "version": 1, "changed": []})
+    );
 
     let event_traceparent = first_event_traceparent(&prefix).await;
     assert!(
@@ -210,12 +234,16 @@ async fn first_event_traceparent(prefix: &str) -> String {
                 .unwrap();
             for entry in entries.ids {
                 if let Some(redis::Value::BulkString(bytes)) = entry.map.get("event") {
-                    let event = meisa_proto::events::ContactChanged::decode(bytes.as_slice()).unwrap();
+                    let event =
+                        meisa_proto::events::ContactChanged::decode(bytes.as_slice()).unwrap();
                     return event.traceparent;
                 }
             }
         }
-        assert!(Instant::now() < deadline, "no change event was published under {prefix}");
+        assert!(
+            Instant::now() < deadline,
+            "no change event was published under {prefix}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -228,7 +256,10 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "gateway and contacts did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "gateway and contacts did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -250,10 +281,18 @@ async fn create_workspace_works_on_a_database_that_does_not_exist_yet() {
     .await
     .unwrap();
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(created["api_key"].as_str().unwrap().starts_with("meisa_sk_"));
+    assert!(
+        created["api_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("meisa_sk_")
+    );
 
     let pool = meisa_gateway::store::connect(&db.url, 1).await.unwrap();
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM workspaces").fetch_one(&pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM workspaces")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(count, 1);
     pool.close().await;
 }

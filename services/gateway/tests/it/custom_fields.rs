@@ -12,17 +12,32 @@ fn with_fields(fields: Value) -> Value {
 #[tokio::test]
 async fn fields_merge_and_null_removes_one() {
     let app = spawn_app().await;
-    let created = app.upsert_ok(with_fields(json!({"plan": "free", "posts": 1, "beta": true}))).await;
+    let created = app
+        .upsert_ok(with_fields(
+            json!({"plan": "free", "posts": 1, "beta": true}),
+        ))
+        .await;
     let id = created["id"].as_str().unwrap();
 
-    let body = app.upsert_ok(with_fields(json!({"posts": 2, "beta": null, "team": "acme"}))).await;
+    let body = app
+        .upsert_ok(with_fields(
+            json!({"posts": 2, "beta": null, "team": "acme"}),
+        ))
+        .await;
     assert_eq!(body["version"], 2);
     assert_eq!(
         body["changed"],
-        json!(["custom_fields.beta", "custom_fields.posts", "custom_fields.team"])
+        json!([
+            "custom_fields.beta",
+            "custom_fields.posts",
+            "custom_fields.team"
+        ])
     );
     let contact = app.contact(id).await;
-    assert_eq!(contact["custom_fields"], json!({"plan": "free", "posts": 2, "team": "acme"}));
+    assert_eq!(
+        contact["custom_fields"],
+        json!({"plan": "free", "posts": 2, "team": "acme"})
+    );
 
     // Removing a field that is not there changes nothing.
     let body = app.upsert_ok(with_fields(json!({"beta": null}))).await;
@@ -33,14 +48,20 @@ async fn fields_merge_and_null_removes_one() {
 #[tokio::test]
 async fn numbers_keep_their_integer_ness() {
     let app = spawn_app().await;
-    let created = app.upsert_ok(with_fields(json!({"posts": 0, "ratio": 0.5, "big": 9007199254740993_i64}))).await;
+    let created = app
+        .upsert_ok(with_fields(
+            json!({"posts": 0, "ratio": 0.5, "big": 9007199254740993_i64}),
+        ))
+        .await;
     let contact = app.contact(created["id"].as_str().unwrap()).await;
     assert!(contact["custom_fields"]["posts"].is_i64());
     assert_eq!(contact["custom_fields"]["posts"], 0);
     assert_eq!(contact["custom_fields"]["ratio"], 0.5);
     assert_eq!(contact["custom_fields"]["big"], 9007199254740993_i64);
     // An integer and a float are both numbers: the type fixed by the first value accepts both.
-    let body = app.upsert_ok(with_fields(json!({"posts": 1.5, "ratio": 2}))).await;
+    let body = app
+        .upsert_ok(with_fields(json!({"posts": 1.5, "ratio": 2})))
+        .await;
     assert_eq!(body["version"], 2);
 }
 
@@ -48,33 +69,66 @@ async fn numbers_keep_their_integer_ness() {
 async fn the_first_value_fixes_the_type_and_a_mismatch_writes_nothing() {
     let app = spawn_app().await;
     let created = app
-        .upsert_ok(with_fields(json!({"plan": "free", "posts": 1, "done": false})))
+        .upsert_ok(with_fields(
+            json!({"plan": "free", "posts": 1, "done": false}),
+        ))
         .await;
     let id = created["id"].as_str().unwrap();
 
     for (name, value, message) in [
-        ("plan", json!(5), "custom_fields.plan: field is a string, got a number"),
-        ("posts", json!("many"), "custom_fields.posts: field is a number, got a string"),
-        ("done", json!("yes"), "custom_fields.done: field is a boolean, got a string"),
-        ("posts", json!(true), "custom_fields.posts: field is a number, got a boolean"),
+        (
+            "plan",
+            json!(5),
+            "custom_fields.plan: field is a string, got a number",
+        ),
+        (
+            "posts",
+            json!("many"),
+            "custom_fields.posts: field is a number, got a string",
+        ),
+        (
+            "done",
+            json!("yes"),
+            "custom_fields.done: field is a boolean, got a string",
+        ),
+        (
+            "posts",
+            json!(true),
+            "custom_fields.posts: field is a number, got a boolean",
+        ),
     ] {
         // Another, valid change rides along: it must not be written either.
         let resp = app
             .upsert(with_fields(json!({"team": "acme", name: value})))
             .await;
         let field = format!("custom_fields.{name}");
-        let error = assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some(&field)).await;
+        let error = assert_error(
+            resp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some(&field),
+        )
+        .await;
         assert_eq!(error["message"], message);
     }
     let contact = app.contact(id).await;
     assert_eq!(contact["version"], 1);
-    assert_eq!(contact["custom_fields"], json!({"done": false, "plan": "free", "posts": 1}));
+    assert_eq!(
+        contact["custom_fields"],
+        json!({"done": false, "plan": "free", "posts": 1})
+    );
 
     // The type is the workspace's: another contact cannot send another type either.
     let resp = app
         .upsert(json!({"email": "other@example.com", "external_id": "usr_2", "custom_fields": {"plan": 1}}))
         .await;
-    assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("custom_fields.plan")).await;
+    assert_error(
+        resp,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("custom_fields.plan"),
+    )
+    .await;
     assert_error(
         app.contact_by_email("other@example.com").await,
         StatusCode::NOT_FOUND,
@@ -100,7 +154,12 @@ async fn dates_are_detected_from_the_first_value() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["name"].as_str().unwrap().to_string(), f["type"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["type"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     for (name, ty) in [
         ("signup_date", "date"),
@@ -109,7 +168,10 @@ async fn dates_are_detected_from_the_first_value() {
         ("posts", "number"),
         ("done", "boolean"),
     ] {
-        assert!(types.contains(&(name.to_string(), ty.to_string())), "{name}: {fields}");
+        assert!(
+            types.contains(&(name.to_string(), ty.to_string())),
+            "{name}: {fields}"
+        );
     }
     for f in fields["fields"].as_array().unwrap() {
         assert_eq!(f["contacts"], 1, "{f}");
@@ -119,9 +181,18 @@ async fn dates_are_detected_from_the_first_value() {
     }
 
     // A date field takes only dates afterwards.
-    let resp = app.upsert(with_fields(json!({"signup_date": "soon"}))).await;
-    assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("custom_fields.signup_date")).await;
-    app.upsert_ok(with_fields(json!({"signup_date": "2026-12-01"}))).await;
+    let resp = app
+        .upsert(with_fields(json!({"signup_date": "soon"})))
+        .await;
+    assert_error(
+        resp,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("custom_fields.signup_date"),
+    )
+    .await;
+    app.upsert_ok(with_fields(json!({"signup_date": "2026-12-01"})))
+        .await;
 }
 
 #[tokio::test]
@@ -129,8 +200,20 @@ async fn objects_and_arrays_are_refused_naming_the_field() {
     let app = spawn_app().await;
     for value in [json!({"tier": "pro"}), json!(["a", "b"])] {
         let resp = app.upsert(with_fields(json!({"plan": value}))).await;
-        let error = assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("custom_fields.plan")).await;
-        assert!(error["message"].as_str().unwrap().contains("string, number or boolean"), "{error}");
+        let error = assert_error(
+            resp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("custom_fields.plan"),
+        )
+        .await;
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("string, number or boolean"),
+            "{error}"
+        );
     }
     assert_error(
         app.contact_by_email("jane@example.com").await,

@@ -27,7 +27,9 @@ pub struct TestApp {
 
 pub async fn spawn_app() -> TestApp {
     let contacts_db = TestDb::create("contacts").await;
-    meisa_contacts::migrate(&contacts_db.url).await.expect("migrate contacts");
+    meisa_contacts::migrate(&contacts_db.url)
+        .await
+        .expect("migrate contacts");
     let prefix = meisa_testkit::unique_name("t");
     let shutdown = CancellationToken::new();
     let contacts = meisa_contacts::Application::build(meisa_contacts::Config::local(
@@ -47,7 +49,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// A gateway whose contacts address has nothing listening on it.
 pub async fn spawn_app_without_contacts() -> TestApp {
-    start_gateway(None, None, meisa_testkit::unique_name("t"), CancellationToken::new()).await
+    start_gateway(
+        None,
+        None,
+        meisa_testkit::unique_name("t"),
+        CancellationToken::new(),
+    )
+    .await
 }
 
 async fn start_gateway(
@@ -57,7 +65,9 @@ async fn start_gateway(
     shutdown: CancellationToken,
 ) -> TestApp {
     let gateway_db = TestDb::create("gateway").await;
-    meisa_gateway::migrate(&gateway_db.url).await.expect("migrate gateway");
+    meisa_gateway::migrate(&gateway_db.url)
+        .await
+        .expect("migrate gateway");
     let contacts_url = match contacts_addr {
         Some(addr) => format!("http://{addr}"),
         None => format!("http://127.0.0.1:{}", meisa_testkit::free_port()),
@@ -70,7 +80,9 @@ async fn start_gateway(
     tokio::spawn(async move {
         let _ = app.run(token).await;
     });
-    let gateway_pool = store::connect(&gateway_db.url, 2).await.expect("gateway pool");
+    let gateway_pool = store::connect(&gateway_db.url, 2)
+        .await
+        .expect("gateway pool");
     let created = admin::create_workspace(&gateway_pool, "Test workspace")
         .await
         .expect("create workspace");
@@ -94,7 +106,10 @@ impl Drop for TestApp {
         let prefix = self.stream_prefix.clone();
         // Drop may run inside the test's runtime; a thread with its own runtime works anywhere.
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 rt.block_on(meisa_testkit::clean_redis(&prefix));
             }
         })
@@ -134,8 +149,17 @@ impl TestApp {
             .expect("send")
     }
 
-    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Response {
-        let mut req = self.http.post(self.url(path)).bearer_auth(&self.api_key).body(body);
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Response {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.api_key)
+            .body(body);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
@@ -147,7 +171,12 @@ impl TestApp {
     }
 
     pub async fn get_as(&self, path: &str, key: &str) -> Response {
-        self.http.get(self.url(path)).bearer_auth(key).send().await.expect("send")
+        self.http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("send")
     }
 
     pub async fn delete(&self, path: &str) -> Response {
@@ -218,14 +247,29 @@ impl TestApp {
 }
 
 /// Asserts the status and the error body shape; returns the `error` object.
-pub async fn assert_error(resp: Response, status: StatusCode, code: &str, field: Option<&str>) -> Value {
+pub async fn assert_error(
+    resp: Response,
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+) -> Value {
     let got = resp.status();
     let body: Value = resp.json().await.expect("error responses are JSON");
     assert_eq!(got, status, "body: {body}");
-    let error = body.get("error").cloned().unwrap_or_else(|| panic!("no error object: {body}"));
+    let error = body
+        .get("error")
+        .cloned()
+        .unwrap_or_else(|| panic!("no error object: {body}"));
     assert_eq!(error["code"], code, "body: {body}");
-    assert_eq!(error["field"], field.map_or(Value::Null, |f| json!(f)), "body: {body}");
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
+    assert_eq!(
+        error["field"],
+        field.map_or(Value::Null, |f| json!(f)),
+        "body: {body}"
+    );
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
     error
 }
 

@@ -16,12 +16,23 @@ async fn nothing_matches_creates_a_contact_with_the_documented_body() {
     assert_eq!(
         body["changed"],
         json!([
-            "email", "external_id", "first_name", "last_name", "subscribed",
-            "custom_fields.onboarding_completed", "custom_fields.plan",
-            "custom_fields.posts_generated", "custom_fields.signup_date"
+            "email",
+            "external_id",
+            "first_name",
+            "last_name",
+            "subscribed",
+            "custom_fields.onboarding_completed",
+            "custom_fields.plan",
+            "custom_fields.posts_generated",
+            "custom_fields.signup_date"
         ])
     );
-    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys, ["id", "created", "version", "changed"]);
 
     let contact = app.contact(id).await;
@@ -69,8 +80,10 @@ async fn external_id_match_updates_and_changes_the_email() {
     let app = spawn_app().await;
     let first = app.upsert_ok(jane()).await;
     let updated = app
-        .upsert_ok(json!({"email": "jane.doe@example.com", "external_id": "usr_12345",
-                           "custom_fields": {"plan": "pro"}}))
+        .upsert_ok(
+            json!({"email": "jane.doe@example.com", "external_id": "usr_12345",
+                           "custom_fields": {"plan": "pro"}}),
+        )
         .await;
     assert_eq!(updated["id"], first["id"]);
     assert_eq!(updated["created"], false);
@@ -87,8 +100,12 @@ async fn external_id_match_updates_and_changes_the_email() {
 #[tokio::test]
 async fn external_id_and_email_of_two_contacts_conflict_and_nothing_is_written() {
     let app = spawn_app().await;
-    let a = app.upsert_ok(json!({"email": "a@example.com", "external_id": "usr_a"})).await;
-    let b = app.upsert_ok(json!({"email": "b@example.com", "external_id": "usr_b"})).await;
+    let a = app
+        .upsert_ok(json!({"email": "a@example.com", "external_id": "usr_a"}))
+        .await;
+    let b = app
+        .upsert_ok(json!({"email": "b@example.com", "external_id": "usr_b"}))
+        .await;
     let resp = app
         .upsert(json!({"email": "b@example.com", "external_id": "usr_a", "first_name": "Changed"}))
         .await;
@@ -118,8 +135,12 @@ async fn an_email_match_without_external_id_attaches_it() {
 #[tokio::test]
 async fn an_email_match_with_another_external_id_conflicts() {
     let app = spawn_app().await;
-    let b = app.upsert_ok(json!({"email": "b@example.com", "external_id": "usr_b"})).await;
-    let resp = app.upsert(json!({"email": "b@example.com", "external_id": "usr_other"})).await;
+    let b = app
+        .upsert_ok(json!({"email": "b@example.com", "external_id": "usr_b"}))
+        .await;
+    let resp = app
+        .upsert(json!({"email": "b@example.com", "external_id": "usr_other"}))
+        .await;
     assert_error(resp, StatusCode::CONFLICT, "conflict", Some("email")).await;
     let stored = app.contact(b["id"].as_str().unwrap()).await;
     assert_eq!(stored["external_id"], "usr_b");
@@ -136,7 +157,9 @@ async fn emails_are_normalized_and_matched_case_insensitively() {
     assert_eq!(app.contact(id).await["email"], "jane@example.com");
 
     // A differently cased address is the same address: no change, same contact.
-    let again = app.upsert_ok(json!({"email": "JANE@example.com", "external_id": "usr_1"})).await;
+    let again = app
+        .upsert_ok(json!({"email": "JANE@example.com", "external_id": "usr_1"}))
+        .await;
     assert_eq!(again["id"], id);
     assert_eq!(again["changed"], json!([]));
 
@@ -152,7 +175,9 @@ async fn names_are_set_kept_and_cleared_with_null() {
     let created = app.upsert_ok(jane()).await;
     let id = created["id"].as_str().unwrap();
     let body = app
-        .upsert_ok(json!({"email": "jane@example.com", "external_id": "usr_12345", "last_name": null}))
+        .upsert_ok(
+            json!({"email": "jane@example.com", "external_id": "usr_12345", "last_name": null}),
+        )
         .await;
     assert_eq!(body["changed"], json!(["last_name"]));
     let contact = app.contact(id).await;
@@ -160,7 +185,9 @@ async fn names_are_set_kept_and_cleared_with_null() {
     assert_eq!(contact["last_name"], serde_json::Value::Null);
 
     let body = app
-        .upsert_ok(json!({"email": "jane@example.com", "external_id": "usr_12345", "subscribed": false}))
+        .upsert_ok(
+            json!({"email": "jane@example.com", "external_id": "usr_12345", "subscribed": false}),
+        )
         .await;
     assert_eq!(body["changed"], json!(["subscribed"]));
     assert_eq!(body["version"], 3);

@@ -11,7 +11,12 @@ async fn contacts_are_found_by_id_email_and_external_id() {
     let created = app.upsert_ok(jane()).await;
     let id = created["id"].as_str().unwrap();
     let by_id = app.contact(id).await;
-    let by_email: Value = app.contact_by_email("jane@example.com").await.json().await.unwrap();
+    let by_email: Value = app
+        .contact_by_email("jane@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
     let by_external: Value = app
         .get("/api/v1/contacts/?external_id=usr_12345")
         .await
@@ -20,14 +25,36 @@ async fn contacts_are_found_by_id_email_and_external_id() {
         .unwrap();
     assert_eq!(by_id, by_email);
     assert_eq!(by_id, by_external);
-    let keys: Vec<&str> = by_id.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = by_id
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
-        ["id", "email", "external_id", "first_name", "last_name", "subscribed", "tags",
-         "custom_fields", "version", "created_at", "updated_at"]
+        [
+            "id",
+            "email",
+            "external_id",
+            "first_name",
+            "last_name",
+            "subscribed",
+            "tags",
+            "custom_fields",
+            "version",
+            "created_at",
+            "updated_at"
+        ]
     );
 
-    assert_error(app.get("/api/v1/contacts/ct_nope").await, StatusCode::NOT_FOUND, "not_found", None).await;
+    assert_error(
+        app.get("/api/v1/contacts/ct_nope").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    )
+    .await;
     assert_error(
         app.get("/api/v1/contacts/?external_id=usr_nope").await,
         StatusCode::NOT_FOUND,
@@ -36,7 +63,8 @@ async fn contacts_are_found_by_id_email_and_external_id() {
     )
     .await;
     assert_error(
-        app.get("/api/v1/contacts/?external_id=usr_12345&email=jane@example.com").await,
+        app.get("/api/v1/contacts/?external_id=usr_12345&email=jane@example.com")
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_field",
         None,
@@ -50,7 +78,9 @@ async fn the_list_pages_with_a_cursor() {
     let mut ids = Vec::new();
     for i in 0..5 {
         let body = app
-            .upsert_ok(json!({"email": format!("u{i}@example.com"), "external_id": format!("usr_{i}")}))
+            .upsert_ok(
+                json!({"email": format!("u{i}@example.com"), "external_id": format!("usr_{i}")}),
+            )
             .await;
         ids.push(body["id"].as_str().unwrap().to_string());
     }
@@ -66,7 +96,11 @@ async fn the_list_pages_with_a_cursor() {
         pages += 1;
         let contacts = page["contacts"].as_array().unwrap();
         assert!(contacts.len() <= 2);
-        seen.extend(contacts.iter().map(|c| c["id"].as_str().unwrap().to_string()));
+        seen.extend(
+            contacts
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
             None => {
@@ -88,15 +122,24 @@ async fn the_list_pages_with_a_cursor() {
 
     for bad in ["0", "501", "ten"] {
         let resp = app.get(&format!("/api/v1/contacts/?limit={bad}")).await;
-        assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("limit")).await;
+        assert_error(
+            resp,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("limit"),
+        )
+        .await;
     }
 }
 
 #[tokio::test]
 async fn the_list_filters_by_tag() {
     let app = spawn_app().await;
-    let tagged = app.upsert_ok(json!({"email": "a@example.com", "external_id": "usr_a"})).await;
-    app.upsert_ok(json!({"email": "b@example.com", "external_id": "usr_b"})).await;
+    let tagged = app
+        .upsert_ok(json!({"email": "a@example.com", "external_id": "usr_a"}))
+        .await;
+    app.upsert_ok(json!({"email": "b@example.com", "external_id": "usr_b"}))
+        .await;
     let id = tagged["id"].as_str().unwrap().to_string();
     app.contacts_grpc()
         .await
@@ -108,7 +151,12 @@ async fn the_list_filters_by_tag() {
         })
         .await
         .unwrap();
-    let page: Value = app.get("/api/v1/contacts/?tag=pro").await.json().await.unwrap();
+    let page: Value = app
+        .get("/api/v1/contacts/?tag=pro")
+        .await
+        .json()
+        .await
+        .unwrap();
     let contacts = page["contacts"].as_array().unwrap();
     assert_eq!(contacts.len(), 1);
     assert_eq!(contacts[0]["id"], id.as_str());
@@ -123,8 +171,20 @@ async fn delete_erases_the_contact() {
     let resp = app.delete(&format!("/api/v1/contacts/{id}")).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert!(resp.bytes().await.unwrap().is_empty());
-    assert_error(app.get(&format!("/api/v1/contacts/{id}")).await, StatusCode::NOT_FOUND, "not_found", None).await;
-    assert_error(app.contact_by_email("jane@example.com").await, StatusCode::NOT_FOUND, "not_found", None).await;
+    assert_error(
+        app.get(&format!("/api/v1/contacts/{id}")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    )
+    .await;
+    assert_error(
+        app.contact_by_email("jane@example.com").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    )
+    .await;
     // Erasing again: there is nothing left to erase.
     let resp = app.delete(&format!("/api/v1/contacts/{id}")).await;
     assert_error(resp, StatusCode::NOT_FOUND, "not_found", None).await;
