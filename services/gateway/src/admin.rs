@@ -81,7 +81,8 @@ pub async fn revoke_key(pool: &PgPool, prefix: &str) -> Result<Revoked, AdminErr
             keys::DISPLAY_RANDOM_LEN
         )));
     }
-    // A whole key is matched exactly; a prefix must pick out one key.
+    // A whole key is matched exactly. Of a prefix, only what is stored (meisa_sk_ + 8) can be
+    // compared, and it must pick out one key.
     let candidates = if prefix.len() > display.len() && keys::looks_like_key(prefix) {
         keys::find_active_by_hash(pool, &keys::hash(prefix))
             .await?

@@ -95,12 +95,6 @@ impl IntoResponse for AppError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        AppError::Store(e).to_api()
-    }
-}
-
 pub fn api_error_response(api: &ApiError) -> Response {
     let status =
         StatusCode::from_u16(api.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
