@@ -34,8 +34,13 @@ impl Cluster {
         let contacts_db = TestDb::create("bench_contacts").await;
         let gateway_db = TestDb::create("bench_gateway").await;
         let prefix = meisa_testkit::unique_name("bench");
-        run(Command::new(bin("contacts")).arg("migrate").env("DATABASE_URL", &contacts_db.url).env("REDIS_URL", meisa_testkit::redis_url()))?;
-        run(Command::new(bin("gateway")).arg("migrate").env("DATABASE_URL", &gateway_db.url))?;
+        run(Command::new(bin("contacts"))
+            .arg("migrate")
+            .env("DATABASE_URL", &contacts_db.url)
+            .env("REDIS_URL", meisa_testkit::redis_url()))?;
+        run(Command::new(bin("gateway"))
+            .arg("migrate")
+            .env("DATABASE_URL", &gateway_db.url))?;
         let ws = run(Command::new(bin("gateway"))
             .args(["admin", "create-workspace", "--name", "bench"])
             .env("DATABASE_URL", &gateway_db.url))?;
@@ -56,7 +61,10 @@ impl Cluster {
         let gateway = Command::new(bin("gateway"))
             .arg("serve")
             .env("DATABASE_URL", &gateway_db.url)
-            .env("MEISA_CONTACTS_URL", format!("http://127.0.0.1:{grpc_port}"))
+            .env(
+                "MEISA_CONTACTS_URL",
+                format!("http://127.0.0.1:{grpc_port}"),
+            )
             .env("MEISA_HTTP_PORT", http_port.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -71,7 +79,11 @@ impl Cluster {
         };
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{}/readyz", cluster.gateway_url)).send().await {
+            if let Ok(r) = client
+                .get(format!("{}/readyz", cluster.gateway_url))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return Ok(cluster);
                 }
@@ -86,7 +98,8 @@ impl Cluster {
         self.children
             .iter()
             .map(|(name, child)| {
-                let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+                let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                    .unwrap_or_default();
                 let kib = status
                     .lines()
                     .find(|l| l.starts_with("VmRSS:"))
@@ -119,7 +132,16 @@ COMMIT;
 "#,
         )?;
         let out = run(Command::new("pgbench")
-            .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+            .args([
+                "-n",
+                "-c",
+                &clients.to_string(),
+                "-j",
+                "2",
+                "-T",
+                &seconds.to_string(),
+                "-f",
+            ])
             .arg(&script)
             .arg(&self.contacts_db.url))?;
         let _ = std::fs::remove_file(&script);
@@ -139,7 +161,10 @@ impl Drop for Cluster {
         }
         let prefix = self.prefix.clone();
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 rt.block_on(meisa_testkit::clean_redis(&prefix));
             }
         })

@@ -21,10 +21,16 @@ pub struct Result {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap_or_default()
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap_or_default()
 }
 
-pub async fn precreate(cluster: &Cluster, n: usize) -> std::result::Result<usize, Box<dyn std::error::Error>> {
+pub async fn precreate(
+    cluster: &Cluster,
+    n: usize,
+) -> std::result::Result<usize, Box<dyn std::error::Error>> {
     let c = client();
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let contacts: Vec<_> = chunk
@@ -32,7 +38,10 @@ pub async fn precreate(cluster: &Cluster, n: usize) -> std::result::Result<usize
             .map(|i| json!({"email": format!("old{i}@example.com"), "external_id": format!("old_{i}"), "custom_fields": {"plan": "free", "posts_generated": 0}}))
             .collect();
         let r = c
-            .post(format!("{}/api/v1/contacts/batch-upsert/", cluster.gateway_url))
+            .post(format!(
+                "{}/api/v1/contacts/batch-upsert/",
+                cluster.gateway_url
+            ))
             .bearer_auth(&cluster.api_key)
             .json(&json!({ "contacts": contacts }))
             .send()
@@ -119,8 +128,10 @@ pub async fn batch_upserts(
     summarize(tasks, duration, size as u64).await
 }
 
+type Worker = tokio::task::JoinHandle<std::result::Result<(Histogram<u64>, u64), String>>;
+
 async fn summarize(
-    tasks: Vec<tokio::task::JoinHandle<std::result::Result<(Histogram<u64>, u64), String>>>,
+    tasks: Vec<Worker>,
     duration: Duration,
     items_per_request: u64,
 ) -> std::result::Result<Result, Box<dyn std::error::Error>> {

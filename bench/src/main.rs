@@ -10,12 +10,18 @@ mod load;
 use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(run())
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let phase = Duration::from_secs(seconds);
     eprintln!("starting contacts and gateway (release builds) on fresh databases…");
     let cluster = cluster::Cluster::start().await?;
@@ -28,7 +34,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("single upserts: 64 keep-alive connections, half new, half updated, {seconds}s…");
     let single = load::single_upserts(&cluster, 64, phase, existing).await?;
 
-    eprintln!("pgbench: the same upsert-plus-outbox transaction, one per transaction, 64 clients, {seconds}s…");
+    eprintln!(
+        "pgbench: the same upsert-plus-outbox transaction, one per transaction, 64 clients, {seconds}s…"
+    );
     let pg = cluster.pgbench(64, seconds)?;
 
     eprintln!("batch upserts of 1,000 contacts, 4 connections, {seconds}s…");
@@ -47,10 +55,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         batch.per_second, batch.p99_ms
     );
     for (name, kib) in idle {
-        println!("| idle RSS, {name} | {:.1} MiB | < 64 MiB |", kib as f64 / 1024.0);
+        println!(
+            "| idle RSS, {name} | {:.1} MiB | < 64 MiB |",
+            kib as f64 / 1024.0
+        );
     }
-    let verdict = if single.per_second >= pg && single.p99_ms <= 25.0 { "meets" } else { "misses" };
+    let verdict = if single.per_second >= pg && single.p99_ms <= 25.0 {
+        "meets"
+    } else {
+        "misses"
+    };
     println!();
-    println!("single-upsert throughput {verdict} the target ({:.2}× pgbench).", single.per_second / pg.max(1.0));
+    println!(
+        "single-upsert throughput {verdict} the target ({:.2}× pgbench).",
+        single.per_second / pg.max(1.0)
+    );
     Ok(())
 }

@@ -24,15 +24,50 @@ pub enum ErrorCode {
 
 /// (code, wire name, HTTP status, gRPC code)
 const TABLE: &[(ErrorCode, &str, u16, Code)] = &[
-    (ErrorCode::InvalidJson, "invalid_json", 400, Code::InvalidArgument),
-    (ErrorCode::Unauthorized, "unauthorized", 401, Code::Unauthenticated),
+    (
+        ErrorCode::InvalidJson,
+        "invalid_json",
+        400,
+        Code::InvalidArgument,
+    ),
+    (
+        ErrorCode::Unauthorized,
+        "unauthorized",
+        401,
+        Code::Unauthenticated,
+    ),
     (ErrorCode::NotFound, "not_found", 404, Code::NotFound),
     (ErrorCode::Conflict, "conflict", 409, Code::AlreadyExists),
-    (ErrorCode::PayloadTooLarge, "payload_too_large", 413, Code::InvalidArgument),
-    (ErrorCode::UnsupportedMediaType, "unsupported_media_type", 415, Code::InvalidArgument),
-    (ErrorCode::InvalidField, "invalid_field", 422, Code::InvalidArgument),
-    (ErrorCode::RateLimited, "rate_limited", 429, Code::ResourceExhausted),
-    (ErrorCode::Unavailable, "unavailable", 503, Code::Unavailable),
+    (
+        ErrorCode::PayloadTooLarge,
+        "payload_too_large",
+        413,
+        Code::InvalidArgument,
+    ),
+    (
+        ErrorCode::UnsupportedMediaType,
+        "unsupported_media_type",
+        415,
+        Code::InvalidArgument,
+    ),
+    (
+        ErrorCode::InvalidField,
+        "invalid_field",
+        422,
+        Code::InvalidArgument,
+    ),
+    (
+        ErrorCode::RateLimited,
+        "rate_limited",
+        429,
+        Code::ResourceExhausted,
+    ),
+    (
+        ErrorCode::Unavailable,
+        "unavailable",
+        503,
+        Code::Unavailable,
+    ),
     (ErrorCode::Internal, "internal", 500, Code::Internal),
 ];
 

@@ -15,7 +15,7 @@ use opentelemetry::{
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -52,19 +52,38 @@ pub fn init(service: &'static str) -> Result<TelemetryGuard, TelemetryError> {
     }
     let provider = builder.build();
     global::set_tracer_provider(provider.clone());
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
+    // Separate filters: RUST_LOG decides what is logged, never which spans exist, so a quiet
+    // log level still carries traces (and every change event its traceparent).
+    let trace_filter = EnvFilter::try_new(
+        std::env::var("MEISA_TRACE_FILTER")
+            .unwrap_or_else(|_| "info,h2=warn,hyper=warn,tower=warn,sqlx=warn".into()),
+    )
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service))
+        .with_filter(trace_filter);
 
-    let filter = EnvFilter::try_from_default_env()
+    let log_filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn,hyper=warn"));
     let json = std::env::var("MEISA_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let registry = tracing_subscriber::registry().with(otel);
     let result = if json {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_current_span(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_filter(log_filter),
+            )
             .try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().compact().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .compact()
+                    .with_target(false)
+                    .with_filter(log_filter),
+            )
             .try_init()
     };
     result.map_err(|e| TelemetryError::Init(e.to_string()))?;
@@ -122,9 +141,7 @@ pub fn inject_headers(headers: &mut http::HeaderMap) {
 }
 
 /// A tonic client interceptor that carries the current trace to the server.
-pub fn propagate_trace(
-    mut req: tonic::Request<()>,
-) -> Result<tonic::Request<()>, tonic::Status> {
+pub fn propagate_trace(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
     let tp = current_traceparent();
     if let Ok(v) = tp.parse() {
         req.metadata_mut().insert("traceparent", v);

@@ -29,13 +29,26 @@ impl Config {
                 "DATABASE_URL",
                 "set it to the contacts database, e.g. postgres://postgres@127.0.0.1:5432/meisa_contacts",
             )?,
-            redis_url: config::required("REDIS_URL", "set it to the Redis server, e.g. redis://127.0.0.1:6379")?,
-            grpc_addr: config::parsed("MEISA_GRPC_ADDR", SocketAddr::from(([127, 0, 0, 1], 50051)))?,
-            stream_prefix: config::optional("MEISA_STREAM_PREFIX").unwrap_or_else(|| "meisa".into()),
+            redis_url: config::required(
+                "REDIS_URL",
+                "set it to the Redis server, e.g. redis://127.0.0.1:6379",
+            )?,
+            grpc_addr: config::parsed(
+                "MEISA_GRPC_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 50051)),
+            )?,
+            stream_prefix: config::optional("MEISA_STREAM_PREFIX")
+                .unwrap_or_else(|| "meisa".into()),
             shards: config::parsed("MEISA_STREAM_SHARDS", 16)?,
             stream_maxlen: config::parsed("MEISA_STREAM_MAXLEN", 1_000_000)?,
-            outbox_retention: config::duration("MEISA_OUTBOX_RETENTION", Duration::from_secs(7 * 86_400))?,
-            relay_poll_interval: config::duration("MEISA_RELAY_POLL_INTERVAL", Duration::from_millis(500))?,
+            outbox_retention: config::duration(
+                "MEISA_OUTBOX_RETENTION",
+                Duration::from_secs(7 * 86_400),
+            )?,
+            relay_poll_interval: config::duration(
+                "MEISA_RELAY_POLL_INTERVAL",
+                Duration::from_millis(500),
+            )?,
             writer_lanes: config::parsed("MEISA_WRITER_LANES", 4)?,
             db_max_connections: config::parsed("MEISA_DB_MAX_CONNECTIONS", 16)?,
             relay_enabled: true,

@@ -19,16 +19,21 @@ impl From<ContactsError> for Status {
         match e {
             ContactsError::Rejected(api) => api.to_status(),
             ContactsError::Db(db) => {
-                if matches!(db, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) {
+                if matches!(
+                    db,
+                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+                ) {
                     tracing::warn!(error = %db, "database unavailable");
-                    ApiError::unavailable("the contacts database is unavailable; retry shortly").to_status()
+                    ApiError::unavailable("the contacts database is unavailable; retry shortly")
+                        .to_status()
                 } else {
                     tracing::error!(error = %db, "database error");
                     ApiError::internal().to_status()
                 }
             }
             ContactsError::ShuttingDown => {
-                ApiError::unavailable("the contacts service is restarting; retry shortly").to_status()
+                ApiError::unavailable("the contacts service is restarting; retry shortly")
+                    .to_status()
             }
         }
     }

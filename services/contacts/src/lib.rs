@@ -34,7 +34,10 @@ pub enum StartError {
     #[error("REDIS_URL is not a valid Redis URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot listen on {addr} (MEISA_GRPC_ADDR): {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
 }
@@ -46,7 +49,10 @@ pub async fn migrate(database_url: &str) -> Result<(), StartError> {
         tracing::info!("creating the contacts database");
         sqlx::Postgres::create_database(database_url).await?;
     }
-    let pool = PgPoolOptions::new().max_connections(1).connect(database_url).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(database_url)
+        .await?;
     store::MIGRATOR.run(&pool).await?;
     pool.close().await;
     Ok(())
@@ -69,9 +75,17 @@ impl Application {
         let redis = redis::Client::open(config.redis_url.as_str())?;
         let listener = TcpListener::bind(config.grpc_addr)
             .await
-            .map_err(|source| StartError::Bind { addr: config.grpc_addr, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: config.grpc_addr,
+                source,
+            })?;
         let store = Store::new(pool, config.shards);
-        Ok(Self { config, listener, store, redis })
+        Ok(Self {
+            config,
+            listener,
+            store,
+            redis,
+        })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -79,10 +93,16 @@ impl Application {
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
-        let Self { config, listener, store, redis } = self;
+        let Self {
+            config,
+            listener,
+            store,
+            redis,
+        } = self;
         // Workers get their own token: they stop after the server has drained its requests.
         let workers = CancellationToken::new();
-        let (writer, lanes) = worker::writer::Writer::start(store.clone(), config.writer_lanes, workers.clone());
+        let (writer, lanes) =
+            worker::writer::Writer::start(store.clone(), config.writer_lanes, workers.clone());
 
         let relay_task = config.relay_enabled.then(|| {
             let relay_config = RelayConfig {
@@ -91,7 +111,12 @@ impl Application {
                 poll_interval: config.relay_poll_interval,
                 retention: config.outbox_retention,
             };
-            tokio::spawn(run_relay(store.pool.clone(), redis, relay_config, workers.clone()))
+            tokio::spawn(run_relay(
+                store.pool.clone(),
+                redis,
+                relay_config,
+                workers.clone(),
+            ))
         });
 
         let (mut routes, health) = meisa_runtime::grpc::base_routes()?;
@@ -121,7 +146,12 @@ impl Application {
     }
 }
 
-async fn run_relay(pool: sqlx::PgPool, client: redis::Client, config: RelayConfig, shutdown: CancellationToken) {
+async fn run_relay(
+    pool: sqlx::PgPool,
+    client: redis::Client,
+    config: RelayConfig,
+    shutdown: CancellationToken,
+) {
     // Redis may be down at start: upserts still commit to the outbox, and the relay catches up.
     let manager = loop {
         match redis::aio::ConnectionManager::new(client.clone()).await {

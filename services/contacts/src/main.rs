@@ -2,7 +2,10 @@ use clap::{Parser, Subcommand};
 use meisa_contacts::{Application, Config, migrate};
 
 #[derive(Parser)]
-#[command(name = "contacts", about = "Meisa contacts service: contact state, change detection, change stream")]
+#[command(
+    name = "contacts",
+    about = "Meisa contacts service: contact state, change detection, change stream"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,14 +30,19 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let result = async {
-        let config = Config::from_env()?;
         match cli.command {
             Command::Migrate => {
-                migrate(&config.database_url).await?;
+                // Migrating needs the database only, so a Kubernetes Job needs no Redis.
+                let url = meisa_runtime::config::required(
+                    "DATABASE_URL",
+                    "set it to the contacts database, e.g. postgres://postgres@127.0.0.1:5432/meisa_contacts",
+                )?;
+                migrate(&url).await?;
                 tracing::info!("contacts migrations applied");
                 Ok(())
             }
             Command::Serve => {
+                let config = Config::from_env()?;
                 let shutdown = meisa_runtime::shutdown::on_signal();
                 Application::build(config).await?.run(shutdown).await
             }

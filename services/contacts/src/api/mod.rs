@@ -1,7 +1,9 @@
 //! The gRPC edge: `meisa.contacts.v1.ContactsService`. Converts protobuf to domain types (the
 //! only place input is parsed) and errors to `tonic::Status` (the only place they are mapped).
 
-use meisa_proto::{common, contacts as pb, contacts::contacts_service_server::ContactsService, events};
+use meisa_proto::{
+    common, contacts as pb, contacts::contacts_service_server::ContactsService, events,
+};
 use meisa_runtime::{errors::ApiError, telemetry};
 use tonic::{Request, Response, Status};
 
@@ -57,7 +59,11 @@ fn meta(causation: Option<common::Causation>) -> ChangeMeta {
 
 fn page(p: Option<&common::PageRequest>) -> (i64, Option<String>) {
     let limit = p.map_or(0, |p| p.limit);
-    let limit = if limit == 0 { DEFAULT_PAGE } else { limit.min(MAX_PAGE) };
+    let limit = if limit == 0 {
+        DEFAULT_PAGE
+    } else {
+        limit.min(MAX_PAGE)
+    };
     let cursor = p.map(|p| p.cursor.clone()).filter(|c| !c.is_empty());
     (i64::from(limit), cursor)
 }
@@ -72,14 +78,19 @@ fn upsert_response(o: UpsertOutcome) -> pb::UpsertResponse {
     }
 }
 
-fn rejected(r: Result<Result<UpsertOutcome, ApiError>, sqlx::Error>) -> Result<UpsertOutcome, Status> {
+fn rejected(
+    r: Result<Result<UpsertOutcome, ApiError>, sqlx::Error>,
+) -> Result<UpsertOutcome, Status> {
     r.map_err(ContactsError::from)?.map_err(Status::from)
 }
 
 #[tonic::async_trait]
 impl ContactsService for ContactsApi {
     #[tracing::instrument(skip_all, err)]
-    async fn upsert(&self, req: Request<pb::UpsertRequest>) -> Result<Response<pb::UpsertResponse>, Status> {
+    async fn upsert(
+        &self,
+        req: Request<pb::UpsertRequest>,
+    ) -> Result<Response<pb::UpsertResponse>, Status> {
         let req = req.into_inner();
         let workspace_id = workspace(&req.workspace_id)?;
         let input = ContactInput::parse(&req.contact.unwrap_or_default())?;
@@ -104,12 +115,16 @@ impl ContactsService for ContactsApi {
         if req.contacts.len() > MAX_BATCH_ITEMS {
             return Err(ApiError::field(
                 "contacts",
-                format!("at most {MAX_BATCH_ITEMS} contacts per batch, got {}", req.contacts.len()),
+                format!(
+                    "at most {MAX_BATCH_ITEMS} contacts per batch, got {}",
+                    req.contacts.len()
+                ),
             )
             .into());
         }
         let meta = meta(req.causation);
-        let parsed: Vec<Result<ContactInput, ApiError>> = req.contacts.iter().map(ContactInput::parse).collect();
+        let parsed: Vec<Result<ContactInput, ApiError>> =
+            req.contacts.iter().map(ContactInput::parse).collect();
         let items: Vec<UpsertItem> = parsed
             .iter()
             .filter_map(|p| p.as_ref().ok())
@@ -128,7 +143,9 @@ impl ContactsService for ContactsApi {
                     Ok(_) => match done.next() {
                         Some(Ok(o)) => Ok(o),
                         Some(Err(ContactsError::Rejected(e))) => Err(e),
-                        Some(Err(_)) | None => Err(ApiError::unavailable("the contacts service is restarting; retry this item")),
+                        Some(Err(_)) | None => Err(ApiError::unavailable(
+                            "the contacts service is restarting; retry this item",
+                        )),
                     },
                 };
                 pb::BatchUpsertResult {
@@ -158,12 +175,16 @@ impl ContactsService for ContactsApi {
             Some(By::Id(id)) => (Lookup::Id(id), format!("id {id}")),
             Some(By::Email(e)) => (Lookup::Email(e), format!("email {e}")),
             Some(By::ExternalId(x)) => (Lookup::ExternalId(x), format!("external_id {x}")),
-            None => return Err(ApiError::field("by", "give an id, an email or an external_id").into()),
+            None => {
+                return Err(ApiError::field("by", "give an id, an email or an external_id").into());
+            }
         };
         let contact = contacts::get(&self.store.pool, &workspace_id, by)
             .await
             .map_err(ContactsError::from)?
-            .ok_or_else(|| ApiError::not_found(format!("no contact with {what} in this workspace")))?;
+            .ok_or_else(|| {
+                ApiError::not_found(format!("no contact with {what} in this workspace"))
+            })?;
         Ok(Response::new(pb::GetContactResponse {
             contact: Some(convert::contact(&contact)),
         }))
@@ -178,12 +199,22 @@ impl ContactsService for ContactsApi {
         let workspace_id = workspace(&req.workspace_id)?;
         let (limit, cursor) = page(req.page.as_ref());
         let tag = Some(req.tag.as_str()).filter(|t| !t.is_empty());
-        let mut rows = contacts::list(&self.store.pool, &workspace_id, tag, cursor.as_deref(), limit + 1)
-            .await
-            .map_err(ContactsError::from)?;
+        let mut rows = contacts::list(
+            &self.store.pool,
+            &workspace_id,
+            tag,
+            cursor.as_deref(),
+            limit + 1,
+        )
+        .await
+        .map_err(ContactsError::from)?;
         let more = rows.len() as i64 > limit;
         rows.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_cursor = if more { rows.last().map(|c| c.id.clone()).unwrap_or_default() } else { String::new() };
+        let next_cursor = if more {
+            rows.last().map(|c| c.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
         Ok(Response::new(pb::ListContactsResponse {
             contacts: rows.iter().map(convert::contact).collect(),
             next_cursor,
@@ -205,7 +236,10 @@ impl ContactsService for ContactsApi {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn add_tags(&self, req: Request<pb::AddTagsRequest>) -> Result<Response<pb::AddTagsResponse>, Status> {
+    async fn add_tags(
+        &self,
+        req: Request<pb::AddTagsRequest>,
+    ) -> Result<Response<pb::AddTagsResponse>, Status> {
         let req = req.into_inner();
         let workspace_id = workspace(&req.workspace_id)?;
         let id = contact_id(&req.id)?;
@@ -315,16 +349,25 @@ impl ContactsService for ContactsApi {
             return Err(ApiError::not_found(format!("no contact {id} in this workspace")).into());
         }
         let (limit, cursor) = page(req.page.as_ref());
-        let before = match cursor {
-            None => None,
-            Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::field("page.cursor", "not a cursor this API returned"))?),
-        };
+        let before =
+            match cursor {
+                None => None,
+                Some(c) => Some(c.parse::<i64>().map_err(|_| {
+                    ApiError::field("page.cursor", "not a cursor this API returned")
+                })?),
+            };
         let mut rows = changes::history(&self.store.pool, &workspace_id, id, before, limit + 1)
             .await
             .map_err(ContactsError::from)?;
         let more = rows.len() as i64 > limit;
         rows.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_cursor = if more { rows.last().map(|e| e.version.to_string()).unwrap_or_default() } else { String::new() };
+        let next_cursor = if more {
+            rows.last()
+                .map(|e| e.version.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         Ok(Response::new(pb::ListChangesResponse {
             changes: rows
                 .into_iter()

@@ -100,7 +100,9 @@ impl Contact {
         }
         for (name, value) in &input.custom_fields {
             match value {
-                Some(v) => next.custom_fields.insert(name.as_str().to_string(), v.clone()),
+                Some(v) => next
+                    .custom_fields
+                    .insert(name.as_str().to_string(), v.clone()),
                 None => next.custom_fields.remove(name.as_str()),
             };
         }
@@ -112,7 +114,11 @@ impl Contact {
     pub fn diff(&self, before: Option<&Contact>) -> Vec<FieldChange> {
         let mut out = Vec::new();
         let email_before = before.map(|b| FieldValue::String(b.email.clone()));
-        out.extend(FieldChange::scalar("email", email_before, Some(FieldValue::String(self.email.clone()))));
+        out.extend(FieldChange::scalar(
+            "email",
+            email_before,
+            Some(FieldValue::String(self.email.clone())),
+        ));
         out.extend(FieldChange::scalar(
             "external_id",
             before.and_then(|b| s(&b.external_id)),
@@ -166,7 +172,8 @@ mod tests {
     fn base() -> Contact {
         let mut c = Contact::new("ct_1".into(), "ws_1".into(), "a@b.co".into(), Utc::now());
         c.external_id = Some("u1".into());
-        c.custom_fields.insert("plan".into(), FieldValue::String("free".into()));
+        c.custom_fields
+            .insert("plan".into(), FieldValue::String("free".into()));
         c.custom_fields.insert("posts".into(), FieldValue::Int(4));
         c
     }
@@ -192,12 +199,19 @@ mod tests {
     fn merge_keeps_unsent_fields_and_null_removes() {
         let c = base();
         let mut i = input();
-        i.custom_fields.insert(FieldName::parse("plan").unwrap(), None);
-        i.custom_fields.insert(FieldName::parse("posts").unwrap(), Some(FieldValue::Float(4.0)));
+        i.custom_fields
+            .insert(FieldName::parse("plan").unwrap(), None);
+        i.custom_fields.insert(
+            FieldName::parse("posts").unwrap(),
+            Some(FieldValue::Float(4.0)),
+        );
         i.first_name = Patch::Set("Jane".into());
         let next = c.apply_input(&i);
         assert!(!next.custom_fields.contains_key("plan"));
-        assert_eq!(next.custom_fields.get("posts"), Some(&FieldValue::Float(4.0)));
+        assert_eq!(
+            next.custom_fields.get("posts"),
+            Some(&FieldValue::Float(4.0))
+        );
         let paths: Vec<_> = next.diff(Some(&c)).into_iter().map(|ch| ch.path).collect();
         assert_eq!(paths, ["first_name", "custom_fields.plan"]);
     }

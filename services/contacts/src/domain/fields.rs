@@ -43,7 +43,9 @@ impl FieldName {
         if BUILT_IN.contains(&name) {
             return Err(ApiError::field(
                 path,
-                format!("{name} is a built-in field; send it at the top level, not in custom_fields"),
+                format!(
+                    "{name} is a built-in field; send it at the top level, not in custom_fields"
+                ),
             ));
         }
         Ok(Self(name.to_string()))
@@ -148,9 +150,7 @@ impl FieldValue {
                 } else {
                     return Err(ApiError::field(
                         name.path(),
-                        format!(
-                            "field is a date, got a string that is not a date; send RFC 3339 (2026-11-20T10:00:00Z) or YYYY-MM-DD"
-                        ),
+                        "field is a date, got a string that is not a date; send RFC 3339 (2026-11-20T10:00:00Z) or YYYY-MM-DD",
                     ));
                 }
             }
@@ -207,9 +207,21 @@ mod tests {
     fn names_follow_the_rules() {
         assert!(FieldName::parse("plan").is_ok());
         assert!(FieldName::parse("posts_generated2").is_ok());
-        for bad in ["", "2fast", "_x", "has-dash", "has space", "é", "email", "tags"] {
+        for bad in [
+            "",
+            "2fast",
+            "_x",
+            "has-dash",
+            "has space",
+            "é",
+            "email",
+            "tags",
+        ] {
             let err = FieldName::parse(bad).unwrap_err();
-            assert_eq!(err.field.as_deref(), Some(format!("custom_fields.{bad}").as_str()));
+            assert_eq!(
+                err.field.as_deref(),
+                Some(format!("custom_fields.{bad}").as_str())
+            );
         }
         assert!(FieldName::parse(&"a".repeat(64)).is_ok());
         assert!(FieldName::parse(&"a".repeat(65)).is_err());
@@ -217,10 +229,22 @@ mod tests {
 
     #[test]
     fn dates_are_detected_from_strings() {
-        assert_eq!(FieldValue::String("2026-11-20T10:00:00Z".into()).inferred_type(), FieldType::Date);
-        assert_eq!(FieldValue::String("2026-11-20".into()).inferred_type(), FieldType::Date);
-        assert_eq!(FieldValue::String("2026-13-40".into()).inferred_type(), FieldType::String);
-        assert_eq!(FieldValue::String("free".into()).inferred_type(), FieldType::String);
+        assert_eq!(
+            FieldValue::String("2026-11-20T10:00:00Z".into()).inferred_type(),
+            FieldType::Date
+        );
+        assert_eq!(
+            FieldValue::String("2026-11-20".into()).inferred_type(),
+            FieldType::Date
+        );
+        assert_eq!(
+            FieldValue::String("2026-13-40".into()).inferred_type(),
+            FieldType::String
+        );
+        assert_eq!(
+            FieldValue::String("free".into()).inferred_type(),
+            FieldType::String
+        );
     }
 
     #[test]
@@ -232,8 +256,13 @@ mod tests {
     #[test]
     fn type_mismatch_names_the_field() {
         let name = FieldName::parse("plan").unwrap();
-        let err = FieldValue::Int(3).check_type(&name, FieldType::String).unwrap_err();
-        assert_eq!(err.message, "custom_fields.plan: field is a string, got a number");
+        let err = FieldValue::Int(3)
+            .check_type(&name, FieldType::String)
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "custom_fields.plan: field is a string, got a number"
+        );
         assert_eq!(err.field.as_deref(), Some("custom_fields.plan"));
     }
 }

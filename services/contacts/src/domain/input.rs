@@ -40,7 +40,10 @@ impl EmailAddress {
             ..Default::default()
         };
         email_address::EmailAddress::parse_with_options(&s, options).map_err(|e| {
-            ApiError::field("email", format!("{raw:?} is not a valid email address ({e})"))
+            ApiError::field(
+                "email",
+                format!("{raw:?} is not a valid email address ({e})"),
+            )
         })?;
         Ok(Self(s))
     }
@@ -61,10 +64,16 @@ impl TagName {
             return Err(ApiError::field(field, "tags cannot be empty"));
         }
         if s.chars().count() > MAX_TAG_CHARS {
-            return Err(ApiError::field(field, format!("tags are at most {MAX_TAG_CHARS} characters")));
+            return Err(ApiError::field(
+                field,
+                format!("tags are at most {MAX_TAG_CHARS} characters"),
+            ));
         }
         if s.chars().any(char::is_control) {
-            return Err(ApiError::field(field, "tags cannot contain control characters"));
+            return Err(ApiError::field(
+                field,
+                "tags cannot contain control characters",
+            ));
         }
         Ok(Self(s.to_string()))
     }
@@ -151,10 +160,17 @@ fn parse_name(patch: Option<&pb::StringPatch>, field: &str) -> Result<Patch<Stri
         Some(pb::StringPatch { value: Some(v) }) => {
             let v = v.trim();
             if v.chars().count() > MAX_NAME_CHARS {
-                return Err(ApiError::field(field, format!("at most {MAX_NAME_CHARS} characters")));
+                return Err(ApiError::field(
+                    field,
+                    format!("at most {MAX_NAME_CHARS} characters"),
+                ));
             }
             // An empty name is no name: clearing keeps "Hi {{ first_name }}" defaults working.
-            Ok(if v.is_empty() { Patch::Clear } else { Patch::Set(v.to_string()) })
+            Ok(if v.is_empty() {
+                Patch::Clear
+            } else {
+                Patch::Set(v.to_string())
+            })
         }
     }
 }
@@ -167,7 +183,10 @@ fn parse_value(name: &FieldName, value: &common::Value) -> Result<Option<FieldVa
             if s.len() > MAX_STRING_BYTES {
                 return Err(ApiError::field(
                     name.path(),
-                    format!("string values are at most {MAX_STRING_BYTES} bytes, got {}", s.len()),
+                    format!(
+                        "string values are at most {MAX_STRING_BYTES} bytes, got {}",
+                        s.len()
+                    ),
                 ));
             }
             Some(FieldValue::String(s.clone()))
@@ -203,38 +222,70 @@ mod tests {
 
     #[test]
     fn bad_emails_name_the_field() {
-        for bad in ["", "jane", "jane@", "@example.com", "jane@localhost", "Jane <j@x.com>"] {
+        for bad in [
+            "",
+            "jane",
+            "jane@",
+            "@example.com",
+            "jane@localhost",
+            "Jane <j@x.com>",
+        ] {
             let err = ContactInput::parse(&input(bad)).unwrap_err();
             assert_eq!(err.field.as_deref(), Some("email"), "{bad}");
         }
         let long = format!("{}@example.com", "a".repeat(250));
-        assert_eq!(ContactInput::parse(&input(&long)).unwrap_err().field.as_deref(), Some("email"));
+        assert_eq!(
+            ContactInput::parse(&input(&long))
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("email")
+        );
     }
 
     #[test]
     fn limits_name_the_field() {
         let mut i = input("a@b.co");
-        i.first_name = Some(pb::StringPatch { value: Some("x".repeat(257)) });
-        assert_eq!(ContactInput::parse(&i).unwrap_err().field.as_deref(), Some("first_name"));
+        i.first_name = Some(pb::StringPatch {
+            value: Some("x".repeat(257)),
+        });
+        assert_eq!(
+            ContactInput::parse(&i).unwrap_err().field.as_deref(),
+            Some("first_name")
+        );
 
         let mut i = input("a@b.co");
         for n in 0..101 {
-            i.custom_fields.insert(format!("f{n}"), common::Value::default());
+            i.custom_fields
+                .insert(format!("f{n}"), common::Value::default());
         }
-        assert_eq!(ContactInput::parse(&i).unwrap_err().field.as_deref(), Some("custom_fields"));
+        assert_eq!(
+            ContactInput::parse(&i).unwrap_err().field.as_deref(),
+            Some("custom_fields")
+        );
 
         let mut i = input("a@b.co");
         i.custom_fields.insert(
             "bio".into(),
-            common::Value { kind: Some(common::value::Kind::StringValue("x".repeat(4097))) },
+            common::Value {
+                kind: Some(common::value::Kind::StringValue("x".repeat(4097))),
+            },
         );
-        assert_eq!(ContactInput::parse(&i).unwrap_err().field.as_deref(), Some("custom_fields.bio"));
+        assert_eq!(
+            ContactInput::parse(&i).unwrap_err().field.as_deref(),
+            Some("custom_fields.bio")
+        );
     }
 
     #[test]
     fn null_removes_and_absent_keeps() {
         let mut i = input("a@b.co");
-        i.custom_fields.insert("plan".into(), common::Value { kind: Some(common::value::Kind::NullValue(true)) });
+        i.custom_fields.insert(
+            "plan".into(),
+            common::Value {
+                kind: Some(common::value::Kind::NullValue(true)),
+            },
+        );
         i.last_name = Some(pb::StringPatch { value: None });
         let c = ContactInput::parse(&i).unwrap();
         assert_eq!(c.custom_fields.values().next(), Some(&None));

@@ -94,17 +94,22 @@ pub async fn notify_relay(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
 
 /// Erasure: drops the history and strips personal data from events still in the outbox (they
 /// keep their place in the shard sequence, so consumers see no gap).
-pub async fn erase(conn: &mut PgConnection, workspace_id: &str, contact_id: &str) -> Result<(), sqlx::Error> {
+pub async fn erase(
+    conn: &mut PgConnection,
+    workspace_id: &str,
+    contact_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM contact_changes WHERE workspace_id = $1 AND contact_id = $2")
         .bind(workspace_id)
         .bind(contact_id)
         .execute(&mut *conn)
         .await?;
-    let rows = sqlx::query("SELECT id, payload FROM outbox WHERE workspace_id = $1 AND contact_id = $2")
-        .bind(workspace_id)
-        .bind(contact_id)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows =
+        sqlx::query("SELECT id, payload FROM outbox WHERE workspace_id = $1 AND contact_id = $2")
+            .bind(workspace_id)
+            .bind(contact_id)
+            .fetch_all(&mut *conn)
+            .await?;
     for row in rows {
         let id: i64 = row.try_get("id")?;
         let payload: Vec<u8> = row.try_get("payload")?;

@@ -85,7 +85,11 @@ pub enum Lookup<'a> {
     ExternalId(&'a str),
 }
 
-pub async fn get(pool: &PgPool, workspace_id: &str, by: Lookup<'_>) -> Result<Option<Contact>, sqlx::Error> {
+pub async fn get(
+    pool: &PgPool,
+    workspace_id: &str,
+    by: Lookup<'_>,
+) -> Result<Option<Contact>, sqlx::Error> {
     let (column, value) = match by {
         Lookup::Id(v) => ("id", v.to_string()),
         Lookup::Email(v) => ("email", v.trim().to_lowercase()),
@@ -167,7 +171,11 @@ pub async fn update(conn: &mut PgConnection, c: &Contact) -> Result<(), sqlx::Er
     Ok(())
 }
 
-pub async fn delete(conn: &mut PgConnection, workspace_id: &str, id: &str) -> Result<(), sqlx::Error> {
+pub async fn delete(
+    conn: &mut PgConnection,
+    workspace_id: &str,
+    id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM contacts WHERE workspace_id = $1 AND id = $2")
         .bind(workspace_id)
         .bind(id)

@@ -45,10 +45,14 @@ impl TxFields {
         if let Some(t) = self.seen.get(&key) {
             return Ok(Some(*t));
         }
-        if let Ok(map) = self.registry.committed.read() {
-            if let Some(t) = map.get(&key) {
-                return Ok(Some(*t));
-            }
+        if let Some(t) = self
+            .registry
+            .committed
+            .read()
+            .ok()
+            .and_then(|m| m.get(&key).copied())
+        {
+            return Ok(Some(t));
         }
         let ty: Option<String> =
             sqlx::query_scalar("SELECT type FROM fields WHERE workspace_id = $1 AND name = $2")

@@ -21,7 +21,10 @@ pub struct Pending {
 ///
 /// Rows that already have a number come first, so a backlog never gets numbers above an older row
 /// of the same shard that is still waiting.
-pub async fn claim_and_number(conn: &mut PgConnection, limit: i64) -> Result<Vec<Pending>, sqlx::Error> {
+pub async fn claim_and_number(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<Pending>, sqlx::Error> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let rows = sqlx::query(
         "SELECT id, shard, seq, payload FROM outbox WHERE published_at IS NULL
@@ -47,10 +50,11 @@ pub async fn claim_and_number(conn: &mut PgConnection, limit: i64) -> Result<Vec
     }
     let (mut ids, mut seqs) = (Vec::new(), Vec::new());
     for (shard, idxs) in &unnumbered {
-        let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM relay_shards WHERE shard = $1")
-            .bind(shard)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM relay_shards WHERE shard = $1")
+                .bind(shard)
+                .fetch_optional(&mut *tx)
+                .await?;
         let mut next = last.unwrap_or(0);
         for &i in idxs {
             next += 1;
@@ -133,7 +137,9 @@ pub async fn replay(
             let p = Pending {
                 id: r.try_get("id")?,
                 shard,
-                seq: r.try_get::<i64, _>("seq").map(|s| u64::try_from(s).unwrap_or(0))?,
+                seq: r
+                    .try_get::<i64, _>("seq")
+                    .map(|s| u64::try_from(s).unwrap_or(0))?,
                 payload: r.try_get("payload")?,
             };
             Ok(events::ContactChanged::decode(stream_event(&p).as_slice()).unwrap_or_default())

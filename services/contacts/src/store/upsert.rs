@@ -177,7 +177,9 @@ pub async fn mutate(
 ) -> Result<Result<UpsertOutcome, ApiError>, sqlx::Error> {
     let mut tx = store.pool.begin().await?;
     let Some(before) = contacts::lock_by_id(&mut tx, workspace_id, id).await? else {
-        return Ok(Err(ApiError::not_found(format!("no contact {id} in this workspace"))));
+        return Ok(Err(ApiError::not_found(format!(
+            "no contact {id} in this workspace"
+        ))));
     };
     let mut next = change(&before);
     let diff = next.diff(Some(&before));
@@ -224,7 +226,9 @@ pub async fn erase(
 ) -> Result<Result<(), ApiError>, sqlx::Error> {
     let mut tx = store.pool.begin().await?;
     let Some(before) = contacts::lock_by_id(&mut tx, workspace_id, id).await? else {
-        return Ok(Err(ApiError::not_found(format!("no contact {id} in this workspace"))));
+        return Ok(Err(ApiError::not_found(format!(
+            "no contact {id} in this workspace"
+        ))));
     };
     contacts::delete(&mut tx, workspace_id, id).await?;
     changes::erase(&mut tx, workspace_id, id).await?;

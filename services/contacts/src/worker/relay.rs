@@ -49,7 +49,12 @@ pub fn stream_key(prefix: &str, shard: u32) -> String {
     format!("{prefix}:changes:{shard}")
 }
 
-pub async fn run(pool: PgPool, redis: ConnectionManager, config: RelayConfig, shutdown: CancellationToken) {
+pub async fn run(
+    pool: PgPool,
+    redis: ConnectionManager,
+    config: RelayConfig,
+    shutdown: CancellationToken,
+) {
     let script = redis::Script::new(XADD_SCRIPT);
     let mut redis = redis;
     while !shutdown.is_cancelled() {
@@ -99,7 +104,8 @@ async fn lead(
             let n = publish_batch(&mut conn, redis, script, config).await?;
             if last_prune.elapsed() > config.retention.min(Duration::from_secs(60)) {
                 let cutoff = chrono::Utc::now()
-                    - chrono::Duration::from_std(config.retention).unwrap_or(chrono::Duration::days(7));
+                    - chrono::Duration::from_std(config.retention)
+                        .unwrap_or(chrono::Duration::days(7));
                 let pruned = outbox::prune(pool, cutoff).await?;
                 if pruned > 0 {
                     tracing::info!(pruned, "pruned published outbox rows past retention");
@@ -140,7 +146,9 @@ async fn publish_batch(
         let mut inv = script.key(stream_key(&config.stream_prefix, shard));
         inv.arg(config.stream_maxlen);
         for p in shard_rows {
-            inv.arg(format!("{}-0", p.seq)).arg(p.seq).arg(outbox::stream_event(p));
+            inv.arg(format!("{}-0", p.seq))
+                .arg(p.seq)
+                .arg(outbox::stream_event(p));
         }
         let added: i64 = inv.invoke_async(redis).await?;
         tracing::debug!(shard, added, total = shard_rows.len(), "published changes");

@@ -32,13 +32,22 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(store: Store, lanes: usize, shutdown: CancellationToken) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
+    pub fn start(
+        store: Store,
+        lanes: usize,
+        shutdown: CancellationToken,
+    ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
         for lane in 0..lanes.max(1) {
             let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
             senders.push(tx);
-            handles.push(tokio::spawn(run_lane(lane, store.clone(), rx, shutdown.clone())));
+            handles.push(tokio::spawn(run_lane(
+                lane,
+                store.clone(),
+                rx,
+                shutdown.clone(),
+            )));
         }
         (Self { lanes: senders }, handles)
     }
@@ -49,7 +58,11 @@ impl Writer {
             .external_id
             .as_deref()
             .unwrap_or(item.input.email.as_str());
-        let shard = crate::store::shard_of(&item.workspace_id, key, u32::try_from(self.lanes.len()).unwrap_or(1));
+        let shard = crate::store::shard_of(
+            &item.workspace_id,
+            key,
+            u32::try_from(self.lanes.len()).unwrap_or(1),
+        );
         usize::try_from(shard).unwrap_or(0)
     }
 
@@ -64,7 +77,10 @@ impl Writer {
     }
 
     /// Many upserts at once; one result per item, in order.
-    pub async fn upsert_many(&self, items: Vec<UpsertItem>) -> Vec<Result<UpsertOutcome, ContactsError>> {
+    pub async fn upsert_many(
+        &self,
+        items: Vec<UpsertItem>,
+    ) -> Vec<Result<UpsertOutcome, ContactsError>> {
         let mut waits = Vec::with_capacity(items.len());
         for item in items {
             let (tx, rx) = oneshot::channel();

@@ -36,10 +36,24 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     tweak(&mut config);
     let pool = sqlx::PgPool::connect(&db.url).await.expect("pool");
     let (client, shutdown, handle) = start(config.clone()).await;
-    TestApp { client, db, pool, prefix, config, shutdown, handle: Some(handle) }
+    TestApp {
+        client,
+        db,
+        pool,
+        prefix,
+        config,
+        shutdown,
+        handle: Some(handle),
+    }
 }
 
-async fn start(config: Config) -> (ContactsServiceClient<Channel>, CancellationToken, tokio::task::JoinHandle<()>) {
+async fn start(
+    config: Config,
+) -> (
+    ContactsServiceClient<Channel>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let app = Application::build(config).await.expect("build");
     let addr = app.grpc_addr();
     let shutdown = CancellationToken::new();
@@ -47,7 +61,9 @@ async fn start(config: Config) -> (ContactsServiceClient<Channel>, CancellationT
     let handle = tokio::spawn(async move {
         app.run(token).await.expect("run");
     });
-    let client = ContactsServiceClient::connect(format!("http://{addr}")).await.expect("connect");
+    let client = ContactsServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
     (client, shutdown, handle)
 }
 
@@ -69,10 +85,18 @@ impl TestApp {
         }
     }
 
-    pub async fn upsert(&self, ws: &str, input: pb::ContactInput) -> Result<pb::UpsertResponse, ApiError> {
+    pub async fn upsert(
+        &self,
+        ws: &str,
+        input: pb::ContactInput,
+    ) -> Result<pb::UpsertResponse, ApiError> {
         self.client
             .clone()
-            .upsert(pb::UpsertRequest { workspace_id: ws.into(), contact: Some(input), causation: None })
+            .upsert(pb::UpsertRequest {
+                workspace_id: ws.into(),
+                contact: Some(input),
+                causation: None,
+            })
             .await
             .map(|r| r.into_inner())
             .map_err(|s| ApiError::from_status(&s))
@@ -93,12 +117,20 @@ impl TestApp {
     /// Every event on every shard stream of this test, in stream order per shard.
     pub async fn stream_events(&self) -> Vec<ContactChanged> {
         let client = redis::Client::open(meisa_testkit::redis_url()).expect("redis url");
-        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
         let mut out = Vec::new();
         for shard in 0..self.config.shards {
             let key = format!("{}:changes:{shard}", self.prefix);
-            let reply: redis::streams::StreamRangeReply =
-                redis::cmd("XRANGE").arg(&key).arg("-").arg("+").query_async(&mut conn).await.expect("xrange");
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .expect("xrange");
             for entry in reply.ids {
                 let bytes: Vec<u8> = entry.get("event").expect("event field");
                 let seq: u64 = entry.get("seq").expect("seq field");
@@ -114,10 +146,11 @@ impl TestApp {
     /// Waits until the relay has published everything in the outbox.
     pub async fn wait_published(&self) {
         for _ in 0..200 {
-            let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&self.pool)
-                .await
-                .expect("count");
+            let pending: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    .fetch_one(&self.pool)
+                    .await
+                    .expect("count");
             if pending == 0 {
                 return;
             }
@@ -128,7 +161,12 @@ impl TestApp {
 
     pub async fn events_for(&self, contact_id: &str) -> Vec<ContactChanged> {
         self.wait_published().await;
-        let mut evs: Vec<_> = self.stream_events().await.into_iter().filter(|e| e.contact_id == contact_id).collect();
+        let mut evs: Vec<_> = self
+            .stream_events()
+            .await
+            .into_iter()
+            .filter(|e| e.contact_id == contact_id)
+            .collect();
         evs.sort_by_key(|e| e.seq);
         evs
     }
@@ -139,7 +177,10 @@ impl Drop for TestApp {
         self.shutdown.cancel();
         let prefix = self.prefix.clone();
         let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 rt.block_on(meisa_testkit::clean_redis(&prefix));
             }
         })
@@ -149,18 +190,29 @@ impl Drop for TestApp {
 
 /// A contact input the way a product backend sends one.
 pub fn contact(email: &str, external_id: &str) -> pb::ContactInput {
-    pb::ContactInput { email: email.into(), external_id: external_id.into(), ..Default::default() }
+    pb::ContactInput {
+        email: email.into(),
+        external_id: external_id.into(),
+        ..Default::default()
+    }
 }
 
 pub fn with_fields(mut c: pb::ContactInput, fields: &[(&str, Kind)]) -> pb::ContactInput {
     for (k, v) in fields {
-        c.custom_fields.insert((*k).to_string(), common::Value { kind: Some(v.clone()) });
+        c.custom_fields.insert(
+            (*k).to_string(),
+            common::Value {
+                kind: Some(v.clone()),
+            },
+        );
     }
     c
 }
 
 pub fn name(v: &str) -> Option<pb::StringPatch> {
-    Some(pb::StringPatch { value: Some(v.into()) })
+    Some(pb::StringPatch {
+        value: Some(v.into()),
+    })
 }
 
 pub fn s(v: &str) -> Kind {
@@ -168,10 +220,17 @@ pub fn s(v: &str) -> Kind {
 }
 
 pub fn fields_of(c: &common::Contact) -> BTreeMap<String, Option<Kind>> {
-    c.custom_fields.iter().map(|(k, v)| (k.clone(), v.kind.clone())).collect()
+    c.custom_fields
+        .iter()
+        .map(|(k, v)| (k.clone(), v.kind.clone()))
+        .collect()
 }
 
-pub fn assert_rejected(r: Result<impl std::fmt::Debug, ApiError>, code: ErrorCode, field: &str) -> ApiError {
+pub fn assert_rejected(
+    r: Result<impl std::fmt::Debug, ApiError>,
+    code: ErrorCode,
+    field: &str,
+) -> ApiError {
     let e = r.expect_err("expected an error");
     assert_eq!(e.code, code, "{e:?}");
     assert_eq!(e.field.as_deref(), Some(field), "{e:?}");

@@ -13,8 +13,19 @@ use crate::*;
 #[tokio::test]
 async fn an_event_carries_old_and_new_values_and_the_state_after() {
     let app = spawn_app().await;
-    let a = app.upsert(WS, with_fields(contact("a@example.com", "u"), &[("plan", s("free"))])).await.unwrap();
-    app.upsert(WS, with_fields(contact("a@example.com", "u"), &[("plan", s("pro"))])).await.unwrap();
+    let a = app
+        .upsert(
+            WS,
+            with_fields(contact("a@example.com", "u"), &[("plan", s("free"))]),
+        )
+        .await
+        .unwrap();
+    app.upsert(
+        WS,
+        with_fields(contact("a@example.com", "u"), &[("plan", s("pro"))]),
+    )
+    .await
+    .unwrap();
     let events = app.events_for(&a.id).await;
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].kind, ChangeKind::Created as i32);
@@ -25,7 +36,10 @@ async fn an_event_carries_old_and_new_values_and_the_state_after() {
     assert_eq!(update.changes.len(), 1);
     let ch = &update.changes[0];
     assert_eq!(ch.path, "custom_fields.plan");
-    assert_eq!(ch.old.as_ref().and_then(|v| v.kind.clone()), Some(s("free")));
+    assert_eq!(
+        ch.old.as_ref().and_then(|v| v.kind.clone()),
+        Some(s("free"))
+    );
     assert_eq!(ch.new.as_ref().and_then(|v| v.kind.clone()), Some(s("pro")));
     let state = update.state.as_ref().unwrap();
     assert_eq!(state.email, "a@example.com");
@@ -37,11 +51,17 @@ async fn an_event_carries_old_and_new_values_and_the_state_after() {
 #[tokio::test]
 async fn seq_is_contiguous_per_shard() {
     let app = spawn_app().await;
-    let items: Vec<pb::ContactInput> = (0..200).map(|i| contact(&format!("c{i}@example.com"), &format!("u{i}"))).collect();
+    let items: Vec<pb::ContactInput> = (0..200)
+        .map(|i| contact(&format!("c{i}@example.com"), &format!("u{i}")))
+        .collect();
     let r = app
         .client
         .clone()
-        .batch_upsert(pb::BatchUpsertRequest { workspace_id: WS.into(), contacts: items, causation: None })
+        .batch_upsert(pb::BatchUpsertRequest {
+            workspace_id: WS.into(),
+            contacts: items,
+            causation: None,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -50,8 +70,16 @@ async fn seq_is_contiguous_per_shard() {
     let events = app.stream_events().await;
     assert_eq!(events.len(), 200);
     for shard in 0..app.config.shards {
-        let seqs: Vec<u64> = events.iter().filter(|e| e.shard == shard).map(|e| e.seq).collect();
-        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "shard {shard}");
+        let seqs: Vec<u64> = events
+            .iter()
+            .filter(|e| e.shard == shard)
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "shard {shard}"
+        );
     }
 }
 
@@ -60,7 +88,10 @@ async fn a_change_committed_while_the_relay_is_down_is_published_once_after_rest
     let mut app = spawn_app_with(|c| c.relay_enabled = false).await;
     let a = app.upsert(WS, contact("a@example.com", "u")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(app.stream_events().await.is_empty(), "nothing published without a relay");
+    assert!(
+        app.stream_events().await.is_empty(),
+        "nothing published without a relay"
+    );
 
     app.restart_with(|c| c.relay_enabled = true).await;
     let events = app.events_for(&a.id).await;
@@ -74,13 +105,20 @@ async fn a_relay_that_died_after_publishing_does_not_publish_twice() {
     assert_eq!(app.events_for(&a.id).await.len(), 1);
     app.stop().await;
     // The crash window: the entry is in Redis but the row was never marked published.
-    sqlx::query("UPDATE outbox SET published_at = NULL").execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE outbox SET published_at = NULL")
+        .execute(&app.pool)
+        .await
+        .unwrap();
 
     app.restart_with(|_| {}).await;
     app.wait_published().await;
     app.upsert(WS, contact("b@example.com", "v")).await.unwrap();
     app.wait_published().await;
-    assert_eq!(app.events_for(&a.id).await.len(), 1, "published exactly once");
+    assert_eq!(
+        app.events_for(&a.id).await.len(),
+        1,
+        "published exactly once"
+    );
     assert_eq!(app.stream_events().await.len(), 2);
 }
 
@@ -108,11 +146,19 @@ async fn killing_the_process_between_commit_and_publish_loses_nothing() {
     let client = connect_when_up(port).await;
     let a = client
         .clone()
-        .upsert(pb::UpsertRequest { workspace_id: WS.into(), contact: Some(contact("a@example.com", "u")), causation: None })
+        .upsert(pb::UpsertRequest {
+            workspace_id: WS.into(),
+            contact: Some(contact("a@example.com", "u")),
+            causation: None,
+        })
         .await
         .unwrap()
         .into_inner();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let _ = child.wait();
     assert!(app.stream_events().await.is_empty());
 
@@ -141,18 +187,42 @@ async fn erasure_removes_the_contact_its_history_and_personal_data_in_the_outbox
     let mut c = with_fields(contact("secret@example.com", "u"), &[("plan", s("free"))]);
     c.first_name = name("Secret");
     let a = app.upsert(WS, c).await.unwrap();
-    app.upsert(WS, with_fields(contact("secret@example.com", "u"), &[("n", Kind::IntValue(1))])).await.unwrap();
+    app.upsert(
+        WS,
+        with_fields(
+            contact("secret@example.com", "u"),
+            &[("n", Kind::IntValue(1))],
+        ),
+    )
+    .await
+    .unwrap();
     app.client
         .clone()
-        .delete_contact(pb::DeleteContactRequest { workspace_id: WS.into(), id: a.id.clone(), causation: None })
+        .delete_contact(pb::DeleteContactRequest {
+            workspace_id: WS.into(),
+            id: a.id.clone(),
+            causation: None,
+        })
         .await
         .unwrap();
-    assert_eq!(app.get(WS, &a.id).await.unwrap_err().code, meisa_runtime::errors::ErrorCode::NotFound);
-    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM contact_changes").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(
+        app.get(WS, &a.id).await.unwrap_err().code,
+        meisa_runtime::errors::ErrorCode::NotFound
+    );
+    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM contact_changes")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(history, 0);
-    let payloads: Vec<Vec<u8>> = sqlx::query_scalar("SELECT payload FROM outbox").fetch_all(&app.pool).await.unwrap();
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar("SELECT payload FROM outbox")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     for p in payloads {
-        assert!(!String::from_utf8_lossy(&p).contains("secret@example.com"), "outbox keeps no personal data");
+        assert!(
+            !String::from_utf8_lossy(&p).contains("secret@example.com"),
+            "outbox keeps no personal data"
+        );
         assert!(!String::from_utf8_lossy(&p).contains("Secret"));
     }
     let events = app.events_for(&a.id).await;
@@ -160,7 +230,12 @@ async fn erasure_removes_the_contact_its_history_and_personal_data_in_the_outbox
     assert_eq!((last.kind, last.version), (ChangeKind::Deleted as i32, 3));
     assert!(last.state.is_none());
     // The address can sign up again, as a new contact.
-    assert!(app.upsert(WS, contact("secret@example.com", "u")).await.unwrap().created);
+    assert!(
+        app.upsert(WS, contact("secret@example.com", "u"))
+            .await
+            .unwrap()
+            .created
+    );
 }
 
 #[tokio::test]
@@ -177,7 +252,10 @@ async fn published_rows_are_pruned_after_retention_and_seq_continues() {
     app.wait_published().await;
     let mut left = 2;
     for _ in 0..100 {
-        left = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox").fetch_one(&app.pool).await.unwrap();
+        left = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
         if left == 1 {
             break;
         }

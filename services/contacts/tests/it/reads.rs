@@ -11,25 +11,48 @@ async fn tags_and_subscription_are_changes_with_events() {
     let a = app.upsert(WS, contact("a@example.com", "u")).await.unwrap();
     let mut client = app.client.clone();
     let r = client
-        .add_tags(pb::AddTagsRequest { workspace_id: WS.into(), id: a.id.clone(), tags: vec!["pro".into(), "beta".into()], causation: None })
+        .add_tags(pb::AddTagsRequest {
+            workspace_id: WS.into(),
+            id: a.id.clone(),
+            tags: vec!["pro".into(), "beta".into()],
+            causation: None,
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(r.changed, ["tags"]);
     assert_eq!(r.contact.unwrap().tags, ["beta", "pro"]);
     let again = client
-        .add_tags(pb::AddTagsRequest { workspace_id: WS.into(), id: a.id.clone(), tags: vec!["pro".into()], causation: None })
+        .add_tags(pb::AddTagsRequest {
+            workspace_id: WS.into(),
+            id: a.id.clone(),
+            tags: vec!["pro".into()],
+            causation: None,
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(again.changed.is_empty(), "adding a tag twice is no change");
     client
-        .remove_tags(pb::RemoveTagsRequest { workspace_id: WS.into(), id: a.id.clone(), tags: vec!["beta".into()], causation: None })
+        .remove_tags(pb::RemoveTagsRequest {
+            workspace_id: WS.into(),
+            id: a.id.clone(),
+            tags: vec!["beta".into()],
+            causation: None,
+        })
         .await
         .unwrap();
-    let causation = meisa_proto::common::Causation { source: "unsubscribe".into(), ..Default::default() };
+    let causation = meisa_proto::common::Causation {
+        source: "unsubscribe".into(),
+        ..Default::default()
+    };
     let unsub = client
-        .set_subscribed(pb::SetSubscribedRequest { workspace_id: WS.into(), id: a.id.clone(), subscribed: false, causation: Some(causation) })
+        .set_subscribed(pb::SetSubscribedRequest {
+            workspace_id: WS.into(),
+            id: a.id.clone(),
+            subscribed: false,
+            causation: Some(causation),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -42,10 +65,20 @@ async fn tags_and_subscription_are_changes_with_events() {
     assert_eq!(events[3].causation.as_ref().unwrap().source, "unsubscribe");
 
     let bad = client
-        .add_tags(pb::AddTagsRequest { workspace_id: WS.into(), id: a.id.clone(), tags: vec!["  ".into()], causation: None })
+        .add_tags(pb::AddTagsRequest {
+            workspace_id: WS.into(),
+            id: a.id.clone(),
+            tags: vec!["  ".into()],
+            causation: None,
+        })
         .await
         .unwrap_err();
-    assert_eq!(meisa_runtime::errors::ApiError::from_status(&bad).field.as_deref(), Some("tags[0]"));
+    assert_eq!(
+        meisa_runtime::errors::ApiError::from_status(&bad)
+            .field
+            .as_deref(),
+        Some("tags[0]")
+    );
 }
 
 #[tokio::test]
@@ -53,15 +86,26 @@ async fn contacts_list_by_cursor_and_by_tag() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(app.upsert(WS, contact(&format!("c{i}@example.com"), &format!("u{i}"))).await.unwrap().id);
+        ids.push(
+            app.upsert(WS, contact(&format!("c{i}@example.com"), &format!("u{i}")))
+                .await
+                .unwrap()
+                .id,
+        );
     }
-    app.upsert("ws_other", contact("x@example.com", "x")).await.unwrap();
+    app.upsert("ws_other", contact("x@example.com", "x"))
+        .await
+        .unwrap();
     let mut client = app.client.clone();
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
         let page = client
-            .list_contacts(pb::ListContactsRequest { workspace_id: WS.into(), page: Some(PageRequest { limit: 3, cursor }), tag: String::new() })
+            .list_contacts(pb::ListContactsRequest {
+                workspace_id: WS.into(),
+                page: Some(PageRequest { limit: 3, cursor }),
+                tag: String::new(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -71,52 +115,115 @@ async fn contacts_list_by_cursor_and_by_tag() {
         }
         cursor = page.next_cursor;
     }
-    assert_eq!(seen, ids, "every contact once, oldest first, no other workspace");
+    assert_eq!(
+        seen, ids,
+        "every contact once, oldest first, no other workspace"
+    );
 
     client
-        .add_tags(pb::AddTagsRequest { workspace_id: WS.into(), id: ids[2].clone(), tags: vec!["vip".into()], causation: None })
+        .add_tags(pb::AddTagsRequest {
+            workspace_id: WS.into(),
+            id: ids[2].clone(),
+            tags: vec!["vip".into()],
+            causation: None,
+        })
         .await
         .unwrap();
     let vip = client
-        .list_contacts(pb::ListContactsRequest { workspace_id: WS.into(), page: None, tag: "vip".into() })
+        .list_contacts(pb::ListContactsRequest {
+            workspace_id: WS.into(),
+            page: None,
+            tag: "vip".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(vip.contacts.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), [ids[2].clone()]);
+    assert_eq!(
+        vip.contacts
+            .iter()
+            .map(|c| c.id.clone())
+            .collect::<Vec<_>>(),
+        [ids[2].clone()]
+    );
 }
 
 #[tokio::test]
 async fn a_contacts_history_lists_its_changes_newest_first() {
     let app = spawn_app().await;
-    let a = app.upsert(WS, with_fields(contact("a@example.com", "u"), &[("plan", s("free"))])).await.unwrap();
-    app.upsert(WS, with_fields(contact("a@example.com", "u"), &[("plan", s("pro"))])).await.unwrap();
-    app.upsert(WS, with_fields(contact("a@example.com", "u"), &[("plan", s("team"))])).await.unwrap();
+    let a = app
+        .upsert(
+            WS,
+            with_fields(contact("a@example.com", "u"), &[("plan", s("free"))]),
+        )
+        .await
+        .unwrap();
+    app.upsert(
+        WS,
+        with_fields(contact("a@example.com", "u"), &[("plan", s("pro"))]),
+    )
+    .await
+    .unwrap();
+    app.upsert(
+        WS,
+        with_fields(contact("a@example.com", "u"), &[("plan", s("team"))]),
+    )
+    .await
+    .unwrap();
     let mut client = app.client.clone();
     let first = client
-        .list_changes(pb::ListChangesRequest { workspace_id: WS.into(), contact_id: a.id.clone(), page: Some(PageRequest { limit: 2, cursor: String::new() }) })
+        .list_changes(pb::ListChangesRequest {
+            workspace_id: WS.into(),
+            contact_id: a.id.clone(),
+            page: Some(PageRequest {
+                limit: 2,
+                cursor: String::new(),
+            }),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(first.changes.iter().map(|c| c.version).collect::<Vec<_>>(), [3, 2]);
+    assert_eq!(
+        first.changes.iter().map(|c| c.version).collect::<Vec<_>>(),
+        [3, 2]
+    );
     let rest = client
-        .list_changes(pb::ListChangesRequest { workspace_id: WS.into(), contact_id: a.id.clone(), page: Some(PageRequest { limit: 2, cursor: first.next_cursor }) })
+        .list_changes(pb::ListChangesRequest {
+            workspace_id: WS.into(),
+            contact_id: a.id.clone(),
+            page: Some(PageRequest {
+                limit: 2,
+                cursor: first.next_cursor,
+            }),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(rest.changes.iter().map(|c| c.version).collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        rest.changes.iter().map(|c| c.version).collect::<Vec<_>>(),
+        [1]
+    );
     assert!(rest.next_cursor.is_empty());
     let other = client
-        .list_changes(pb::ListChangesRequest { workspace_id: "ws_other".into(), contact_id: a.id.clone(), page: None })
+        .list_changes(pb::ListChangesRequest {
+            workspace_id: "ws_other".into(),
+            contact_id: a.id.clone(),
+            page: None,
+        })
         .await
         .unwrap_err();
-    assert_eq!(meisa_runtime::errors::ApiError::from_status(&other).code, ErrorCode::NotFound);
+    assert_eq!(
+        meisa_runtime::errors::ApiError::from_status(&other).code,
+        ErrorCode::NotFound
+    );
 }
 
 #[tokio::test]
 async fn a_consumer_can_replay_a_range_of_a_shard() {
     let app = spawn_app().await;
     for i in 0..20 {
-        app.upsert(WS, contact(&format!("c{i}@example.com"), &format!("u{i}"))).await.unwrap();
+        app.upsert(WS, contact(&format!("c{i}@example.com"), &format!("u{i}")))
+            .await
+            .unwrap();
     }
     app.wait_published().await;
     let streamed = app.stream_events().await;
@@ -125,7 +232,11 @@ async fn a_consumer_can_replay_a_range_of_a_shard() {
     let replayed = app
         .client
         .clone()
-        .replay_changes(pb::ReplayChangesRequest { shard, from_seq: 1, to_seq: on_shard.len() as u64 })
+        .replay_changes(pb::ReplayChangesRequest {
+            shard,
+            from_seq: 1,
+            to_seq: on_shard.len() as u64,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -139,19 +250,34 @@ async fn a_consumer_can_replay_a_range_of_a_shard() {
 #[tokio::test]
 async fn batch_upsert_answers_each_item_and_one_bad_item_fails_alone() {
     let app = spawn_app().await;
-    let items = vec![contact("a@example.com", "a"), contact("bad", "b"), contact("c@example.com", "c")];
+    let items = vec![
+        contact("a@example.com", "a"),
+        contact("bad", "b"),
+        contact("c@example.com", "c"),
+    ];
     let r = app
         .client
         .clone()
-        .batch_upsert(pb::BatchUpsertRequest { workspace_id: WS.into(), contacts: items, causation: None })
+        .batch_upsert(pb::BatchUpsertRequest {
+            workspace_id: WS.into(),
+            contacts: items,
+            causation: None,
+        })
         .await
         .unwrap()
         .into_inner();
     use pb::batch_upsert_result::Result as R;
-    match (&r.results[0].result, &r.results[1].result, &r.results[2].result) {
+    match (
+        &r.results[0].result,
+        &r.results[1].result,
+        &r.results[2].result,
+    ) {
         (Some(R::Ok(a)), Some(R::Error(b)), Some(R::Ok(c))) => {
             assert!(a.created && c.created);
-            assert_eq!((b.code.as_str(), b.field.as_str()), ("invalid_field", "email"));
+            assert_eq!(
+                (b.code.as_str(), b.field.as_str()),
+                ("invalid_field", "email")
+            );
         }
         other => panic!("unexpected results {other:?}"),
     }
