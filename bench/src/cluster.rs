@@ -79,14 +79,12 @@ impl Cluster {
         };
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if let Ok(r) = client
+            let ready = client
                 .get(format!("{}/readyz", cluster.gateway_url))
                 .send()
-                .await
-            {
-                if r.status().is_success() {
-                    return Ok(cluster);
-                }
+                .await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(cluster);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
