@@ -19,13 +19,21 @@ pub struct ChangeMeta {
     pub traceparent: String,
 }
 
-pub struct Recorded {
+/// One change ready to be written: its outbox row (with the full state after) and its history
+/// row (without it; the contact row has the state). Erasures have no history row.
+pub struct EventRow {
     pub event_id: uuid::Uuid,
+    pub shard: i32,
+    pub workspace_id: String,
+    pub contact_id: String,
+    pub version: i64,
+    pub outbox_payload: Vec<u8>,
+    pub history_payload: Option<Vec<u8>>,
+    pub occurred_at: DateTime<Utc>,
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn record(
-    conn: &mut PgConnection,
+pub fn build(
     shards: u32,
     kind: events::ChangeKind,
     workspace_id: &str,
@@ -35,7 +43,7 @@ pub async fn record(
     changes: &[FieldChange],
     meta: &ChangeMeta,
     now: DateTime<Utc>,
-) -> Result<Recorded, sqlx::Error> {
+) -> EventRow {
     let event_id = uuid::Uuid::now_v7();
     let shard = shard_of(workspace_id, contact_id, shards);
     let mut event = events::ContactChanged {
@@ -52,35 +60,102 @@ pub async fn record(
         shard,
         seq: 0,
     };
+    let outbox_payload = event.encode_to_vec();
+    let history_payload = (kind != events::ChangeKind::Deleted).then(|| {
+        event.state = None;
+        event.encode_to_vec()
+    });
+    EventRow {
+        event_id,
+        shard: i32::try_from(shard).unwrap_or(0),
+        workspace_id: workspace_id.to_string(),
+        contact_id: contact_id.to_string(),
+        version,
+        outbox_payload,
+        history_payload,
+        occurred_at: now,
+    }
+}
+
+/// Writes the outbox and history rows of many changes in two statements. Outbox ids follow the
+/// order of `rows`, which keeps one contact's events in version order.
+pub async fn write(conn: &mut PgConnection, rows: &[EventRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO outbox (shard, event_id, workspace_id, contact_id, payload)
-         VALUES ($1, $2, $3, $4, $5)",
+         SELECT shard, event_id, workspace_id, contact_id, payload
+         FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[], $5::bytea[])
+           WITH ORDINALITY AS r(shard, event_id, workspace_id, contact_id, payload, n)
+         ORDER BY n",
     )
-    .bind(i32::try_from(shard).unwrap_or(0))
-    .bind(event_id)
-    .bind(workspace_id)
-    .bind(contact_id)
-    .bind(event.encode_to_vec())
+    .bind(rows.iter().map(|r| r.shard).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.workspace_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.contact_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.outbox_payload.as_slice())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *conn)
     .await?;
-
-    if kind != events::ChangeKind::Deleted {
-        // History keeps what changed, not the whole state: the contact row has that.
-        event.state = None;
+    let history: Vec<&EventRow> = rows
+        .iter()
+        .filter(|r| r.history_payload.is_some())
+        .collect();
+    if !history.is_empty() {
         sqlx::query(
             "INSERT INTO contact_changes (workspace_id, contact_id, version, event_id, payload, occurred_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[], $5::bytea[], $6::timestamptz[])",
         )
-        .bind(workspace_id)
-        .bind(contact_id)
-        .bind(version)
-        .bind(event_id)
-        .bind(event.encode_to_vec())
-        .bind(now)
+        .bind(history.iter().map(|r| r.workspace_id.as_str()).collect::<Vec<_>>())
+        .bind(history.iter().map(|r| r.contact_id.as_str()).collect::<Vec<_>>())
+        .bind(history.iter().map(|r| r.version).collect::<Vec<_>>())
+        .bind(history.iter().map(|r| r.event_id).collect::<Vec<_>>())
+        .bind(history.iter().map(|r| r.history_payload.as_deref().unwrap_or_default()).collect::<Vec<_>>())
+        .bind(history.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     }
-    Ok(Recorded { event_id })
+    Ok(())
+}
+
+/// Records one change (history and outbox) in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    conn: &mut PgConnection,
+    shards: u32,
+    kind: events::ChangeKind,
+    workspace_id: &str,
+    contact_id: &str,
+    version: i64,
+    after: Option<&Contact>,
+    changes: &[FieldChange],
+    meta: &ChangeMeta,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let row = build(
+        shards,
+        kind,
+        workspace_id,
+        contact_id,
+        version,
+        after,
+        changes,
+        meta,
+        now,
+    );
+    write(conn, &[row]).await
 }
 
 /// Wakes the relay when the transaction commits (NOTIFY is delivered at commit).

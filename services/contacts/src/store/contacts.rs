@@ -128,47 +128,100 @@ pub async fn list(
     rows.iter().map(from_row).collect()
 }
 
-pub async fn insert(conn: &mut PgConnection, c: &Contact) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO contacts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+/// Locks every contact that any of `keys` (workspace, email, external id) can match, in id
+/// order, so that two batches lock shared rows in the same order and do not deadlock.
+pub async fn lock_matches_many(
+    conn: &mut PgConnection,
+    keys: &[(&str, &str, Option<&str>)],
+) -> Result<Vec<Contact>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM contacts WHERE (workspace_id, id) IN (
+             SELECT c.workspace_id, c.id FROM contacts c
+               JOIN unnest($1::text[], $2::text[]) AS k(ws, email) ON c.workspace_id = k.ws AND c.email = k.email
+             UNION
+             SELECT c.workspace_id, c.id FROM contacts c
+               JOIN unnest($1::text[], $3::text[]) AS k(ws, ext) ON c.workspace_id = k.ws AND c.external_id = k.ext)
+         ORDER BY workspace_id, id FOR UPDATE"
     ))
-    .bind(&c.workspace_id)
-    .bind(&c.id)
-    .bind(&c.email)
-    .bind(&c.external_id)
-    .bind(&c.first_name)
-    .bind(&c.last_name)
-    .bind(c.subscribed)
-    .bind(c.tags.iter().cloned().collect::<Vec<_>>())
-    .bind(custom_json(c))
-    .bind(c.version)
-    .bind(c.created_at)
-    .bind(c.updated_at)
+    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Arrays of arrays do not bind as `text[][]` per row, so tags travel as one JSON array each.
+fn tags_json(c: &Contact) -> serde_json::Value {
+    serde_json::Value::from(c.tags.iter().cloned().collect::<Vec<_>>())
+}
+
+pub async fn insert_many(conn: &mut PgConnection, cs: &[&Contact]) -> Result<(), sqlx::Error> {
+    if cs.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO contacts (workspace_id, id, email, external_id, first_name, last_name, subscribed,
+                               tags, custom_fields, version, created_at, updated_at)
+         SELECT ws, id, email, ext, first_name, last_name, subscribed,
+                ARRAY(SELECT jsonb_array_elements_text(tags)), custom_fields, version, created_at, updated_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+                     $8::jsonb[], $9::jsonb[], $10::bigint[], $11::timestamptz[], $12::timestamptz[])
+           AS v(ws, id, email, ext, first_name, last_name, subscribed, tags, custom_fields, version, created_at, updated_at)",
+    )
+    .bind(cs.iter().map(|c| c.workspace_id.as_str()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.email.as_str()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.external_id.as_deref()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.first_name.as_deref()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.last_name.as_deref()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.subscribed).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| tags_json(c)).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| custom_json(c)).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.version).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.created_at).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.updated_at).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-pub async fn update(conn: &mut PgConnection, c: &Contact) -> Result<(), sqlx::Error> {
+pub async fn update_many(conn: &mut PgConnection, cs: &[&Contact]) -> Result<(), sqlx::Error> {
+    if cs.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "UPDATE contacts SET email = $3, external_id = $4, first_name = $5, last_name = $6,
-                subscribed = $7, tags = $8, custom_fields = $9, version = $10, updated_at = $11
-         WHERE workspace_id = $1 AND id = $2",
+        "UPDATE contacts c SET email = v.email, external_id = v.ext, first_name = v.first_name,
+                last_name = v.last_name, subscribed = v.subscribed,
+                tags = ARRAY(SELECT jsonb_array_elements_text(v.tags)), custom_fields = v.custom_fields,
+                version = v.version, updated_at = v.updated_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+                     $8::jsonb[], $9::jsonb[], $10::bigint[], $11::timestamptz[])
+           AS v(ws, id, email, ext, first_name, last_name, subscribed, tags, custom_fields, version, updated_at)
+         WHERE c.workspace_id = v.ws AND c.id = v.id",
     )
-    .bind(&c.workspace_id)
-    .bind(&c.id)
-    .bind(&c.email)
-    .bind(&c.external_id)
-    .bind(&c.first_name)
-    .bind(&c.last_name)
-    .bind(c.subscribed)
-    .bind(c.tags.iter().cloned().collect::<Vec<_>>())
-    .bind(custom_json(c))
-    .bind(c.version)
-    .bind(c.updated_at)
+    .bind(cs.iter().map(|c| c.workspace_id.as_str()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.email.as_str()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.external_id.as_deref()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.first_name.as_deref()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.last_name.as_deref()).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.subscribed).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| tags_json(c)).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| custom_json(c)).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.version).collect::<Vec<_>>())
+    .bind(cs.iter().map(|c| c.updated_at).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+pub async fn insert(conn: &mut PgConnection, c: &Contact) -> Result<(), sqlx::Error> {
+    insert_many(conn, &[c]).await
+}
+
+pub async fn update(conn: &mut PgConnection, c: &Contact) -> Result<(), sqlx::Error> {
+    update_many(conn, &[c]).await
 }
 
 pub async fn delete(

@@ -17,7 +17,7 @@ use crate::{
     error::{ContactsError, is_retryable},
     store::{
         Store,
-        upsert::{UpsertItem, UpsertOutcome, apply_batch},
+        upsert::{UpsertItem, UpsertOutcome, apply_batch, apply_batch_sequential},
     },
 };
 
@@ -153,7 +153,13 @@ async fn apply_with_retry(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match apply_batch(store, items).await {
+        // First try set-based; any retry goes item by item (see apply_batch).
+        let result = if attempt == 1 {
+            apply_batch(store, items).await
+        } else {
+            apply_batch_sequential(store, items).await
+        };
+        match result {
             Err(e) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
                 tracing::debug!(lane, attempt, error = %e, "upsert batch raced another writer; retrying");
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;

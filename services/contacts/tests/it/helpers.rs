@@ -29,6 +29,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    // The service's own warnings and errors, shown with a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
     let db = TestDb::create("contacts").await;
     meisa_contacts::migrate(&db.url).await.expect("migrate");
     let prefix = meisa_testkit::unique_name("t");

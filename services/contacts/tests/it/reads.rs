@@ -282,3 +282,33 @@ async fn batch_upsert_answers_each_item_and_one_bad_item_fails_alone() {
         other => panic!("unexpected results {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_chain_of_email_changes_in_one_batch_is_applied_in_order() {
+    // One lane, so both items share a transaction: B gives up y, then A takes it. A set-based
+    // update may trip the unique index mid-statement; the batch then runs item by item.
+    let app = spawn_app_with(|c| c.writer_lanes = 1).await;
+    let a = app.upsert(WS, contact("x@example.com", "a")).await.unwrap();
+    let b = app.upsert(WS, contact("y@example.com", "b")).await.unwrap();
+    let r = app
+        .client
+        .clone()
+        .batch_upsert(pb::BatchUpsertRequest {
+            workspace_id: WS.into(),
+            contacts: vec![contact("z@example.com", "b"), contact("y@example.com", "a")],
+            causation: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        r.results
+            .iter()
+            .all(|r| matches!(r.result, Some(pb::batch_upsert_result::Result::Ok(_)))),
+        "{r:?}"
+    );
+    assert_eq!(app.get(WS, &a.id).await.unwrap().email, "y@example.com");
+    assert_eq!(app.get(WS, &b.id).await.unwrap().email, "z@example.com");
+    assert_eq!(app.events_for(&a.id).await.len(), 2);
+    assert_eq!(app.events_for(&b.id).await.len(), 2);
+}
