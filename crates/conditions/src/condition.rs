@@ -284,7 +284,10 @@ impl Leaf {
 
 fn group_json(key: &str, cs: &[Condition]) -> Value {
     let mut m = Map::new();
-    m.insert(key.into(), Value::Array(cs.iter().map(Condition::to_json).collect()));
+    m.insert(
+        key.into(),
+        Value::Array(cs.iter().map(Condition::to_json).collect()),
+    );
     Value::Object(m)
 }
 
@@ -358,7 +361,9 @@ fn parse_node(
         if budget.leaves > MAX_LEAVES {
             return Err(ConditionError::new(
                 path,
-                format!("a condition has at most {MAX_LEAVES} leaves; split it or use in with a list of values"),
+                format!(
+                    "a condition has at most {MAX_LEAVES} leaves; split it or use in with a list of values"
+                ),
             ));
         }
         return parse_leaf(obj, path).map(Condition::Leaf);
@@ -367,7 +372,9 @@ fn parse_node(
     if let Some(other) = obj.keys().find(|k| k.as_str() != key) {
         return Err(ConditionError::new(
             join(path, other),
-            format!("unknown key {other:?} in a group; a group is {{\"{key}\": [...]}} and nothing else"),
+            format!(
+                "unknown key {other:?} in a group; a group is {{\"{key}\": [...]}} and nothing else"
+            ),
         ));
     }
     // Depth counts groups: the root group is 1.
@@ -394,7 +401,12 @@ fn parse_node(
     };
     let mut children = Vec::with_capacity(items.len().min(MAX_LEAVES));
     for (i, item) in items.iter().enumerate() {
-        children.push(parse_node(item, &format!("{list_path}[{i}]"), depth + 1, budget)?);
+        children.push(parse_node(
+            item,
+            &format!("{list_path}[{i}]"),
+            depth + 1,
+            budget,
+        )?);
     }
     Ok(if key == "all" {
         Condition::All(children)
@@ -413,7 +425,11 @@ fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, ConditionErr
         .filter(|k| !matches!(k.as_str(), "field" | "op" | "value"))
         .collect();
     if let Some(first) = unknown.first() {
-        let names = unknown.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
+        let names = unknown
+            .iter()
+            .map(|k| format!("{k:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let noun = if unknown.len() == 1 { "key" } else { "keys" };
         return Err(ConditionError::new(
             join(path, first),
@@ -429,7 +445,11 @@ fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, ConditionErr
                 format!("missing op; use one of {}", op_list())
             };
             return Err(ConditionError::new(
-                if obj.is_empty() { path.to_string() } else { op_path },
+                if obj.is_empty() {
+                    path.to_string()
+                } else {
+                    op_path
+                },
                 message,
             ));
         }
@@ -437,7 +457,11 @@ fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, ConditionErr
         Some(other) => {
             return Err(ConditionError::new(
                 op_path,
-                format!("op is a string, got {}; use one of {}", describe(other), op_list()),
+                format!(
+                    "op is a string, got {}; use one of {}",
+                    describe(other),
+                    op_list()
+                ),
             ));
         }
     };
@@ -478,7 +502,9 @@ fn parse_field(v: Option<&Value>, kind: OpKind, path: &str) -> Result<Field, Con
     if tag_op && field != Field::Tags {
         return Err(ConditionError::new(
             path,
-            format!("{kind} tests the contact's tags; write \"field\": \"tags\" or leave field out"),
+            format!(
+                "{kind} tests the contact's tags; write \"field\": \"tags\" or leave field out"
+            ),
         ));
     }
     Ok(field)
@@ -517,7 +543,11 @@ fn parse_value(kind: OpKind, v: Option<&Value>, path: &str) -> Result<Op, Condit
                 } else {
                     ""
                 };
-                return err(format!("{kind} needs {}, got {}{hint}", needs(kind), describe(v)));
+                return err(format!(
+                    "{kind} needs {}, got {}{hint}",
+                    needs(kind),
+                    describe(v)
+                ));
             };
             if matches!(s, Scalar::Bool(_)) && !matches!(kind, OpKind::Eq | OpKind::Ne) {
                 return err(format!(
@@ -570,7 +600,10 @@ fn parse_value(kind: OpKind, v: Option<&Value>, path: &str) -> Result<Op, Condit
                     None => {
                         return Err(ConditionError::new(
                             format!("{path}[{i}]"),
-                            format!("in lists strings, numbers or booleans, got {}", describe(item)),
+                            format!(
+                                "in lists strings, numbers or booleans, got {}",
+                                describe(item)
+                            ),
                         ));
                     }
                 }
@@ -585,7 +618,11 @@ fn parse_value(kind: OpKind, v: Option<&Value>, path: &str) -> Result<Op, Condit
                 } else {
                     ""
                 };
-                return err(format!("{kind} needs {}, got {}{hint}", needs(kind), shown(v)));
+                return err(format!(
+                    "{kind} needs {}, got {}{hint}",
+                    needs(kind),
+                    shown(v)
+                ));
             };
             Ok(if kind == OpKind::Before {
                 Op::Before(date)

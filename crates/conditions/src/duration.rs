@@ -81,7 +81,9 @@ impl Duration {
             return Err(DurationError(format!("{s:?} has no unit; {HOW}")));
         }
         let unit = Unit::parse(unit).ok_or_else(|| {
-            DurationError(format!("unit {unit:?} in {s:?} is not one of s, m, h, d; {HOW}"))
+            DurationError(format!(
+                "unit {unit:?} in {s:?} is not one of s, m, h, d; {HOW}"
+            ))
         })?;
         // Only ASCII digits are left, so the one way to fail is an amount beyond u64.
         let too_long = || {
@@ -170,16 +172,26 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_integer_and_unit() {
-        for bad in ["", "d", "3", "3w", "3ms", "3D", " 3d", "3d ", "3 d", "-3d", "1.5h", "+3d", "3dd"] {
+        for bad in [
+            "", "d", "3", "3w", "3ms", "3D", " 3d", "3d ", "3 d", "-3d", "1.5h", "+3d", "3dd",
+        ] {
             let err = Duration::parse(bad).unwrap_err().to_string();
-            assert!(err.contains("s, m, h") || err.contains("s, m, h or d"), "{bad:?}: {err}");
+            assert!(
+                err.contains("s, m, h") || err.contains("s, m, h or d"),
+                "{bad:?}: {err}"
+            );
         }
     }
 
     #[test]
     fn rejects_overlong_durations() {
         assert!(Duration::parse("36500d").is_ok());
-        assert!(Duration::parse("36501d").unwrap_err().to_string().contains("at most 36500d"));
+        assert!(
+            Duration::parse("36501d")
+                .unwrap_err()
+                .to_string()
+                .contains("at most 36500d")
+        );
         assert!(Duration::parse("99999999999999999999999s").is_err());
         assert!(serde_json::from_value::<Duration>(serde_json::json!("2w")).is_err());
     }

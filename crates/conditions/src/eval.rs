@@ -54,7 +54,11 @@ fn is_clock_leaf(leaf: &Leaf) -> bool {
 /// that stores it per contact wakes only contacts that really flip. Each `older_than d` leaf
 /// on a date `t` steps at `t + d`; each `within d` leaf is true on `[t, t + d)` and steps at
 /// `t` and `t + d`. The tree is evaluated at each step in order until its value changes.
-pub fn next_flip(condition: &Condition, state: &State, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn next_flip(
+    condition: &Condition,
+    state: &State,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let leaves = condition.leaves();
     let mut steps: Vec<DateTime<Utc>> = Vec::new();
     for leaf in leaves.iter().filter(|l| is_clock_leaf(l)) {

@@ -115,9 +115,7 @@ impl Field {
             ));
         }
         if name.len() > MAX_NAME_LEN {
-            return Err(format!(
-                "field names are at most {MAX_NAME_LEN} characters"
-            ));
+            return Err(format!("field names are at most {MAX_NAME_LEN} characters"));
         }
         Ok(Self::Custom(name.to_string()))
     }
@@ -170,7 +168,10 @@ mod tests {
         assert_eq!(Field::parse("email"), Ok(Field::Email));
         assert_eq!(Field::parse("tags"), Ok(Field::Tags));
         assert_eq!(Field::parse("plan"), Ok(Field::Custom("plan".into())));
-        assert_eq!(Field::parse("custom_fields.plan"), Ok(Field::Custom("plan".into())));
+        assert_eq!(
+            Field::parse("custom_fields.plan"),
+            Ok(Field::Custom("plan".into()))
+        );
         for f in Field::BUILT_IN {
             assert_eq!(Field::parse(f.name()), Ok(f.clone()));
         }
@@ -178,13 +179,25 @@ mod tests {
 
     #[test]
     fn rejects_names_that_cannot_exist() {
-        assert!(Field::parse("custom_fields.email").unwrap_err().contains("write \"email\""));
+        assert!(
+            Field::parse("custom_fields.email")
+                .unwrap_err()
+                .contains("write \"email\"")
+        );
         assert!(Field::parse("").is_err());
         assert!(Field::parse("custom_fields.").is_err());
-        assert!(Field::parse("posts generated").unwrap_err().contains("start with a letter"));
+        assert!(
+            Field::parse("posts generated")
+                .unwrap_err()
+                .contains("start with a letter")
+        );
         assert!(Field::parse("1plan").is_err());
         assert!(Field::parse("plan-type").is_err());
-        assert!(Field::parse(&"a".repeat(65)).unwrap_err().contains("at most 64"));
+        assert!(
+            Field::parse(&"a".repeat(65))
+                .unwrap_err()
+                .contains("at most 64")
+        );
         assert!(Field::parse(&"a".repeat(64)).is_ok());
     }
 }

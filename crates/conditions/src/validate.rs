@@ -83,13 +83,18 @@ fn check_leaf(
     let op = leaf.op.kind();
     match kind {
         Kind::Tags => match &leaf.op {
-            Op::Contains(_) | Op::Exists | Op::NotExists | Op::HasTag(_) | Op::LacksTag(_) => Ok(()),
+            Op::Contains(_) | Op::Exists | Op::NotExists | Op::HasTag(_) | Op::LacksTag(_) => {
+                Ok(())
+            }
             Op::In(items) => {
                 for (i, item) in items.iter().enumerate() {
                     if !matches!(item, Scalar::String(_)) {
                         return Err(ConditionError::new(
                             format!("{value_path}[{i}]"),
-                            format!("tags are strings, got {}; write the tag in quotes", scalar_kind(item)),
+                            format!(
+                                "tags are strings, got {}; write the tag in quotes",
+                                scalar_kind(item)
+                            ),
                         ));
                     }
                 }
@@ -120,7 +125,10 @@ fn check_leaf(
                 }
                 Err(ConditionError::new(
                     op_path,
-                    format!("contains looks for text in a string field, and {field} is a {t} field; {}", ops_for(t)),
+                    format!(
+                        "contains looks for text in a string field, and {field} is a {t} field; {}",
+                        ops_for(t)
+                    ),
                 ))
             }
             Op::In(items) => {
@@ -135,7 +143,10 @@ fn check_leaf(
                 }
                 Err(ConditionError::new(
                     op_path,
-                    format!("{op} compares dates, and {field} is a {t} field; {}", ops_for(t)),
+                    format!(
+                        "{op} compares dates, and {field} is a {t} field; {}",
+                        ops_for(t)
+                    ),
                 ))
             }
             // Parsing only builds these on `tags`; a hand-built leaf on another field is refused.
@@ -183,7 +194,9 @@ fn fits(field: &Field, t: FieldType, v: &Scalar, path: &str) -> Result<(), Condi
         FieldType::String => "write the value in quotes",
         FieldType::Number => "write a number without quotes, e.g. 5",
         FieldType::Boolean => "write true or false without quotes",
-        FieldType::Date => "write a date: RFC 3339 (2026-11-20T10:00:00Z) or YYYY-MM-DD (2026-11-20)",
+        FieldType::Date => {
+            "write a date: RFC 3339 (2026-11-20T10:00:00Z) or YYYY-MM-DD (2026-11-20)"
+        }
     };
     // A string compared with a date field is a date that did not parse, not a string.
     let got = match (t, v) {
