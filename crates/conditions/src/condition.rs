@@ -257,6 +257,19 @@ impl Condition {
         out
     }
 
+    /// The fields the condition reads, once each, in the order written. A change that touches
+    /// none of them cannot change the condition's value (time aside: see
+    /// [`crate::is_time_dependent`]).
+    pub fn fields(&self) -> Vec<&Field> {
+        let mut out: Vec<&Field> = Vec::new();
+        for leaf in self.leaves() {
+            if !out.contains(&&leaf.field) {
+                out.push(&leaf.field);
+            }
+        }
+        out
+    }
+
     fn collect_leaves<'a>(&'a self, out: &mut Vec<&'a Leaf>) {
         match self {
             Self::All(cs) | Self::Any(cs) => cs.iter().for_each(|c| c.collect_leaves(out)),

@@ -355,4 +355,11 @@ fn leaves_are_listed_in_order() {
     ]}));
     let names: Vec<&str> = c.leaves().iter().map(|l| l.field.name()).collect();
     assert_eq!(names, ["a", "b", "c"]);
+    let c = cond(json!({"any": [
+        {"field": "b", "op": "exists"},
+        {"field": "custom_fields.a", "op": "exists"},
+        {"all": [{"field": "b", "op": "eq", "value": 1}, {"op": "has_tag", "value": "x"}]}
+    ]}));
+    let fields: Vec<&str> = c.fields().iter().map(|f| f.name()).collect();
+    assert_eq!(fields, ["b", "a", "tags"]);
 }
