@@ -35,7 +35,9 @@ impl TestDb {
         let server = pg_server_url();
         let mut conn = PgConnection::connect(&format!("{server}/postgres"))
             .await
-            .unwrap_or_else(|e| panic!("tests need Postgres at {server} (run `make test`, which starts it): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("tests need Postgres at {server} (run `make test`, which starts it): {e}")
+            });
         conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
             .await
             .expect("create test database");
@@ -55,13 +57,18 @@ impl Drop for TestDb {
         let server = pg_server_url();
         // Drop runs inside or outside a runtime; a thread with its own runtime works in both.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
                 if let Ok(mut conn) = PgConnection::connect(&format!("{server}/postgres")).await {
                     let _ = conn
-                        .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                        .execute(
+                            format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
+                        )
                         .await;
                 }
             });
@@ -72,8 +79,12 @@ impl Drop for TestDb {
 
 /// Deletes every Redis key under `prefix:`; call at the end of a test that used a stream prefix.
 pub async fn clean_redis(prefix: &str) {
-    let Ok(client) = redis::Client::open(redis_url()) else { return };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))
         .query_async(&mut conn)

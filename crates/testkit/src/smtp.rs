@@ -132,7 +132,9 @@ impl SmtpServer {
         let listener = TcpListener::bind(addr)
             .await
             .unwrap_or_else(|e| panic!("bind the test SMTP server on {addr}: {e}"));
-        let addr = listener.local_addr().expect("local address of a bound listener");
+        let addr = listener
+            .local_addr()
+            .expect("local address of a bound listener");
         let state = Arc::new(Mutex::new(State::default()));
         let notify = Arc::new(Notify::new());
         let (stop, stopped) = watch::channel(false);
@@ -231,9 +233,9 @@ impl SmtpServer {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.notify.notified();
-            let got = self.messages();
-            if got.len() >= n {
-                return got;
+            // Count first: cloning every message on every wake-up would be quadratic.
+            if self.message_count() >= n {
+                return self.messages();
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 panic!(
@@ -262,7 +264,11 @@ fn angle_addr(arg: &str) -> String {
 }
 
 /// The scripted reply for `stage`, if a rule applies, and the delay to wait before replying.
-fn scripted(state: &Mutex<State>, stage: Stage, recipient: Option<&str>) -> (Option<String>, Duration) {
+fn scripted(
+    state: &Mutex<State>,
+    stage: Stage,
+    recipient: Option<&str>,
+) -> (Option<String>, Duration) {
     let mut s = lock(state);
     let delay = s
         .delays
@@ -272,9 +278,7 @@ fn scripted(state: &Mutex<State>, stage: Stage, recipient: Option<&str>) -> (Opt
         .unwrap_or_default();
     let rcpt = recipient.map(|r| r.to_ascii_lowercase());
     let rule = s.rules.iter_mut().find(|r| {
-        r.stage == stage
-            && r.remaining != Some(0)
-            && (r.recipient.is_none() || r.recipient == rcpt)
+        r.stage == stage && r.remaining != Some(0) && (r.recipient.is_none() || r.recipient == rcpt)
     });
     let reply = rule.map(|r| {
         if let Some(n) = r.remaining.as_mut() {
@@ -288,10 +292,16 @@ fn scripted(state: &Mutex<State>, stage: Stage, recipient: Option<&str>) -> (Opt
 const MAX_LINE: usize = 4096;
 const MAX_DATA: usize = 20 * 1024 * 1024;
 
-async fn session(socket: TcpStream, state: Arc<Mutex<State>>, notify: Arc<Notify>) -> std::io::Result<()> {
+async fn session(
+    socket: TcpStream,
+    state: Arc<Mutex<State>>,
+    notify: Arc<Notify>,
+) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();
     let mut read = BufReader::new(read);
-    write.write_all(b"220 meisa-testkit ESMTP ready\r\n").await?;
+    write
+        .write_all(b"220 meisa-testkit ESMTP ready\r\n")
+        .await?;
 
     let mut from: Option<String> = None;
     let mut to: Vec<String> = Vec::new();
@@ -300,7 +310,10 @@ async fn session(socket: TcpStream, state: Arc<Mutex<State>>, notify: Arc<Notify
 
     loop {
         line.clear();
-        let n = (&mut read).take(MAX_LINE as u64).read_until(b'\n', &mut line).await?;
+        let n = (&mut read)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .await?;
         if n == 0 {
             return Ok(());
         }
@@ -411,7 +424,9 @@ async fn sleep(d: Duration) {
 }
 
 /// Reads the DATA section up to the lone ".", undoing dot-stuffing. None when the client left.
-async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(read: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(
+    read: &mut R,
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut data = Vec::new();
     let mut line = Vec::new();
     loop {
@@ -423,7 +438,11 @@ async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(read: &mut R) -> std::io:
         if line == b".\r\n" || line == b".\n" {
             return Ok(Some(data));
         }
-        let content = if line.starts_with(b"..") { &line[1..] } else { &line[..] };
+        let content = if line.starts_with(b"..") {
+            &line[1..]
+        } else {
+            &line[..]
+        };
         if data.len() + content.len() <= MAX_DATA {
             data.extend_from_slice(content);
         }
@@ -473,16 +492,44 @@ mod tests {
         let mut greet = vec![0u8; 256];
         let _ = s.read(&mut greet).await.unwrap();
         assert!(talk(&mut s, "EHLO me\r\n").await.starts_with("250-"));
-        assert!(talk(&mut s, "MAIL FROM:<a@b.test>\r\n").await.starts_with("250"));
-        assert!(talk(&mut s, "RCPT TO:<gone@example.com>\r\n").await.starts_with("550"));
-        assert!(talk(&mut s, "RCPT TO:<c@d.test>\r\n").await.starts_with("250"));
+        assert!(
+            talk(&mut s, "MAIL FROM:<a@b.test>\r\n")
+                .await
+                .starts_with("250")
+        );
+        assert!(
+            talk(&mut s, "RCPT TO:<gone@example.com>\r\n")
+                .await
+                .starts_with("550")
+        );
+        assert!(
+            talk(&mut s, "RCPT TO:<c@d.test>\r\n")
+                .await
+                .starts_with("250")
+        );
         assert!(talk(&mut s, "DATA\r\n").await.starts_with("354"));
-        assert!(talk(&mut s, "Subject: x\r\n\r\n..dot\r\n.\r\n").await.starts_with("451"));
+        assert!(
+            talk(&mut s, "Subject: x\r\n\r\n..dot\r\n.\r\n")
+                .await
+                .starts_with("451")
+        );
         assert_eq!(smtp.message_count(), 0);
-        assert!(talk(&mut s, "MAIL FROM:<a@b.test>\r\n").await.starts_with("250"));
-        assert!(talk(&mut s, "RCPT TO:<c@d.test>\r\n").await.starts_with("250"));
+        assert!(
+            talk(&mut s, "MAIL FROM:<a@b.test>\r\n")
+                .await
+                .starts_with("250")
+        );
+        assert!(
+            talk(&mut s, "RCPT TO:<c@d.test>\r\n")
+                .await
+                .starts_with("250")
+        );
         assert!(talk(&mut s, "DATA\r\n").await.starts_with("354"));
-        assert!(talk(&mut s, "Subject: x\r\n\r\n..dot\r\n.\r\n").await.starts_with("250"));
+        assert!(
+            talk(&mut s, "Subject: x\r\n\r\n..dot\r\n.\r\n")
+                .await
+                .starts_with("250")
+        );
         let mails = smtp.wait_for(1, Duration::from_secs(5)).await;
         assert_eq!(mails[0].from, "a@b.test");
         assert_eq!(mails[0].to, vec!["c@d.test".to_string()]);
@@ -495,6 +542,9 @@ mod tests {
     #[test]
     fn decodes_auth_plain() {
         // "\0user\0pass"
-        assert_eq!(decode_plain_user("AHVzZXIAcGFzcw==").as_deref(), Some("user"));
+        assert_eq!(
+            decode_plain_user("AHVzZXIAcGFzcw==").as_deref(),
+            Some("user")
+        );
     }
 }

@@ -288,25 +288,24 @@ impl Mailer {
         if key.len() > MAX_KEY {
             return Err(ApiError::field("idempotency_key", format!("is longer than {MAX_KEY} bytes")).into());
         }
-        // A repeated key answers the stored message without rendering again.
-        if let Some(existing) = self.store.message_by_key(&ws, key).await? {
-            return Ok((existing, false));
-        }
         let contact = &input.contact;
         if contact.id.trim().is_empty() {
             return Err(ApiError::field("contact.id", "is required").into());
         }
         let email = EmailAddress::parse(&contact.email).map_err(|e| ApiError::field("contact.email", e.to_string()))?;
-        let row = self.get_template(&ws, input.template_id).await?;
+        // A repeated key is not looked up first: repeats are rare, and the insert below answers
+        // the stored message for them. The template and the suppression state are read
+        // concurrently.
+        let (row, gate) = tokio::try_join!(
+            self.get_template(&ws, input.template_id),
+            async { self.store.send_gate(&ws, email.as_str(), &contact.id).await.map_err(Error::from) },
+        )?;
         let compiled = self.compiled(&row)?;
 
         let id = MessageId::new();
         let domain = mailbox_domain(&row.from_addr);
         let vars = variables::from_contact(contact, &self.unsubscribe_url(id));
-        let (gate, rendered) = tokio::try_join!(
-            async { self.store.send_gate(&ws, email.as_str(), &contact.id).await.map_err(Error::from) },
-            render(compiled, vars),
-        )?;
+        let rendered = render(compiled, vars).await?;
 
         // Suppression first: an unsubscribed contact is "suppressed" even if the template would
         // not have rendered for them.

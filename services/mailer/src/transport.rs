@@ -346,10 +346,26 @@ async fn connect(url: &SmtpUrl, timeout: Duration) -> Result<AsyncSmtpConnection
         TlsParameters::new(url.host.clone())
             .map_err(|e| DeliveryError::Transient(format!("TLS setup for {}: {e}", url.host)))
     };
-    let implicit = if url.tls == TlsMode::Implicit { Some(tls()?) } else { None };
-    let mut conn = AsyncSmtpConnection::connect_tokio1((url.host.as_str(), url.port), Some(timeout), &hello, implicit, None)
-        .await
-        .map_err(|e| DeliveryError::Transient(format!("connect to {}:{}: {e}", url.host, url.port)))?;
+    let connect_err = |e: &dyn std::fmt::Display| DeliveryError::Transient(format!("connect to {}:{}: {e}", url.host, url.port));
+    let mut conn = if url.tls == TlsMode::Implicit {
+        AsyncSmtpConnection::connect_tokio1((url.host.as_str(), url.port), Some(timeout), &hello, Some(tls()?), None)
+            .await
+            .map_err(|e| connect_err(&e))?
+    } else {
+        // Our own socket, for TCP_NODELAY: lettre writes a message's body and its final
+        // "\r\n.\r\n" in two writes, and with Nagle's algorithm the second waits for the
+        // server's delayed ACK (~40 ms per message). lettre does not set it on sockets it opens,
+        // which is why implicit TLS (above) still has that delay; prefer STARTTLS on 587 for
+        // volume. STARTTLS upgrades this same socket.
+        let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((url.host.as_str(), url.port)))
+            .await
+            .map_err(|_| connect_err(&"timed out"))?
+            .map_err(|e| connect_err(&e))?;
+        tcp.set_nodelay(true).map_err(|e| connect_err(&e))?;
+        AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
+            .await
+            .map_err(|e| connect_err(&e))?
+    };
     match url.tls {
         TlsMode::StartTlsRequired => {
             conn.starttls(tls()?, &hello)
