@@ -21,13 +21,19 @@ const WS: &str = "ws_bench";
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("MEISA_BENCH_EMAILS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
+    let n: usize = std::env::var("MEISA_BENCH_EMAILS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
     let smtp = SmtpServer::start().await;
     let db = TestDb::create("mailer_bench").await;
     meisa_mailer::migrate(&db.url).await.expect("migrate");
     let mut config = Config::local(&db.url);
     config.smtp = Some(SmtpUrl::parse(&smtp.url()).expect("smtp url"));
-    config.workers = std::env::var("MEISA_BENCH_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    config.workers = std::env::var("MEISA_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     config.batch_size = 50;
     config.db_max_connections = 16;
     let app = Application::build(config).await.expect("build");
@@ -76,7 +82,10 @@ async fn main() {
                     idempotency_key: format!("bench-{i}"),
                     contact: Some(contact(i)),
                     template_id,
-                    source: Some(pb::MessageSource { automation_id: "aut_bench".into(), ..Default::default() }),
+                    source: Some(pb::MessageSource {
+                        automation_id: "aut_bench".into(),
+                        ..Default::default()
+                    }),
                 })
                 .await
                 .map(|r| r.into_inner())
@@ -86,7 +95,13 @@ async fn main() {
     let queued = sends
         .fold(0usize, |acc, r| async move {
             match r {
-                Ok(r) if r.message.as_ref().is_some_and(|m| m.status == pb::MessageStatus::Queued as i32) => acc + 1,
+                Ok(r)
+                    if r.message
+                        .as_ref()
+                        .is_some_and(|m| m.status == pb::MessageStatus::Queued as i32) =>
+                {
+                    acc + 1
+                }
                 Ok(r) => panic!("unexpected: {r:?}"),
                 Err(e) => panic!("send failed: {e}"),
             }
@@ -112,7 +127,9 @@ async fn main() {
 }
 
 fn contact(i: usize) -> Contact {
-    let s = |v: &str| Value { kind: Some(Kind::StringValue(v.into())) };
+    let s = |v: &str| Value {
+        kind: Some(Kind::StringValue(v.into())),
+    };
     Contact {
         id: format!("ct_{i}"),
         workspace_id: WS.into(),
@@ -124,7 +141,12 @@ fn contact(i: usize) -> Contact {
         tags: vec!["beta".into(), "pro".into()],
         custom_fields: [
             ("plan".to_string(), s("pro")),
-            ("posts_generated".to_string(), Value { kind: Some(Kind::IntValue(i as i64)) }),
+            (
+                "posts_generated".to_string(),
+                Value {
+                    kind: Some(Kind::IntValue(i as i64)),
+                },
+            ),
         ]
         .into(),
         version: 1,

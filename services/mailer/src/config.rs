@@ -55,7 +55,8 @@ impl Config {
                 reason,
             })?),
         };
-        let public_url = config::optional("MEISA_PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let public_url =
+            config::optional("MEISA_PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into());
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             return Err(ConfigError::Invalid {
                 name: "MEISA_PUBLIC_URL".into(),
@@ -78,17 +79,24 @@ impl Config {
         let batch_size: usize = config::parsed("MEISA_MAIL_BATCH", 16)?;
         let cfg = Config {
             database_url: Secret::new(database_url),
-            grpc_addr: config::optional("MEISA_GRPC_ADDR").unwrap_or_else(|| "127.0.0.1:50053".into()),
-            contacts_url: config::optional("MEISA_CONTACTS_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into()),
+            grpc_addr: config::optional("MEISA_GRPC_ADDR")
+                .unwrap_or_else(|| "127.0.0.1:50053".into()),
+            contacts_url: config::optional("MEISA_CONTACTS_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:50051".into()),
             smtp,
-            data_dir: config::optional("MEISA_DATA_DIR").unwrap_or_else(|| ".dev/mail".into()).into(),
+            data_dir: config::optional("MEISA_DATA_DIR")
+                .unwrap_or_else(|| ".dev/mail".into())
+                .into(),
             public_url: public_url.trim_end_matches('/').to_string(),
             unsubscribe_secret,
             dev_secret,
             workers: workers.max(1),
             batch_size: batch_size.clamp(1, 500),
             lease: config::duration("MEISA_MAIL_LEASE", Duration::from_secs(300))?,
-            retry_deadline: config::duration("MEISA_MAIL_RETRY_DEADLINE", Duration::from_secs(24 * 3600))?,
+            retry_deadline: config::duration(
+                "MEISA_MAIL_RETRY_DEADLINE",
+                Duration::from_secs(24 * 3600),
+            )?,
             retry_base: config::duration("MEISA_MAIL_RETRY_BASE", Duration::from_secs(30))?,
             retry_max: config::duration("MEISA_MAIL_RETRY_MAX", Duration::from_secs(3600))?,
             smtp_timeout: config::duration("MEISA_SMTP_TIMEOUT", Duration::from_secs(60))?,
@@ -106,7 +114,8 @@ impl Config {
             grpc_addr: "127.0.0.1:0".into(),
             contacts_url: "http://127.0.0.1:1".into(),
             smtp: None,
-            data_dir: std::env::temp_dir().join(format!("meisa-mail-{}", uuid::Uuid::new_v4().simple())),
+            data_dir: std::env::temp_dir()
+                .join(format!("meisa-mail-{}", uuid::Uuid::new_v4().simple())),
             public_url: "http://127.0.0.1:8080".into(),
             unsubscribe_secret: Secret::new("test-unsubscribe-secret-0123456789"),
             dev_secret: false,

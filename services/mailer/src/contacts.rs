@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use meisa_proto::{
     common::{Causation, Contact},
-    contacts::{GetContactRequest, SetSubscribedRequest, contacts_service_client::ContactsServiceClient, get_contact_request::By},
+    contacts::{
+        GetContactRequest, SetSubscribedRequest, contacts_service_client::ContactsServiceClient,
+        get_contact_request::By,
+    },
 };
 use tonic::{
     Request, Status,
@@ -35,7 +38,11 @@ impl Contacts {
     }
 
     /// Sets `subscribed` to false; returns the contact's version afterwards and whether it changed.
-    pub async fn unsubscribe(&self, workspace_id: &str, contact_id: &str) -> Result<(i64, bool), Status> {
+    pub async fn unsubscribe(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+    ) -> Result<(i64, bool), Status> {
         let resp = self
             .client
             .clone()
@@ -54,7 +61,11 @@ impl Contacts {
         Ok((version, !resp.changed.is_empty()))
     }
 
-    pub async fn get_contact(&self, workspace_id: &str, contact_id: &str) -> Result<Contact, Status> {
+    pub async fn get_contact(
+        &self,
+        workspace_id: &str,
+        contact_id: &str,
+    ) -> Result<Contact, Status> {
         self.client
             .clone()
             .get_contact(GetContactRequest {

@@ -26,13 +26,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::Api,
-    contacts::Contacts,
-    domain::token::TokenSigner,
-    service::Mailer,
-    store::Store,
-    transport::Transport,
-    worker::DeliverySettings,
+    api::Api, contacts::Contacts, domain::token::TokenSigner, service::Mailer, store::Store,
+    transport::Transport, worker::DeliverySettings,
 };
 
 pub static MIGRATOR: Migrator = sqlx::migrate!();
@@ -90,20 +85,31 @@ impl Application {
             .map_err(StartError::Db)?;
         let listener = TcpListener::bind(&config.grpc_addr)
             .await
-            .map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr: config.grpc_addr.clone(), source })?;
-        let contacts = Contacts::connect_lazy(&config.contacts_url).map_err(StartError::Contacts)?;
+            .map_err(|source| StartError::Bind {
+                addr: config.grpc_addr.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.grpc_addr.clone(),
+            source,
+        })?;
+        let contacts =
+            Contacts::connect_lazy(&config.contacts_url).map_err(StartError::Contacts)?;
         let mailer = Arc::new(Mailer::new(
             Store::new(pool),
             TokenSigner::new(config.unsubscribe_secret.expose().as_bytes()),
             config.public_url.clone(),
             contacts,
+            config.smtp.is_none().then(|| config.data_dir.clone()),
         ));
         let transport = match &config.smtp {
-            Some(url) => Transport::Smtp { url: url.clone(), timeout: config.smtp_timeout },
-            None => Transport::Files { dir: config.data_dir.clone() },
+            Some(url) => Transport::Smtp {
+                url: url.clone(),
+                timeout: config.smtp_timeout,
+            },
+            None => Transport::Files {
+                dir: config.data_dir.clone(),
+            },
         };
         let settings = DeliverySettings {
             workers: config.workers,
@@ -115,7 +121,13 @@ impl Application {
             smtp_timeout: config.smtp_timeout,
             poll_interval: config.poll_interval,
         };
-        Ok(Application { listener, addr, mailer, transport, settings })
+        Ok(Application {
+            listener,
+            addr,
+            mailer,
+            transport,
+            settings,
+        })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -133,7 +145,12 @@ impl Application {
         health.set_serving::<MailerServiceServer<Api>>().await;
         tracing::info!(addr = %self.addr, transport = %self.transport.describe(), workers = self.settings.workers, "mailer listening");
 
-        let workers = worker::spawn(self.mailer.clone(), self.transport, self.settings, shutdown.clone());
+        let workers = worker::spawn(
+            self.mailer.clone(),
+            self.transport,
+            self.settings,
+            shutdown.clone(),
+        );
         let drain = {
             let shutdown = shutdown.clone();
             async move {
@@ -145,7 +162,10 @@ impl Application {
                 tracing::info!("delivery workers stopped");
             }
         };
-        let (served, ()) = tokio::join!(meisa_runtime::grpc::serve(routes.routes(), self.listener, shutdown), drain);
+        let (served, ()) = tokio::join!(
+            meisa_runtime::grpc::serve(routes.routes(), self.listener, shutdown),
+            drain
+        );
         self.mailer.store.pool().close().await;
         served?;
         Ok(())

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mailer", about = "Meisa mailer: templates, messages, suppressions and delivery")]
+#[command(
+    name = "mailer",
+    about = "Meisa mailer: templates, messages, suppressions and delivery"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,7 +33,10 @@ async fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Migrate => match meisa_runtime::config::required("DATABASE_URL", "set it to the mailer's Postgres database") {
+        Command::Migrate => match meisa_runtime::config::required(
+            "DATABASE_URL",
+            "set it to the mailer's Postgres database",
+        ) {
             Ok(url) => meisa_mailer::migrate(&url).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         },
@@ -48,6 +54,10 @@ async fn main() -> ExitCode {
 
 async fn serve() -> Result<(), String> {
     let config = meisa_mailer::Config::from_env().map_err(|e| e.to_string())?;
-    let app = meisa_mailer::Application::build(config).await.map_err(|e| e.to_string())?;
-    app.run(meisa_runtime::shutdown::on_signal()).await.map_err(|e| e.to_string())
+    let app = meisa_mailer::Application::build(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    app.run(meisa_runtime::shutdown::on_signal())
+        .await
+        .map_err(|e| e.to_string())
 }

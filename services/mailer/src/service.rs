@@ -24,7 +24,9 @@ use crate::{
         variables,
     },
     error::{Error, Result},
-    store::{MessageFilter, MessageRow, NewMessage, Store, SuppressionRow, TemplateFields, TemplateRow},
+    store::{
+        MessageFilter, MessageRow, NewMessage, Store, SuppressionRow, TemplateFields, TemplateRow,
+    },
 };
 
 const MAX_KEY: usize = 256;
@@ -50,7 +52,7 @@ pub struct SendInput {
 
 /// The data a preview renders with.
 pub enum PreviewData {
-    Contact(Contact),
+    Contact(Box<Contact>),
     ContactId(String),
     Sample {
         fields: std::collections::BTreeMap<String, meisa_proto::common::Value>,
@@ -60,7 +62,11 @@ pub enum PreviewData {
 
 pub enum PreviewTemplate {
     Stored(TemplateId),
-    Draft { subject: String, html: String, text: Option<String> },
+    Draft {
+        subject: String,
+        html: String,
+        text: Option<String>,
+    },
 }
 
 pub enum PreviewOutcome {
@@ -82,15 +88,20 @@ pub struct TokenInfo {
     pub already_unsubscribed: bool,
 }
 
+/// (workspace, template id) → (the row's updated_at, its compiled form).
+type TemplateCache = HashMap<(String, Uuid), (DateTime<Utc>, Arc<Compiled>)>;
+
 pub struct Mailer {
     pub(crate) store: Store,
     pub(crate) signer: TokenSigner,
     public_url: String,
     pub(crate) contacts: Contacts,
     /// Compiled templates by (workspace, id), valid while `updated_at` matches the row.
-    cache: Mutex<HashMap<(String, Uuid), (DateTime<Utc>, Arc<Compiled>)>>,
+    cache: Mutex<TemplateCache>,
     /// Wakes an idle delivery worker when a message is queued.
     pub(crate) wake: Arc<Notify>,
+    /// Where the files transport writes `.eml` files (erasure removes them).
+    eml_dir: Option<std::path::PathBuf>,
 }
 
 pub fn workspace(ws: &str) -> Result<&str, ApiError> {
@@ -99,7 +110,10 @@ pub fn workspace(ws: &str) -> Result<&str, ApiError> {
         return Err(ApiError::field("workspace_id", "is required"));
     }
     if ws.len() > 64 {
-        return Err(ApiError::field("workspace_id", "is longer than 64 characters"));
+        return Err(ApiError::field(
+            "workspace_id",
+            "is longer than 64 characters",
+        ));
     }
     Ok(ws)
 }
@@ -116,10 +130,17 @@ fn parse_error(e: ParseError) -> ApiError {
 fn check_mailbox(field: &str, value: &str) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(ApiError::field(field, "is required, e.g. \"Acme <hello@acme.test>\""));
+        return Err(ApiError::field(
+            field,
+            "is required, e.g. \"Acme <hello@acme.test>\"",
+        ));
     }
-    v.parse::<lettre::message::Mailbox>()
-        .map_err(|_| ApiError::field(field, format!("{v:?} is not an address like \"Acme <hello@acme.test>\"")))?;
+    v.parse::<lettre::message::Mailbox>().map_err(|_| {
+        ApiError::field(
+            field,
+            format!("{v:?} is not an address like \"Acme <hello@acme.test>\""),
+        )
+    })?;
     Ok(v.to_string())
 }
 
@@ -130,8 +151,15 @@ fn mailbox_domain(from: &str) -> String {
 }
 
 impl Mailer {
-    pub fn new(store: Store, signer: TokenSigner, public_url: String, contacts: Contacts) -> Self {
+    pub fn new(
+        store: Store,
+        signer: TokenSigner,
+        public_url: String,
+        contacts: Contacts,
+        eml_dir: Option<std::path::PathBuf>,
+    ) -> Self {
         Self {
+            eml_dir,
             store,
             signer,
             public_url,
@@ -172,7 +200,12 @@ impl Mailer {
             .filter(|r| !r.trim().is_empty())
             .map(|r| check_mailbox("reply_to", r))
             .transpose()?;
-        let compiled = Compiled::compile(Sources { subject, html, text }).map_err(parse_error)?;
+        let compiled = Compiled::compile(Sources {
+            subject,
+            html,
+            text,
+        })
+        .map_err(parse_error)?;
         Ok((
             TemplateFields {
                 name: name.to_string(),
@@ -187,7 +220,10 @@ impl Mailer {
     }
 
     pub async fn create_template(&self, ws: &str, fields: TemplateFields) -> Result<TemplateRow> {
-        Ok(self.store.insert_template(ws, TemplateId::new().uuid(), &fields).await?)
+        Ok(self
+            .store
+            .insert_template(ws, TemplateId::new().uuid(), &fields)
+            .await?)
     }
 
     pub async fn get_template(&self, ws: &str, id: TemplateId) -> Result<TemplateRow> {
@@ -197,7 +233,12 @@ impl Mailer {
             .ok_or_else(|| ApiError::not_found(format!("template {id} not found")).into())
     }
 
-    pub async fn update_template(&self, ws: &str, id: TemplateId, fields: TemplateFields) -> Result<TemplateRow> {
+    pub async fn update_template(
+        &self,
+        ws: &str,
+        id: TemplateId,
+        fields: TemplateFields,
+    ) -> Result<TemplateRow> {
         self.store
             .update_template(ws, id.uuid(), &fields)
             .await?
@@ -213,7 +254,7 @@ impl Mailer {
         }
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Uuid), (DateTime<Utc>, Arc<Compiled>)>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, TemplateCache> {
         // A panic while holding this lock leaves a valid map: keep using it.
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -221,10 +262,10 @@ impl Mailer {
     /// The compiled form of a stored template, from the cache while the row is unchanged.
     fn compiled(&self, row: &TemplateRow) -> Result<Arc<Compiled>> {
         let key = (row.workspace_id.clone(), row.id);
-        if let Some((at, c)) = self.lock_cache().get(&key) {
-            if *at == row.updated_at {
-                return Ok(c.clone());
-            }
+        if let Some((at, c)) = self.lock_cache().get(&key)
+            && *at == row.updated_at
+        {
+            return Ok(c.clone());
         }
         let compiled = Compiled::compile(Sources {
             subject: &row.subject,
@@ -233,7 +274,10 @@ impl Mailer {
         })
         .map_err(|e| {
             // Stored templates were validated at save; a rule that got stricter since shows here.
-            ApiError::field(e.part.as_str(), format!("the stored template no longer parses: {}", e.message))
+            ApiError::field(
+                e.part.as_str(),
+                format!("the stored template no longer parses: {}", e.message),
+            )
         })?;
         let compiled = Arc::new(compiled);
         let mut cache = self.lock_cache();
@@ -246,14 +290,27 @@ impl Mailer {
 
     // ------------------------------------------------------------------------------- preview
 
-    pub async fn preview(&self, ws: &str, template: PreviewTemplate, data: PreviewData) -> Result<PreviewOutcome> {
+    pub async fn preview(
+        &self,
+        ws: &str,
+        template: PreviewTemplate,
+        data: PreviewData,
+    ) -> Result<PreviewOutcome> {
         let compiled = match template {
             PreviewTemplate::Stored(id) => {
                 let row = self.get_template(ws, id).await?;
                 self.compiled(&row)?
             }
-            PreviewTemplate::Draft { subject, html, text } => {
-                match Compiled::compile(Sources { subject: &subject, html: &html, text: text.as_deref() }) {
+            PreviewTemplate::Draft {
+                subject,
+                html,
+                text,
+            } => {
+                match Compiled::compile(Sources {
+                    subject: &subject,
+                    html: &html,
+                    text: text.as_deref(),
+                }) {
                     Ok(c) => Arc::new(c),
                     Err(e) => return Ok(PreviewOutcome::Parse(e)),
                 }
@@ -264,7 +321,11 @@ impl Mailer {
         let vars = match data {
             PreviewData::Contact(c) => variables::from_contact(&c, &url),
             PreviewData::ContactId(id) => {
-                let c = self.contacts.get_contact(ws, &id).await.map_err(Error::Contacts)?;
+                let c = self
+                    .contacts
+                    .get_contact(ws, &id)
+                    .await
+                    .map_err(Error::Contacts)?;
                 variables::from_contact(&c, &url)
             }
             PreviewData::Sample { fields, tags } => variables::from_sample(&fields, &tags, &url),
@@ -286,20 +347,27 @@ impl Mailer {
             return Err(ApiError::field("idempotency_key", "is required").into());
         }
         if key.len() > MAX_KEY {
-            return Err(ApiError::field("idempotency_key", format!("is longer than {MAX_KEY} bytes")).into());
+            return Err(ApiError::field(
+                "idempotency_key",
+                format!("is longer than {MAX_KEY} bytes"),
+            )
+            .into());
         }
         let contact = &input.contact;
         if contact.id.trim().is_empty() {
             return Err(ApiError::field("contact.id", "is required").into());
         }
-        let email = EmailAddress::parse(&contact.email).map_err(|e| ApiError::field("contact.email", e.to_string()))?;
+        let email = EmailAddress::parse(&contact.email)
+            .map_err(|e| ApiError::field("contact.email", e.to_string()))?;
         // A repeated key is not looked up first: repeats are rare, and the insert below answers
         // the stored message for them. The template and the suppression state are read
         // concurrently.
-        let (row, gate) = tokio::try_join!(
-            self.get_template(&ws, input.template_id),
-            async { self.store.send_gate(&ws, email.as_str(), &contact.id).await.map_err(Error::from) },
-        )?;
+        let (row, gate) = tokio::try_join!(self.get_template(&ws, input.template_id), async {
+            self.store
+                .send_gate(&ws, email.as_str(), &contact.id)
+                .await
+                .map_err(Error::from)
+        },)?;
         let compiled = self.compiled(&row)?;
 
         let id = MessageId::new();
@@ -309,7 +377,9 @@ impl Mailer {
 
         // Suppression first: an unsubscribed contact is "suppressed" even if the template would
         // not have rendered for them.
-        let resubscribed = gate.unsubscribed_version.is_some_and(|v| contact.subscribed && contact.version > v);
+        let resubscribed = gate
+            .unsubscribed_version
+            .is_some_and(|v| contact.subscribed && contact.version > v);
         let suppressed = if !contact.subscribed {
             Some("contact is unsubscribed".to_string())
         } else if gate.unsubscribed.unwrap_or(false) && !resubscribed {
@@ -321,8 +391,12 @@ impl Mailer {
         let (status, reason) = match (&suppressed, &rendered) {
             (Some(why), _) => (Status::Suppressed, why.clone()),
             (None, Ok(_)) => (Status::Queued, String::new()),
-            (None, Err(RenderError::MissingVariable { name, .. })) => (Status::Skipped, format!("missing variable: {name}")),
-            (None, Err(e @ RenderError::Failed { .. })) => (Status::Failed, format!("render failed: {e}")),
+            (None, Err(RenderError::MissingVariable { name, .. })) => {
+                (Status::Skipped, format!("missing variable: {name}"))
+            }
+            (None, Err(e @ RenderError::Failed { .. })) => {
+                (Status::Failed, format!("render failed: {e}"))
+            }
         };
         let rendered = rendered.ok();
         let message = NewMessage {
@@ -339,10 +413,21 @@ impl Mailer {
             source_event_id: input.source.event_id,
             status: status.as_str(),
             reason,
-            subject: rendered.as_ref().map(|r| r.subject.clone()).unwrap_or_default(),
+            subject: rendered
+                .as_ref()
+                .map(|r| r.subject.clone())
+                .unwrap_or_default(),
             // Bodies are kept only for what is (to be) sent.
-            html: rendered.as_ref().filter(|_| status == Status::Queued).map(|r| r.html.clone()).unwrap_or_default(),
-            text: rendered.as_ref().filter(|_| status == Status::Queued).map(|r| r.text.clone()).unwrap_or_default(),
+            html: rendered
+                .as_ref()
+                .filter(|_| status == Status::Queued)
+                .map(|r| r.html.clone())
+                .unwrap_or_default(),
+            text: rendered
+                .as_ref()
+                .filter(|_| status == Status::Queued)
+                .map(|r| r.text.clone())
+                .unwrap_or_default(),
             from_addr: row.from_addr.clone(),
             reply_to: row.reply_to.clone(),
             message_id_header: format!("<{id}@{domain}>"),
@@ -361,7 +446,13 @@ impl Mailer {
             .ok_or_else(|| ApiError::not_found(format!("message {id} not found")).into())
     }
 
-    pub async fn list_messages(&self, ws: &str, filter: &MessageFilter, before: Option<MessageId>, limit: i64) -> Result<Vec<MessageRow>> {
+    pub async fn list_messages(
+        &self,
+        ws: &str,
+        filter: &MessageFilter,
+        before: Option<MessageId>,
+        limit: i64,
+    ) -> Result<Vec<MessageRow>> {
         Ok(self
             .store
             .list_messages(ws, filter, before.map(|m| m.uuid()), limit)
@@ -370,16 +461,27 @@ impl Mailer {
 
     // ------------------------------------------------------------------------------- suppressions
 
-    pub async fn add_suppression(&self, ws: &str, email: &str, reason: Reason, detail: &str) -> Result<(SuppressionRow, bool)> {
-        let email = EmailAddress::parse(email).map_err(|e| ApiError::field("email", e.to_string()))?;
+    pub async fn add_suppression(
+        &self,
+        ws: &str,
+        email: &str,
+        reason: Reason,
+        detail: &str,
+    ) -> Result<(SuppressionRow, bool)> {
+        let email =
+            EmailAddress::parse(email).map_err(|e| ApiError::field("email", e.to_string()))?;
         if detail.len() > 1024 {
             return Err(ApiError::field("detail", "is longer than 1024 bytes").into());
         }
-        Ok(self.store.add_suppression(ws, email.as_str(), reason.as_str(), detail).await?)
+        Ok(self
+            .store
+            .add_suppression(ws, email.as_str(), reason.as_str(), detail)
+            .await?)
     }
 
     pub async fn remove_suppression(&self, ws: &str, email: &str) -> Result<()> {
-        let email = EmailAddress::parse(email).map_err(|e| ApiError::field("email", e.to_string()))?;
+        let email =
+            EmailAddress::parse(email).map_err(|e| ApiError::field("email", e.to_string()))?;
         if self.store.remove_suppression(ws, email.as_str()).await? {
             Ok(())
         } else {
@@ -392,13 +494,22 @@ impl Mailer {
     async fn token_message(&self, token: &str) -> Result<MessageRow> {
         let not_found = || Error::from(ApiError::not_found("this unsubscribe link is not valid"));
         let id = self.signer.verify(token.trim()).ok_or_else(not_found)?;
-        self.store.message_by_id(id.uuid()).await?.ok_or_else(not_found)
+        self.store
+            .message_by_id(id.uuid())
+            .await?
+            .ok_or_else(not_found)
     }
 
     pub async fn describe_token(&self, token: &str) -> Result<TokenInfo> {
         let m = self.token_message(token).await?;
-        let already = self.store.get_unsubscribe(&m.workspace_id, &m.contact_id).await?.is_some();
-        let masked = EmailAddress::parse(&m.to_email).map(|e| e.masked()).unwrap_or_default();
+        let already = self
+            .store
+            .get_unsubscribe(&m.workspace_id, &m.contact_id)
+            .await?
+            .is_some();
+        let masked = EmailAddress::parse(&m.to_email)
+            .map(|e| e.masked())
+            .unwrap_or_default();
         Ok(TokenInfo {
             workspace_id: m.workspace_id,
             contact_id: m.contact_id,
@@ -412,7 +523,10 @@ impl Mailer {
     /// sync retries: a person who clicked "unsubscribe" never sees an error for our outage.
     pub async fn unsubscribe(&self, token: &str) -> Result<Unsubscribed> {
         let m = self.token_message(token).await?;
-        let new = self.store.record_unsubscribe(&m.workspace_id, &m.contact_id, m.id).await?;
+        let new = self
+            .store
+            .record_unsubscribe(&m.workspace_id, &m.contact_id, m.id)
+            .await?;
         let changed = match self.sync_unsubscribe(&m.workspace_id, &m.contact_id).await {
             Ok(contact_changed) => new || contact_changed,
             Err(()) => new,
@@ -427,7 +541,11 @@ impl Mailer {
 
     /// SetSubscribed(false) at contacts, recording the outcome. Ok(changed) when contacts has it.
     pub(crate) async fn sync_unsubscribe(&self, ws: &str, contact_id: &str) -> Result<bool, ()> {
-        let call = tokio::time::timeout(Duration::from_secs(5), self.contacts.unsubscribe(ws, contact_id)).await;
+        let call = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.contacts.unsubscribe(ws, contact_id),
+        )
+        .await;
         let outcome = match call {
             Ok(Ok((version, changed))) => Ok((version, changed)),
             // An erased contact will never be mailed again: nothing left to sync.
@@ -437,17 +555,46 @@ impl Mailer {
         };
         match outcome {
             Ok((version, changed)) => {
-                if let Err(e) = self.store.mark_unsubscribe_synced(ws, contact_id, version).await {
+                if let Err(e) = self
+                    .store
+                    .mark_unsubscribe_synced(ws, contact_id, version)
+                    .await
+                {
                     tracing::warn!(error = %e, "recording the unsubscribe sync failed; it will be retried");
                 }
                 Ok(changed)
             }
             Err(e) => {
                 tracing::warn!(workspace_id = %ws, contact_id = %contact_id, error = %e, "contacts did not take the unsubscribe yet; will retry");
-                let _ = self.store.mark_unsubscribe_sync_failed(ws, contact_id, &e).await;
+                let _ = self
+                    .store
+                    .mark_unsubscribe_sync_failed(ws, contact_id, &e)
+                    .await;
                 Err(())
             }
         }
+    }
+}
+
+impl Mailer {
+    /// Erasure: the contact's messages (and .eml files) and unsubscribe record.
+    pub async fn erase_contact(&self, ws: &str, contact_id: &str) -> Result<usize> {
+        if contact_id.trim().is_empty() {
+            return Err(ApiError::field("contact_id", "is required").into());
+        }
+        let ids = self.store.erase_contact(ws, contact_id).await?;
+        if let Some(dir) = &self.eml_dir {
+            for id in &ids {
+                let path = dir.join(format!("{}.eml", MessageId::from_uuid(*id)));
+                if let Err(e) = tokio::fs::remove_file(&path).await
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(path = %path.display(), error = %e, "erasure could not delete an .eml file");
+                }
+            }
+        }
+        tracing::info!(workspace_id = %ws, contact_id = %contact_id, messages = ids.len(), "contact erased");
+        Ok(ids.len())
     }
 }
 

@@ -50,7 +50,8 @@ pub struct SmtpUrl {
 
 impl SmtpUrl {
     pub fn parse(s: &str) -> Result<SmtpUrl, String> {
-        let url = url::Url::parse(s.trim()).map_err(|e| format!("not a URL ({e}); write e.g. smtp://127.0.0.1:2525"))?;
+        let url = url::Url::parse(s.trim())
+            .map_err(|e| format!("not a URL ({e}); write e.g. smtp://127.0.0.1:2525"))?;
         let mut tls = match url.scheme() {
             "smtp" => TlsMode::None,
             "smtps" => TlsMode::Implicit,
@@ -62,12 +63,18 @@ impl SmtpUrl {
             .ok_or("has no host")?
             .trim_matches(['[', ']'])
             .to_string();
-        let port = url.port().unwrap_or(if tls == TlsMode::Implicit { 465 } else { 25 });
+        let port = url
+            .port()
+            .unwrap_or(if tls == TlsMode::Implicit { 465 } else { 25 });
         let mut hello = None;
         for (k, v) in url.query_pairs() {
             match (k.as_ref(), v.as_ref()) {
-                ("tls", "required" | "starttls") if tls == TlsMode::None => tls = TlsMode::StartTlsRequired,
-                ("tls", "opportunistic") if tls == TlsMode::None => tls = TlsMode::StartTlsOpportunistic,
+                ("tls", "required" | "starttls") if tls == TlsMode::None => {
+                    tls = TlsMode::StartTlsRequired
+                }
+                ("tls", "opportunistic") if tls == TlsMode::None => {
+                    tls = TlsMode::StartTlsOpportunistic
+                }
                 ("tls", "none" | "") if tls == TlsMode::None => {}
                 ("tls", other) => {
                     return Err(format!(
@@ -75,20 +82,30 @@ impl SmtpUrl {
                     ));
                 }
                 ("hello", name) => hello = Some(name.to_string()),
-                (other, _) => return Err(format!("unknown parameter {other:?} (known: tls, hello)")),
+                (other, _) => {
+                    return Err(format!("unknown parameter {other:?} (known: tls, hello)"));
+                }
             }
         }
         let credentials = if url.username().is_empty() {
             None
         } else {
             let decode = |s: &str| {
-                percent_decode(s).ok_or_else(|| "user or password is not valid percent-encoded UTF-8".to_string())
+                percent_decode(s).ok_or_else(|| {
+                    "user or password is not valid percent-encoded UTF-8".to_string()
+                })
             };
             let user = decode(url.username())?;
             let pass = decode(url.password().unwrap_or(""))?;
             Some((user, Secret::new(pass)))
         };
-        Ok(SmtpUrl { host, port, tls, credentials, hello })
+        Ok(SmtpUrl {
+            host,
+            port,
+            tls,
+            credentials,
+            hello,
+        })
     }
 }
 
@@ -162,22 +179,35 @@ pub struct ComposeError(String);
 
 /// The envelope and the formatted message.
 pub fn compose(m: &Outgoing<'_>) -> Result<(Envelope, Vec<u8>), ComposeError> {
-    let from: Mailbox = m.from.parse().map_err(|e| ComposeError(format!("from {:?}: {e}", m.from)))?;
-    let to: Address = m.to.parse().map_err(|e| ComposeError(format!("to {:?}: {e}", m.to)))?;
+    let from: Mailbox = m
+        .from
+        .parse()
+        .map_err(|e| ComposeError(format!("from {:?}: {e}", m.from)))?;
+    let to: Address =
+        m.to.parse()
+            .map_err(|e| ComposeError(format!("to {:?}: {e}", m.to)))?;
     let mut builder = Message::builder()
         .message_id(Some(m.message_id_header.to_string()))
         .from(from)
         .to(Mailbox::new(None, to))
         .subject(m.subject)
         .date_now()
-        .header(ListUnsubscribe(format!("<{}>, <mailto:{}>", m.unsubscribe_url, m.unsubscribe_mailto)))
+        .header(ListUnsubscribe(format!(
+            "<{}>, <mailto:{}>",
+            m.unsubscribe_url, m.unsubscribe_mailto
+        )))
         .header(ListUnsubscribePost);
     if let Some(r) = m.reply_to {
-        let r: Mailbox = r.parse().map_err(|e| ComposeError(format!("reply_to {r:?}: {e}")))?;
+        let r: Mailbox = r
+            .parse()
+            .map_err(|e| ComposeError(format!("reply_to {r:?}: {e}")))?;
         builder = builder.reply_to(r);
     }
     let message = builder
-        .multipart(MultiPart::alternative_plain_html(m.text.to_string(), m.html.to_string()))
+        .multipart(MultiPart::alternative_plain_html(
+            m.text.to_string(),
+            m.html.to_string(),
+        ))
         .map_err(|e| ComposeError(e.to_string()))?;
     Ok((message.envelope().clone(), message.formatted()))
 }
@@ -191,7 +221,10 @@ pub enum DeliveryError {
     Transient(String),
     /// 5xx: do not try again. `recipient_rejected` when the server refused the address at RCPT.
     #[error("{message}")]
-    Permanent { message: String, recipient_rejected: bool },
+    Permanent {
+        message: String,
+        recipient_rejected: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -203,7 +236,9 @@ pub enum Transport {
 impl Transport {
     pub fn describe(&self) -> String {
         match self {
-            Transport::Smtp { url, .. } => format!("smtp {}:{} ({:?})", url.host, url.port, url.tls),
+            Transport::Smtp { url, .. } => {
+                format!("smtp {}:{} ({:?})", url.host, url.port, url.tls)
+            }
             Transport::Files { dir } => format!(".eml files in {}", dir.display()),
         }
     }
@@ -226,7 +261,10 @@ enum Step {
 fn classify(step: Step, e: &lettre::transport::smtp::Error) -> DeliveryError {
     let message = format!("{step:?}: {e}");
     if e.is_permanent() {
-        DeliveryError::Permanent { message, recipient_rejected: step == Step::Rcpt }
+        DeliveryError::Permanent {
+            message,
+            recipient_rejected: step == Step::Rcpt,
+        }
     } else {
         DeliveryError::Transient(message)
     }
@@ -234,12 +272,20 @@ fn classify(step: Step, e: &lettre::transport::smtp::Error) -> DeliveryError {
 
 impl Sender {
     pub fn new(transport: Transport) -> Self {
-        Self { transport, conn: None }
+        Self {
+            transport,
+            conn: None,
+        }
     }
 
     /// Hands one message over. Ok means the server answered 250 to the end of DATA (or the file
     /// is on disk).
-    pub async fn send(&mut self, file_stem: &str, envelope: &Envelope, bytes: &[u8]) -> Result<(), DeliveryError> {
+    pub async fn send(
+        &mut self,
+        file_stem: &str,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<(), DeliveryError> {
         match &self.transport {
             Transport::Files { dir } => write_eml(dir, file_stem, bytes).await,
             Transport::Smtp { timeout, .. } => {
@@ -249,7 +295,9 @@ impl Sender {
                     Err(_) => {
                         // The conversation is in an unknown state: never reuse it.
                         self.conn = None;
-                        Err(DeliveryError::Transient(format!("no answer within {timeout:?}")))
+                        Err(DeliveryError::Transient(format!(
+                            "no answer within {timeout:?}"
+                        )))
                     }
                 }
             }
@@ -269,38 +317,60 @@ impl Sender {
         }
     }
 
-    async fn transaction(&mut self, envelope: &Envelope, bytes: &[u8]) -> Result<(), (Step, DeliveryError)> {
+    async fn transaction(
+        &mut self,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<(), (Step, DeliveryError)> {
         let Transport::Smtp { url, timeout } = &self.transport else {
             return Ok(());
         };
         if self.conn.as_ref().is_none_or(|c| c.has_broken()) {
-            self.conn = Some(connect(url, *timeout).await.map_err(|e| (Step::Connect, e))?);
+            self.conn = Some(
+                connect(url, *timeout)
+                    .await
+                    .map_err(|e| (Step::Connect, e))?,
+            );
         }
         let Some(conn) = self.conn.as_mut() else {
-            return Err((Step::Connect, DeliveryError::Transient("no connection".into())));
+            return Err((
+                Step::Connect,
+                DeliveryError::Transient("no connection".into()),
+            ));
         };
 
         let mut params = Vec::new();
         if !bytes.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        if let Err(e) = conn.command(Mail::new(envelope.from().cloned(), params)).await {
+        if let Err(e) = conn
+            .command(Mail::new(envelope.from().cloned(), params))
+            .await
+        {
             return Err(self.after_failure(Step::Mail, &e).await);
         }
         for to in envelope.to() {
-            let Some(conn) = self.conn.as_mut() else { break };
+            let Some(conn) = self.conn.as_mut() else {
+                break;
+            };
             if let Err(e) = conn.command(Rcpt::new(to.clone(), vec![])).await {
                 return Err(self.after_failure(Step::Rcpt, &e).await);
             }
         }
         let Some(conn) = self.conn.as_mut() else {
-            return Err((Step::Data, DeliveryError::Transient("connection lost".into())));
+            return Err((
+                Step::Data,
+                DeliveryError::Transient("connection lost".into()),
+            ));
         };
         if let Err(e) = conn.command(Data).await {
             return Err(self.after_failure(Step::Data, &e).await);
         }
         let Some(conn) = self.conn.as_mut() else {
-            return Err((Step::Data, DeliveryError::Transient("connection lost".into())));
+            return Err((
+                Step::Data,
+                DeliveryError::Transient("connection lost".into()),
+            ));
         };
         match conn.message(bytes).await {
             Ok(_) => Ok(()),
@@ -309,7 +379,11 @@ impl Sender {
     }
 
     /// Classifies a failure and leaves the connection usable (RSET) or drops it.
-    async fn after_failure(&mut self, step: Step, e: &lettre::transport::smtp::Error) -> (Step, DeliveryError) {
+    async fn after_failure(
+        &mut self,
+        step: Step,
+        e: &lettre::transport::smtp::Error,
+    ) -> (Step, DeliveryError) {
         let err = classify(step, e);
         let keep = if e.is_permanent() || e.is_transient() {
             // The server answered: the session is fine, only this transaction is over.
@@ -320,10 +394,8 @@ impl Sender {
         } else {
             false
         };
-        if !keep {
-            if let Some(mut c) = self.conn.take() {
-                c.abort().await;
-            }
+        if !keep && let Some(mut c) = self.conn.take() {
+            c.abort().await;
         }
         (step, err)
     }
@@ -337,30 +409,37 @@ impl Sender {
 }
 
 async fn connect(url: &SmtpUrl, timeout: Duration) -> Result<AsyncSmtpConnection, DeliveryError> {
-    let hello = url
-        .hello
-        .clone()
-        .map(ClientId::Domain)
-        .unwrap_or_default();
+    let hello = url.hello.clone().map(ClientId::Domain).unwrap_or_default();
     let tls = || {
         TlsParameters::new(url.host.clone())
             .map_err(|e| DeliveryError::Transient(format!("TLS setup for {}: {e}", url.host)))
     };
-    let connect_err = |e: &dyn std::fmt::Display| DeliveryError::Transient(format!("connect to {}:{}: {e}", url.host, url.port));
+    let connect_err = |e: &dyn std::fmt::Display| {
+        DeliveryError::Transient(format!("connect to {}:{}: {e}", url.host, url.port))
+    };
     let mut conn = if url.tls == TlsMode::Implicit {
-        AsyncSmtpConnection::connect_tokio1((url.host.as_str(), url.port), Some(timeout), &hello, Some(tls()?), None)
-            .await
-            .map_err(|e| connect_err(&e))?
+        AsyncSmtpConnection::connect_tokio1(
+            (url.host.as_str(), url.port),
+            Some(timeout),
+            &hello,
+            Some(tls()?),
+            None,
+        )
+        .await
+        .map_err(|e| connect_err(&e))?
     } else {
         // Our own socket, for TCP_NODELAY: lettre writes a message's body and its final
         // "\r\n.\r\n" in two writes, and with Nagle's algorithm the second waits for the
         // server's delayed ACK (~40 ms per message). lettre does not set it on sockets it opens,
         // which is why implicit TLS (above) still has that delay; prefer STARTTLS on 587 for
         // volume. STARTTLS upgrades this same socket.
-        let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((url.host.as_str(), url.port)))
-            .await
-            .map_err(|_| connect_err(&"timed out"))?
-            .map_err(|e| connect_err(&e))?;
+        let tcp = tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((url.host.as_str(), url.port)),
+        )
+        .await
+        .map_err(|_| connect_err(&"timed out"))?
+        .map_err(|e| connect_err(&e))?;
         tcp.set_nodelay(true).map_err(|e| connect_err(&e))?;
         AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
             .await
@@ -368,29 +447,32 @@ async fn connect(url: &SmtpUrl, timeout: Duration) -> Result<AsyncSmtpConnection
     };
     match url.tls {
         TlsMode::StartTlsRequired => {
-            conn.starttls(tls()?, &hello)
-                .await
-                .map_err(|e| DeliveryError::Transient(format!("STARTTLS with {}: {e}", url.host)))?;
+            conn.starttls(tls()?, &hello).await.map_err(|e| {
+                DeliveryError::Transient(format!("STARTTLS with {}: {e}", url.host))
+            })?;
         }
         TlsMode::StartTlsOpportunistic if conn.can_starttls() => {
-            conn.starttls(tls()?, &hello)
-                .await
-                .map_err(|e| DeliveryError::Transient(format!("STARTTLS with {}: {e}", url.host)))?;
+            conn.starttls(tls()?, &hello).await.map_err(|e| {
+                DeliveryError::Transient(format!("STARTTLS with {}: {e}", url.host))
+            })?;
         }
         _ => {}
     }
     if let Some((user, pass)) = &url.credentials {
         let creds = Credentials::new(user.clone(), pass.expose().to_string());
-        conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds).await.map_err(|e| {
-            // Wrong credentials will not fix themselves, but an operator can fix them: retry.
-            DeliveryError::Transient(format!("SMTP authentication as {user}: {e}"))
-        })?;
+        conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
+            .await
+            .map_err(|e| {
+                // Wrong credentials will not fix themselves, but an operator can fix them: retry.
+                DeliveryError::Transient(format!("SMTP authentication as {user}: {e}"))
+            })?;
     }
     Ok(conn)
 }
 
 async fn write_eml(dir: &std::path::Path, stem: &str, bytes: &[u8]) -> Result<(), DeliveryError> {
-    let io = |e: std::io::Error| DeliveryError::Transient(format!("writing {}: {e}", dir.display()));
+    let io =
+        |e: std::io::Error| DeliveryError::Transient(format!("writing {}: {e}", dir.display()));
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
     // Write then rename: a reader (the dashboard) never sees half a file.
     let tmp = dir.join(format!(".{stem}.eml.tmp"));
@@ -407,14 +489,23 @@ mod tests {
     #[test]
     fn smtp_urls() {
         let u = SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.tls), ("127.0.0.1", 2525, TlsMode::None));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tls),
+            ("127.0.0.1", 2525, TlsMode::None)
+        );
         assert!(u.credentials.is_none());
         let u = SmtpUrl::parse("smtp://me%40x.test:p%3Ass@mail.x.test:587?tls=required").unwrap();
         assert_eq!(u.tls, TlsMode::StartTlsRequired);
         let (user, pass) = u.credentials.unwrap();
         assert_eq!((user.as_str(), pass.expose()), ("me@x.test", "p:ss"));
-        assert_eq!(SmtpUrl::parse("smtp://h?tls=starttls").unwrap().tls, TlsMode::StartTlsRequired);
-        assert_eq!(SmtpUrl::parse("smtp://h?tls=opportunistic").unwrap().tls, TlsMode::StartTlsOpportunistic);
+        assert_eq!(
+            SmtpUrl::parse("smtp://h?tls=starttls").unwrap().tls,
+            TlsMode::StartTlsRequired
+        );
+        assert_eq!(
+            SmtpUrl::parse("smtp://h?tls=opportunistic").unwrap().tls,
+            TlsMode::StartTlsOpportunistic
+        );
         let u = SmtpUrl::parse("smtps://smtp.x.test").unwrap();
         assert_eq!((u.port, u.tls), (465, TlsMode::Implicit));
         assert_eq!(SmtpUrl::parse("smtp://h").unwrap().port, 25);
@@ -439,10 +530,21 @@ mod tests {
         })
         .unwrap();
         let s = String::from_utf8(bytes).unwrap();
-        assert_eq!(env.from().map(|a| a.to_string()).as_deref(), Some("hello@acme.test"));
+        assert_eq!(
+            env.from().map(|a| a.to_string()).as_deref(),
+            Some("hello@acme.test")
+        );
         assert!(s.contains("Message-ID: <msg_1@acme.test>"), "{s}");
-        assert!(s.contains("List-Unsubscribe: <http://x.test/u/tok>, <mailto:unsubscribe+tok@acme.test>"), "{s}");
-        assert!(s.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{s}");
+        assert!(
+            s.contains(
+                "List-Unsubscribe: <http://x.test/u/tok>, <mailto:unsubscribe+tok@acme.test>"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+            "{s}"
+        );
         assert!(s.contains("text/plain") && s.contains("text/html"), "{s}");
         assert!(s.contains("Reply-To: help@acme.test"), "{s}");
     }

@@ -46,11 +46,17 @@ fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
 
 fn page_limit(page: &Option<PageRequest>) -> i64 {
     let l = page.as_ref().map(|p| p.limit).unwrap_or(0);
-    i64::from(if l == 0 { DEFAULT_PAGE } else { l.min(MAX_PAGE) })
+    i64::from(if l == 0 {
+        DEFAULT_PAGE
+    } else {
+        l.min(MAX_PAGE)
+    })
 }
 
 fn cursor(page: &Option<PageRequest>) -> Option<&str> {
-    page.as_ref().map(|p| p.cursor.trim()).filter(|c| !c.is_empty())
+    page.as_ref()
+        .map(|p| p.cursor.trim())
+        .filter(|c| !c.is_empty())
 }
 
 fn bad_cursor() -> ApiError {
@@ -81,13 +87,18 @@ fn template_pb(r: TemplateRow) -> pb::Template {
 }
 
 fn message_pb(r: MessageRow) -> pb::Message {
-    let status = MsgStatus::parse(&r.status).map(MsgStatus::to_proto).unwrap_or(MessageStatus::Unspecified);
+    let status = MsgStatus::parse(&r.status)
+        .map(MsgStatus::to_proto)
+        .unwrap_or(MessageStatus::Unspecified);
     pb::Message {
         id: MessageId::from_uuid(r.id).to_string(),
         workspace_id: r.workspace_id,
         contact_id: r.contact_id,
         to: r.to_email,
-        template_id: r.template_id.map(|t| TemplateId::from_uuid(t).to_string()).unwrap_or_default(),
+        template_id: r
+            .template_id
+            .map(|t| TemplateId::from_uuid(t).to_string())
+            .unwrap_or_default(),
         source: Some(pb::MessageSource {
             automation_id: r.source_automation_id,
             sequence_id: r.source_sequence_id,
@@ -125,7 +136,10 @@ fn render_error_pb(e: RenderError) -> pb::RenderError {
         RenderError::MissingVariable { part, name } => pb::RenderError {
             kind: RenderErrorKind::MissingVariable as i32,
             field: part.as_str().into(),
-            message: format!("{}: missing variable {name}; add a default, e.g. {{{{ {name} | default: \"…\" }}}}", part.as_str()),
+            message: format!(
+                "{}: missing variable {name}; add a default, e.g. {{{{ {name} | default: \"…\" }}}}",
+                part.as_str()
+            ),
             variable: name,
             line: 0,
             column: 0,
@@ -141,41 +155,76 @@ fn render_error_pb(e: RenderError) -> pb::RenderError {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-fn input_fields(t: Option<pb::TemplateInput>) -> Result<(crate::store::TemplateFields, crate::domain::template::Compiled), ApiError> {
+fn input_fields(
+    t: Option<pb::TemplateInput>,
+) -> Result<
+    (
+        crate::store::TemplateFields,
+        crate::domain::template::Compiled,
+    ),
+    ApiError,
+> {
     let t = t.ok_or_else(|| ApiError::field("template", "is required"))?;
-    Mailer::validate_template(&t.name, &t.subject, &t.html, t.text.as_deref(), &t.from, t.reply_to.as_deref())
+    Mailer::validate_template(
+        &t.name,
+        &t.subject,
+        &t.html,
+        t.text.as_deref(),
+        &t.from,
+        t.reply_to.as_deref(),
+    )
 }
 
 #[tonic::async_trait]
 impl MailerService for Api {
     #[tracing::instrument(skip_all, err)]
-    async fn create_template(&self, req: Request<pb::CreateTemplateRequest>) -> Reply<pb::CreateTemplateResponse> {
+    async fn create_template(
+        &self,
+        req: Request<pb::CreateTemplateRequest>,
+    ) -> Reply<pb::CreateTemplateResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let (fields, _) = input_fields(req.template)?;
         let row = self.mailer.create_template(ws, fields).await?;
-        Ok(Response::new(pb::CreateTemplateResponse { template: Some(template_pb(row)) }))
+        Ok(Response::new(pb::CreateTemplateResponse {
+            template: Some(template_pb(row)),
+        }))
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn get_template(&self, req: Request<pb::GetTemplateRequest>) -> Reply<pb::GetTemplateResponse> {
+    async fn get_template(
+        &self,
+        req: Request<pb::GetTemplateRequest>,
+    ) -> Reply<pb::GetTemplateResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let id = template_id("id", &req.id)?;
         let row = self.mailer.get_template(ws, id).await?;
-        Ok(Response::new(pb::GetTemplateResponse { template: Some(template_pb(row)) }))
+        Ok(Response::new(pb::GetTemplateResponse {
+            template: Some(template_pb(row)),
+        }))
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn list_templates(&self, req: Request<pb::ListTemplatesRequest>) -> Reply<pb::ListTemplatesResponse> {
+    async fn list_templates(
+        &self,
+        req: Request<pb::ListTemplatesRequest>,
+    ) -> Reply<pb::ListTemplatesResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let limit = page_limit(&req.page);
         let before = cursor(&req.page)
             .map(|c| TemplateId::parse(c).map_err(|_| bad_cursor()))
             .transpose()?;
-        let mut rows = self.mailer.store.list_templates(ws, before.map(|b| b.uuid()), limit + 1).await.map_err(crate::error::Error::from)?;
-        let next = next_cursor(&mut rows, limit, |r| TemplateId::from_uuid(r.id).to_string());
+        let mut rows = self
+            .mailer
+            .store
+            .list_templates(ws, before.map(|b| b.uuid()), limit + 1)
+            .await
+            .map_err(crate::error::Error::from)?;
+        let next = next_cursor(&mut rows, limit, |r| {
+            TemplateId::from_uuid(r.id).to_string()
+        });
         Ok(Response::new(pb::ListTemplatesResponse {
             templates: rows.into_iter().map(template_pb).collect(),
             next_cursor: next,
@@ -183,17 +232,25 @@ impl MailerService for Api {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn update_template(&self, req: Request<pb::UpdateTemplateRequest>) -> Reply<pb::UpdateTemplateResponse> {
+    async fn update_template(
+        &self,
+        req: Request<pb::UpdateTemplateRequest>,
+    ) -> Reply<pb::UpdateTemplateResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let id = template_id("id", &req.id)?;
         let (fields, _) = input_fields(req.template)?;
         let row = self.mailer.update_template(ws, id, fields).await?;
-        Ok(Response::new(pb::UpdateTemplateResponse { template: Some(template_pb(row)) }))
+        Ok(Response::new(pb::UpdateTemplateResponse {
+            template: Some(template_pb(row)),
+        }))
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn delete_template(&self, req: Request<pb::DeleteTemplateRequest>) -> Reply<pb::DeleteTemplateResponse> {
+    async fn delete_template(
+        &self,
+        req: Request<pb::DeleteTemplateRequest>,
+    ) -> Reply<pb::DeleteTemplateResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let id = template_id("id", &req.id)?;
@@ -202,24 +259,51 @@ impl MailerService for Api {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn preview_template(&self, req: Request<pb::PreviewTemplateRequest>) -> Reply<pb::PreviewTemplateResponse> {
+    async fn preview_template(
+        &self,
+        req: Request<pb::PreviewTemplateRequest>,
+    ) -> Reply<pb::PreviewTemplateResponse> {
         use pb::preview_template_request::{Data, Template};
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let template = match req.template {
-            Some(Template::TemplateId(id)) => PreviewTemplate::Stored(template_id("template_id", &id)?),
-            Some(Template::Draft(d)) => PreviewTemplate::Draft { subject: d.subject, html: d.html, text: d.text },
-            None => return Err(ApiError::field("template_id", "a template_id or a draft is required").into()),
+            Some(Template::TemplateId(id)) => {
+                PreviewTemplate::Stored(template_id("template_id", &id)?)
+            }
+            Some(Template::Draft(d)) => PreviewTemplate::Draft {
+                subject: d.subject,
+                html: d.html,
+                text: d.text,
+            },
+            None => {
+                return Err(
+                    ApiError::field("template_id", "a template_id or a draft is required").into(),
+                );
+            }
         };
         let data = match req.data {
-            Some(Data::Contact(c)) => PreviewData::Contact(c),
+            Some(Data::Contact(c)) => PreviewData::Contact(Box::new(c)),
             Some(Data::ContactId(id)) if !id.trim().is_empty() => PreviewData::ContactId(id),
-            Some(Data::Sample(s)) => PreviewData::Sample { fields: s.fields, tags: s.tags },
-            Some(Data::ContactId(_)) | None => PreviewData::Sample { fields: Default::default(), tags: vec![] },
+            Some(Data::Sample(s)) => PreviewData::Sample {
+                fields: s.fields,
+                tags: s.tags,
+            },
+            Some(Data::ContactId(_)) | None => PreviewData::Sample {
+                fields: Default::default(),
+                tags: vec![],
+            },
         };
         let resp = match self.mailer.preview(ws, template, data).await? {
-            PreviewOutcome::Rendered(r) => pb::PreviewTemplateResponse { subject: r.subject, html: r.html, text: r.text, error: None },
-            PreviewOutcome::Render(e) => pb::PreviewTemplateResponse { error: Some(render_error_pb(e)), ..Default::default() },
+            PreviewOutcome::Rendered(r) => pb::PreviewTemplateResponse {
+                subject: r.subject,
+                html: r.html,
+                text: r.text,
+                error: None,
+            },
+            PreviewOutcome::Render(e) => pb::PreviewTemplateResponse {
+                error: Some(render_error_pb(e)),
+                ..Default::default()
+            },
             PreviewOutcome::Parse(e) => pb::PreviewTemplateResponse {
                 error: Some(pb::RenderError {
                     kind: RenderErrorKind::Parse as i32,
@@ -238,7 +322,9 @@ impl MailerService for Api {
     #[tracing::instrument(skip_all, err, fields(workspace_id = %req.get_ref().workspace_id))]
     async fn send_email(&self, req: Request<pb::SendEmailRequest>) -> Reply<pb::SendEmailResponse> {
         let req = req.into_inner();
-        let contact = req.contact.ok_or_else(|| ApiError::field("contact", "is required"))?;
+        let contact = req
+            .contact
+            .ok_or_else(|| ApiError::field("contact", "is required"))?;
         let template_id = template_id("template_id", &req.template_id)?;
         let source = req.source.unwrap_or_default();
         let (row, created) = self
@@ -257,20 +343,31 @@ impl MailerService for Api {
                 },
             })
             .await?;
-        Ok(Response::new(pb::SendEmailResponse { message: Some(message_pb(row)), created }))
+        Ok(Response::new(pb::SendEmailResponse {
+            message: Some(message_pb(row)),
+            created,
+        }))
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn get_message(&self, req: Request<pb::GetMessageRequest>) -> Reply<pb::GetMessageResponse> {
+    async fn get_message(
+        &self,
+        req: Request<pb::GetMessageRequest>,
+    ) -> Reply<pb::GetMessageResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let id = message_id("id", &req.id)?;
         let row = self.mailer.get_message(ws, id).await?;
-        Ok(Response::new(pb::GetMessageResponse { message: Some(message_pb(row)) }))
+        Ok(Response::new(pb::GetMessageResponse {
+            message: Some(message_pb(row)),
+        }))
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn list_messages(&self, req: Request<pb::ListMessagesRequest>) -> Reply<pb::ListMessagesResponse> {
+    async fn list_messages(
+        &self,
+        req: Request<pb::ListMessagesRequest>,
+    ) -> Reply<pb::ListMessagesResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let limit = page_limit(&req.page);
@@ -285,9 +382,15 @@ impl MailerService for Api {
             automation_id: non_empty(req.automation_id),
             sequence_id: non_empty(req.sequence_id),
             status: MsgStatus::from_proto(status).map(MsgStatus::as_str),
-            template_id: non_empty(req.template_id).map(|t| template_id("template_id", &t)).transpose()?.map(|t| t.uuid()),
+            template_id: non_empty(req.template_id)
+                .map(|t| template_id("template_id", &t))
+                .transpose()?
+                .map(|t| t.uuid()),
         };
-        let mut rows = self.mailer.list_messages(ws, &filter, before, limit + 1).await?;
+        let mut rows = self
+            .mailer
+            .list_messages(ws, &filter, before, limit + 1)
+            .await?;
         let next = next_cursor(&mut rows, limit, |r| MessageId::from_uuid(r.id).to_string());
         Ok(Response::new(pb::ListMessagesResponse {
             messages: rows.into_iter().map(message_pb).collect(),
@@ -296,21 +399,40 @@ impl MailerService for Api {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn add_suppression(&self, req: Request<pb::AddSuppressionRequest>) -> Reply<pb::AddSuppressionResponse> {
+    async fn add_suppression(
+        &self,
+        req: Request<pb::AddSuppressionRequest>,
+    ) -> Reply<pb::AddSuppressionResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
-        let reason = SuppressionReason::try_from(req.reason).map(Reason::from_proto).unwrap_or(Reason::Manual);
-        let (row, created) = self.mailer.add_suppression(ws, &req.email, reason, &req.detail).await?;
-        Ok(Response::new(pb::AddSuppressionResponse { suppression: Some(suppression_pb(row)), created }))
+        let reason = SuppressionReason::try_from(req.reason)
+            .map(Reason::from_proto)
+            .unwrap_or(Reason::Manual);
+        let (row, created) = self
+            .mailer
+            .add_suppression(ws, &req.email, reason, &req.detail)
+            .await?;
+        Ok(Response::new(pb::AddSuppressionResponse {
+            suppression: Some(suppression_pb(row)),
+            created,
+        }))
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn list_suppressions(&self, req: Request<pb::ListSuppressionsRequest>) -> Reply<pb::ListSuppressionsResponse> {
+    async fn list_suppressions(
+        &self,
+        req: Request<pb::ListSuppressionsRequest>,
+    ) -> Reply<pb::ListSuppressionsResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let limit = page_limit(&req.page);
         let after = cursor(&req.page);
-        let mut rows = self.mailer.store.list_suppressions(ws, after, limit + 1).await.map_err(crate::error::Error::from)?;
+        let mut rows = self
+            .mailer
+            .store
+            .list_suppressions(ws, after, limit + 1)
+            .await
+            .map_err(crate::error::Error::from)?;
         let next = next_cursor(&mut rows, limit, |r| r.email.clone());
         Ok(Response::new(pb::ListSuppressionsResponse {
             suppressions: rows.into_iter().map(suppression_pb).collect(),
@@ -319,7 +441,10 @@ impl MailerService for Api {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn remove_suppression(&self, req: Request<pb::RemoveSuppressionRequest>) -> Reply<pb::RemoveSuppressionResponse> {
+    async fn remove_suppression(
+        &self,
+        req: Request<pb::RemoveSuppressionRequest>,
+    ) -> Reply<pb::RemoveSuppressionResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         self.mailer.remove_suppression(ws, &req.email).await?;
@@ -327,7 +452,10 @@ impl MailerService for Api {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn describe_unsubscribe_token(&self, req: Request<pb::DescribeUnsubscribeTokenRequest>) -> Reply<pb::DescribeUnsubscribeTokenResponse> {
+    async fn describe_unsubscribe_token(
+        &self,
+        req: Request<pb::DescribeUnsubscribeTokenRequest>,
+    ) -> Reply<pb::DescribeUnsubscribeTokenResponse> {
         let info = self.mailer.describe_token(&req.into_inner().token).await?;
         Ok(Response::new(pb::DescribeUnsubscribeTokenResponse {
             workspace_id: info.workspace_id,
@@ -338,9 +466,29 @@ impl MailerService for Api {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn unsubscribe(&self, req: Request<pb::UnsubscribeRequest>) -> Reply<pb::UnsubscribeResponse> {
+    async fn erase_contact(
+        &self,
+        req: Request<pb::EraseContactRequest>,
+    ) -> Reply<pb::EraseContactResponse> {
+        let req = req.into_inner();
+        let ws = service::workspace(&req.workspace_id)?;
+        let n = self.mailer.erase_contact(ws, &req.contact_id).await?;
+        Ok(Response::new(pb::EraseContactResponse {
+            messages_deleted: u32::try_from(n).unwrap_or(u32::MAX),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn unsubscribe(
+        &self,
+        req: Request<pb::UnsubscribeRequest>,
+    ) -> Reply<pb::UnsubscribeResponse> {
         let u = self.mailer.unsubscribe(&req.into_inner().token).await?;
-        Ok(Response::new(pb::UnsubscribeResponse { workspace_id: u.workspace_id, contact_id: u.contact_id, changed: u.changed }))
+        Ok(Response::new(pb::UnsubscribeResponse {
+            workspace_id: u.workspace_id,
+            contact_id: u.contact_id,
+            changed: u.changed,
+        }))
     }
 }
 

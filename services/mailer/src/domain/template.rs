@@ -115,23 +115,73 @@ fn language() -> Language {
     macro_rules! blocks { ($($b:expr),*) => { $( { let b: Box<dyn liquid_core::ParseBlock> = Box::new($b); l.blocks.register(b.reflection().start_tag().to_owned(), b); } )* } }
     macro_rules! filters { ($($f:expr),*) => { $( { let f: Box<dyn liquid_core::ParseFilter> = Box::new($f); l.filters.register(f.reflection().name().to_owned(), f); } )* } }
     // No cycle (writes values around the escaping), no include/render (no file access).
-    tags!(stdlib::AssignTag, stdlib::BreakTag, stdlib::ContinueTag, stdlib::IncrementTag, stdlib::DecrementTag);
+    tags!(
+        stdlib::AssignTag,
+        stdlib::BreakTag,
+        stdlib::ContinueTag,
+        stdlib::IncrementTag,
+        stdlib::DecrementTag
+    );
     blocks!(
-        stdlib::RawBlock, stdlib::IfBlock, stdlib::UnlessBlock, stdlib::IfChangedBlock,
-        stdlib::ForBlock, stdlib::TableRowBlock, stdlib::CommentBlock, stdlib::CaptureBlock,
+        stdlib::RawBlock,
+        stdlib::IfBlock,
+        stdlib::UnlessBlock,
+        stdlib::IfChangedBlock,
+        stdlib::ForBlock,
+        stdlib::TableRowBlock,
+        stdlib::CommentBlock,
+        stdlib::CaptureBlock,
         stdlib::CaseBlock
     );
     filters!(
-        stdlib::Abs, stdlib::Append, stdlib::AtLeast, stdlib::AtMost, stdlib::Capitalize,
-        stdlib::Ceil, stdlib::Compact, stdlib::Concat, stdlib::Date, stdlib::Default,
-        stdlib::DividedBy, stdlib::Downcase, stdlib::Escape, stdlib::EscapeOnce, stdlib::First,
-        stdlib::Floor, stdlib::Join, stdlib::Last, stdlib::Lstrip, stdlib::Map, stdlib::Minus,
-        stdlib::Modulo, stdlib::NewlineToBr, stdlib::Plus, stdlib::Prepend, stdlib::Remove,
-        stdlib::RemoveFirst, stdlib::Replace, stdlib::ReplaceFirst, stdlib::Reverse,
-        stdlib::Round, stdlib::Rstrip, stdlib::Size, stdlib::Slice, stdlib::Sort,
-        stdlib::SortNatural, stdlib::Split, stdlib::Strip, stdlib::StripHtml,
-        stdlib::StripNewlines, stdlib::Times, stdlib::Truncate, stdlib::TruncateWords,
-        stdlib::Uniq, stdlib::Upcase, stdlib::UrlDecode, stdlib::UrlEncode, stdlib::Where,
+        stdlib::Abs,
+        stdlib::Append,
+        stdlib::AtLeast,
+        stdlib::AtMost,
+        stdlib::Capitalize,
+        stdlib::Ceil,
+        stdlib::Compact,
+        stdlib::Concat,
+        stdlib::Date,
+        stdlib::Default,
+        stdlib::DividedBy,
+        stdlib::Downcase,
+        stdlib::Escape,
+        stdlib::EscapeOnce,
+        stdlib::First,
+        stdlib::Floor,
+        stdlib::Join,
+        stdlib::Last,
+        stdlib::Lstrip,
+        stdlib::Map,
+        stdlib::Minus,
+        stdlib::Modulo,
+        stdlib::NewlineToBr,
+        stdlib::Plus,
+        stdlib::Prepend,
+        stdlib::Remove,
+        stdlib::RemoveFirst,
+        stdlib::Replace,
+        stdlib::ReplaceFirst,
+        stdlib::Reverse,
+        stdlib::Round,
+        stdlib::Rstrip,
+        stdlib::Size,
+        stdlib::Slice,
+        stdlib::Sort,
+        stdlib::SortNatural,
+        stdlib::Split,
+        stdlib::Strip,
+        stdlib::StripHtml,
+        stdlib::StripNewlines,
+        stdlib::Times,
+        stdlib::Truncate,
+        stdlib::TruncateWords,
+        stdlib::Uniq,
+        stdlib::Upcase,
+        stdlib::UrlDecode,
+        stdlib::UrlEncode,
+        stdlib::Where,
         HtmlEscape
     );
     l
@@ -166,7 +216,9 @@ impl liquid_core::ParseFilter for HtmlEscape {
         mut arguments: liquid_core::parser::FilterArguments,
     ) -> liquid_core::Result<Box<dyn liquid_core::Filter>> {
         if arguments.positional.next().is_some() || arguments.keyword.next().is_some() {
-            return Err(liquid_core::Error::with_msg("meisa_html_escape takes no arguments"));
+            return Err(liquid_core::Error::with_msg(
+                "meisa_html_escape takes no arguments",
+            ));
         }
         Ok(Box::new(HtmlEscapeFilter))
     }
@@ -185,7 +237,11 @@ impl fmt::Display for HtmlEscapeFilter {
 }
 
 impl liquid_core::Filter for HtmlEscapeFilter {
-    fn evaluate(&self, input: &dyn ValueView, _runtime: &dyn Runtime) -> liquid_core::Result<Value> {
+    fn evaluate(
+        &self,
+        input: &dyn ValueView,
+        _runtime: &dyn Runtime,
+    ) -> liquid_core::Result<Value> {
         if input.is_nil() {
             return Ok(Value::scalar(""));
         }
@@ -263,7 +319,11 @@ impl Compiled {
             Some(t) => render_part(t, Part::Text, vars, MAX_BODY_OUTPUT)?,
             None => html_to_text(&html),
         };
-        Ok(Rendered { subject, html, text })
+        Ok(Rendered {
+            subject,
+            html,
+            text,
+        })
     }
 }
 
@@ -280,7 +340,11 @@ fn compile_part(part: Part, src: &str, max: usize) -> Result<liquid_core::Templa
     // The source as written must parse: its errors carry positions the author can find.
     if let Err(e) = liquid_core::parser::parse(src, &LANGUAGE) {
         let (line, column, detail) = describe_parse_error(&e);
-        let at = if line > 0 { format!("line {line}, column {column}: ") } else { String::new() };
+        let at = if line > 0 {
+            format!("line {line}, column {column}: ")
+        } else {
+            String::new()
+        };
         return Err(err(format!("{at}{detail}"), line, column));
     }
     let rewritten = rewrite(src, part == Part::Html).map_err(|(line, column, m)| {
@@ -288,7 +352,16 @@ fn compile_part(part: Part, src: &str, max: usize) -> Result<liquid_core::Templa
     })?;
     liquid_core::parser::parse(&rewritten, &LANGUAGE)
         .map(liquid_core::Template::new)
-        .map_err(|e| err(format!("cannot be prepared for rendering: {}", first_line(&e.to_string())), 0, 0))
+        .map_err(|e| {
+            err(
+                format!(
+                    "cannot be prepared for rendering: {}",
+                    first_line(&e.to_string())
+                ),
+                0,
+                0,
+            )
+        })
 }
 
 fn first_line(s: &str) -> String {
@@ -308,7 +381,9 @@ fn describe_parse_error(e: &liquid_core::Error) -> (u32, u32, String) {
     let mut column = 0;
     if let Some(pos) = text.find("--> ") {
         let rest = &text[pos + 4..];
-        let mut it = rest.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+        let mut it = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty());
         line = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
         column = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     }
@@ -318,7 +393,11 @@ fn describe_parse_error(e: &liquid_core::Error) -> (u32, u32, String) {
         .find_map(|l| l.strip_prefix("= "))
         .map(str::to_string)
         .unwrap_or_else(|| first_line(&text));
-    let detail = if detail.is_empty() { "does not parse".to_string() } else { detail };
+    let detail = if detail.is_empty() {
+        "does not parse".to_string()
+    } else {
+        detail
+    };
     (line, column, detail)
 }
 
@@ -331,7 +410,12 @@ const KEYWORDS: &[&str] = &[
 fn line_col(src: &str, at: usize) -> (u32, u32) {
     let before = &src[..at.min(src.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line as u32, col as u32)
 }
 
@@ -364,8 +448,16 @@ struct Element<'a> {
 }
 
 fn split_element(text: &str) -> Element<'_> {
-    let open_len = if text.len() > 2 && text.as_bytes()[2] == b'-' { 3 } else { 2 };
-    let close_len = if text.len() >= open_len + 3 && text.as_bytes()[text.len() - 3] == b'-' { 3 } else { 2 };
+    let open_len = if text.len() > 2 && text.as_bytes()[2] == b'-' {
+        3
+    } else {
+        2
+    };
+    let close_len = if text.len() >= open_len + 3 && text.as_bytes()[text.len() - 3] == b'-' {
+        3
+    } else {
+        2
+    };
     Element {
         open: &text[..open_len],
         inner: &text[open_len..text.len() - close_len],
@@ -384,22 +476,29 @@ fn tag_name(inner: &str) -> &str {
 /// Every name a template binds itself (loop variables, assign, capture, counters): those are not
 /// contact data and are never pointed at the lenient view.
 fn locals(src: &str) -> HashSet<String> {
-    let mut names: HashSet<String> = ["forloop", "tablerowloop"].iter().map(|s| s.to_string()).collect();
+    let mut names: HashSet<String> = ["forloop", "tablerowloop"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut i = 0;
     while let Some(off) = src[i..].find("{%") {
         let start = i + off;
-        let Some(end) = element_end(src, start, "%}") else { break };
+        let Some(end) = element_end(src, start, "%}") else {
+            break;
+        };
         let el = split_element(&src[start..end]);
         let mut words = el.inner.split_whitespace();
         let name = words.next().unwrap_or("");
-        if matches!(name, "assign" | "capture" | "for" | "tablerow" | "increment" | "decrement") {
-            if let Some(var) = words.next() {
-                let var: String = var
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                    .collect();
-                names.insert(var);
-            }
+        if matches!(
+            name,
+            "assign" | "capture" | "for" | "tablerow" | "increment" | "decrement"
+        ) && let Some(var) = words.next()
+        {
+            let var: String = var
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                .collect();
+            names.insert(var);
         }
         i = end;
     }
@@ -416,7 +515,10 @@ fn lenient_roots(markup: &str, locals: &HashSet<String>) -> String {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'"' || b == b'\'' {
-            let end = markup[i + 1..].find(b as char).map(|e| i + 1 + e + 1).unwrap_or(bytes.len());
+            let end = markup[i + 1..]
+                .find(b as char)
+                .map(|e| i + 1 + e + 1)
+                .unwrap_or(bytes.len());
             out.push_str(&markup[i..end]);
             i = end;
             prev_sig = b'"';
@@ -424,11 +526,21 @@ fn lenient_roots(markup: &str, locals: &HashSet<String>) -> String {
         }
         if b.is_ascii_alphabetic() || b == b'_' {
             let mut j = i + 1;
-            while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_' || bytes[j] == b'-' || bytes[j] == b'?') {
+            while j < bytes.len()
+                && (bytes[j].is_ascii_alphanumeric()
+                    || bytes[j] == b'_'
+                    || bytes[j] == b'-'
+                    || bytes[j] == b'?')
+            {
                 j += 1;
             }
             let ident = &markup[i..j];
-            let next_sig = markup[j..].trim_start().as_bytes().first().copied().unwrap_or(b' ');
+            let next_sig = markup[j..]
+                .trim_start()
+                .as_bytes()
+                .first()
+                .copied()
+                .unwrap_or(b' ');
             let is_root = prev_sig != b'.'
                 && prev_sig != b'|'
                 && next_sig != b':'
@@ -445,7 +557,10 @@ fn lenient_roots(markup: &str, locals: &HashSet<String>) -> String {
         }
         if b.is_ascii_digit() {
             let mut j = i + 1;
-            while j < bytes.len() && (bytes[j].is_ascii_digit() || (bytes[j] == b'.' && bytes.get(j + 1).is_some_and(u8::is_ascii_digit))) {
+            while j < bytes.len()
+                && (bytes[j].is_ascii_digit()
+                    || (bytes[j] == b'.' && bytes.get(j + 1).is_some_and(u8::is_ascii_digit)))
+            {
                 j += 1;
             }
             out.push_str(&markup[i..j]);
@@ -507,7 +622,9 @@ fn check_ranges(markup: &str) -> Result<(), String> {
             let (a, b) = (a.trim().parse::<i64>(), b.trim().parse::<i64>());
             match (a, b) {
                 (Ok(a), Ok(b)) if (b - a).abs() <= MAX_RANGE => {}
-                (Ok(_), Ok(_)) => return Err(format!("a loop range may span at most {MAX_RANGE} numbers")),
+                (Ok(_), Ok(_)) => {
+                    return Err(format!("a loop range may span at most {MAX_RANGE} numbers"));
+                }
                 _ => return Err("loop ranges need whole-number bounds, e.g. (1..5)".into()),
             }
         }
@@ -547,7 +664,10 @@ fn rewrite(src: &str, html: bool) -> Result<String, (u32, u32, String)> {
             };
             let inner = inner.trim_end();
             if html {
-                out.push_str(&format!("{}{inner} | {ESCAPE_FILTER} {}", el.open, el.close));
+                out.push_str(&format!(
+                    "{}{inner} | {ESCAPE_FILTER} {}",
+                    el.open, el.close
+                ));
             } else {
                 out.push_str(&format!("{}{inner} {}", el.open, el.close));
             }
@@ -563,7 +683,9 @@ fn rewrite(src: &str, html: bool) -> Result<String, (u32, u32, String)> {
                 let mut block_end = src.len();
                 while let Some(o) = src[j..].find("{%") {
                     let s = j + o;
-                    let Some(e) = element_end(src, s, "%}") else { break };
+                    let Some(e) = element_end(src, s, "%}") else {
+                        break;
+                    };
                     if tag_name(split_element(&src[s..e]).inner) == end_name {
                         block_end = e;
                         break;
@@ -615,8 +737,18 @@ pub struct Variables {
 
 /// Names a custom field's bare name may not take over.
 pub const RESERVED: &[&str] = &[
-    "email", "first_name", "last_name", "external_id", "subscribed", "tags", "created_at",
-    "updated_at", "unsubscribe_url", "custom_fields", "id", LENIENT,
+    "email",
+    "first_name",
+    "last_name",
+    "external_id",
+    "subscribed",
+    "tags",
+    "created_at",
+    "updated_at",
+    "unsubscribe_url",
+    "custom_fields",
+    "id",
+    LENIENT,
 ];
 
 impl Variables {
@@ -691,7 +823,11 @@ macro_rules! object_value_view {
                 KStringCow::from_string(ObjectRender::new(self).to_string())
             }
             fn to_value(&self) -> Value {
-                Value::Object(self.iter().map(|(k, v)| (k.into_owned(), v.to_value())).collect())
+                Value::Object(
+                    self.iter()
+                        .map(|(k, v)| (k.into_owned(), v.to_value()))
+                        .collect(),
+                )
             }
             fn as_object(&self) -> Option<&dyn ObjectView> {
                 Some(self)
@@ -757,7 +893,11 @@ impl ObjectView for Fields<'_> {
         Box::new(self.map.values().map(|v| v as &dyn ValueView))
     }
     fn iter<'k>(&'k self) -> Box<dyn Iterator<Item = (KStringCow<'k>, &'k dyn ValueView)> + 'k> {
-        Box::new(self.map.iter().map(|(k, v)| (KStringCow::from(k.as_ref()), v as &dyn ValueView)))
+        Box::new(
+            self.map
+                .iter()
+                .map(|(k, v)| (KStringCow::from(k.as_ref()), v as &dyn ValueView)),
+        )
     }
     fn contains_key(&self, index: &str) -> bool {
         self.lenient || self.map.contains_key(index)
@@ -867,7 +1007,9 @@ impl<R: Runtime> Runtime for Budgeted<R> {
     fn registers(&self) -> &Registers {
         let registers = self.inner.registers();
         if !self.tick() {
-            registers.get_mut::<InterruptRegister>().set(Interrupt::Break);
+            registers
+                .get_mut::<InterruptRegister>()
+                .set(Interrupt::Break);
         }
         registers
     }
@@ -904,13 +1046,19 @@ fn render_part(
 ) -> Result<String, RenderError> {
     let lenient = Scope {
         vars: &vars.vars,
-        custom_fields: Fields { map: &vars.custom_fields, lenient: true },
+        custom_fields: Fields {
+            map: &vars.custom_fields,
+            lenient: true,
+        },
         lenient: true,
     };
     let globals = Globals {
         strict: Scope {
             vars: &vars.vars,
-            custom_fields: Fields { map: &vars.custom_fields, lenient: false },
+            custom_fields: Fields {
+                map: &vars.custom_fields,
+                lenient: false,
+            },
             lenient: false,
         },
         lenient,
@@ -921,17 +1069,26 @@ fn render_part(
         exhausted: Cell::new(false),
         oversized: Cell::new(false),
     };
-    let mut out = CappedWriter { buf: Vec::with_capacity(1024), limit, overflowed: false };
+    let mut out = CappedWriter {
+        buf: Vec::with_capacity(1024),
+        limit,
+        overflowed: false,
+    };
     let result = template.render_to(&mut out, &runtime);
     let failed = |message: String| RenderError::Failed { part, message };
     if out.overflowed {
         return Err(failed(format!("renders to more than {} KiB", limit / 1024)));
     }
     if runtime.exhausted.get() {
-        return Err(failed(format!("needs more than {MAX_STEPS} render steps (loops too large?)")));
+        return Err(failed(format!(
+            "needs more than {MAX_STEPS} render steps (loops too large?)"
+        )));
     }
     if runtime.oversized.get() {
-        return Err(failed(format!("builds a value larger than {} KiB", MAX_VALUE / 1024)));
+        return Err(failed(format!(
+            "builds a value larger than {} KiB",
+            MAX_VALUE / 1024
+        )));
     }
     if let Err(e) = result {
         let text = e.to_string();
@@ -947,7 +1104,10 @@ fn render_part(
 /// "requested variable=x") or "Unknown index" ("variable=custom_fields", "requested index=plan").
 fn requested_variable(error: &str) -> Option<String> {
     let context = |key: &str| -> Option<String> {
-        let pos = error.lines().map(str::trim).find_map(|l| l.strip_prefix(key))?;
+        let pos = error
+            .lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(key))?;
         let name: String = pos.chars().take_while(|c| !c.is_whitespace()).collect();
         (!name.is_empty() && name != "nil").then_some(name)
     };
@@ -975,7 +1135,10 @@ mod tests {
         let mut v = Variables::new();
         v.set("email", Value::scalar("jane@example.com"));
         v.set("first_name", Value::scalar("<script>alert(1)</script>"));
-        v.set("tags", Value::Array(vec![Value::scalar("pro"), Value::scalar("beta")]));
+        v.set(
+            "tags",
+            Value::Array(vec![Value::scalar("pro"), Value::scalar("beta")]),
+        );
         v.set("unsubscribe_url", Value::scalar("https://x.test/u/tok"));
         v.set_custom("plan", Value::scalar("pro"));
         v.set_custom("posts", Value::scalar(3i64));
@@ -983,14 +1146,23 @@ mod tests {
     }
 
     fn render(subject: &str, html: &str, text: Option<&str>) -> Result<Rendered, RenderError> {
-        Compiled::compile(Sources { subject, html, text })
-            .expect("compiles")
-            .render(&vars())
+        Compiled::compile(Sources {
+            subject,
+            html,
+            text,
+        })
+        .expect("compiles")
+        .render(&vars())
     }
 
     #[test]
     fn html_values_are_escaped_but_subject_and_text_are_raw() {
-        let r = render("Hi {{ first_name }}", "<p>Hi {{ first_name }}</p>", Some("Hi {{ first_name }}")).unwrap();
+        let r = render(
+            "Hi {{ first_name }}",
+            "<p>Hi {{ first_name }}</p>",
+            Some("Hi {{ first_name }}"),
+        )
+        .unwrap();
         assert_eq!(r.subject, "Hi <script>alert(1)</script>");
         assert_eq!(r.html, "<p>Hi &lt;script&gt;alert(1)&lt;/script&gt;</p>");
         assert_eq!(r.text, "Hi <script>alert(1)</script>");
@@ -998,16 +1170,27 @@ mod tests {
 
     #[test]
     fn default_works_for_missing_variables_and_missing_ones_are_named() {
-        let r = render("Hi {{ nickname | default: \"there\" }}", "{{ custom_fields.nps | default: 0 }} {{ nope | upcase | default: 'x' }}", None).unwrap();
+        let r = render(
+            "Hi {{ nickname | default: \"there\" }}",
+            "{{ custom_fields.nps | default: 0 }} {{ nope | upcase | default: 'x' }}",
+            None,
+        )
+        .unwrap();
         assert_eq!(r.subject, "Hi there");
         assert_eq!(r.html, "0 x");
         assert_eq!(
             render("x", "<p>{{ nickname }}</p>", None),
-            Err(RenderError::MissingVariable { part: Part::Html, name: "nickname".into() })
+            Err(RenderError::MissingVariable {
+                part: Part::Html,
+                name: "nickname".into()
+            })
         );
         assert_eq!(
             render("{{ custom_fields.nps }}", "x", None),
-            Err(RenderError::MissingVariable { part: Part::Subject, name: "custom_fields.nps".into() })
+            Err(RenderError::MissingVariable {
+                part: Part::Subject,
+                name: "custom_fields.nps".into()
+            })
         );
     }
 
@@ -1025,7 +1208,12 @@ mod tests {
 
     #[test]
     fn custom_fields_by_bare_name_and_prefixed() {
-        let r = render("{{ plan }}/{{ custom_fields.plan }}/{{ posts | plus: 1 }}", "{{ unsubscribe_url }}", None).unwrap();
+        let r = render(
+            "{{ plan }}/{{ custom_fields.plan }}/{{ posts | plus: 1 }}",
+            "{{ unsubscribe_url }}",
+            None,
+        )
+        .unwrap();
         assert_eq!(r.subject, "pro/pro/4");
         assert_eq!(r.html, "https://x.test/u/tok");
         assert_eq!(r.text, "https://x.test/u/tok");
@@ -1039,41 +1227,95 @@ mod tests {
 
     #[test]
     fn parse_errors_carry_line_and_column() {
-        let e = Compiled::compile(Sources { subject: "ok", html: "<p>\n  {{ first_name </p>", text: None }).unwrap_err();
+        let e = Compiled::compile(Sources {
+            subject: "ok",
+            html: "<p>\n  {{ first_name </p>",
+            text: None,
+        })
+        .unwrap_err();
         assert_eq!(e.part, Part::Html);
         assert_eq!(e.line, 2);
         assert!(e.column > 0, "{e:?}");
-        assert!(e.message.starts_with("html: line 2, column"), "{}", e.message);
-        let e = Compiled::compile(Sources { subject: "{% if %}", html: "", text: None }).unwrap_err();
+        assert!(
+            e.message.starts_with("html: line 2, column"),
+            "{}",
+            e.message
+        );
+        let e = Compiled::compile(Sources {
+            subject: "{% if %}",
+            html: "",
+            text: None,
+        })
+        .unwrap_err();
         assert_eq!(e.part, Part::Subject);
-        let e = Compiled::compile(Sources { subject: "", html: "", text: Some("{{ x | nosuchfilter }}") }).unwrap_err();
+        let e = Compiled::compile(Sources {
+            subject: "",
+            html: "",
+            text: Some("{{ x | nosuchfilter }}"),
+        })
+        .unwrap_err();
         assert_eq!(e.part, Part::Text);
-        let e = Compiled::compile(Sources { subject: "{% cycle 'a', 'b' %}", html: "", text: None }).unwrap_err();
+        let e = Compiled::compile(Sources {
+            subject: "{% cycle 'a', 'b' %}",
+            html: "",
+            text: None,
+        })
+        .unwrap_err();
         assert_eq!(e.part, Part::Subject);
-        let e = Compiled::compile(Sources { subject: "", html: "{% include 'x' %}", text: None }).unwrap_err();
+        let e = Compiled::compile(Sources {
+            subject: "",
+            html: "{% include 'x' %}",
+            text: None,
+        })
+        .unwrap_err();
         assert_eq!(e.part, Part::Html);
     }
 
     #[test]
     fn render_cost_is_bounded() {
-        let e = Compiled::compile(Sources { subject: "", html: "{% for i in (1..100000) %}x{% endfor %}", text: None }).unwrap_err();
+        let e = Compiled::compile(Sources {
+            subject: "",
+            html: "{% for i in (1..100000) %}x{% endfor %}",
+            text: None,
+        })
+        .unwrap_err();
         assert!(e.message.contains("at most"), "{e:?}");
-        let e = Compiled::compile(Sources { subject: "", html: "{% for i in (1..posts) %}x{% endfor %}", text: None }).unwrap_err();
+        let e = Compiled::compile(Sources {
+            subject: "",
+            html: "{% for i in (1..posts) %}x{% endfor %}",
+            text: None,
+        })
+        .unwrap_err();
         assert!(e.message.contains("whole-number"), "{e:?}");
         // 1,000^3 iterations: stopped by the step budget.
-        let r = render("", "{% for a in (1..1000) %}{% for b in (1..1000) %}{% for c in (1..1000) %}{% endfor %}{% endfor %}{% endfor %}", None);
+        let r = render(
+            "",
+            "{% for a in (1..1000) %}{% for b in (1..1000) %}{% for c in (1..1000) %}{% endfor %}{% endfor %}{% endfor %}",
+            None,
+        );
         assert!(matches!(r, Err(RenderError::Failed { .. })), "{r:?}");
         // Doubling a string: stopped by the value cap.
-        let r = render("", "{% assign s = 'xxxxxxxxxxxxxxxx' %}{% for a in (1..40) %}{% assign s = s | append: s %}{% endfor %}", None);
+        let r = render(
+            "",
+            "{% assign s = 'xxxxxxxxxxxxxxxx' %}{% for a in (1..40) %}{% assign s = s | append: s %}{% endfor %}",
+            None,
+        );
         assert!(matches!(r, Err(RenderError::Failed { .. })), "{r:?}");
         // Output cap.
-        let r = render("", "{% for a in (1..1000) %}{% for b in (1..200) %}xxxxxxxxxx{% endfor %}{% endfor %}", None);
+        let r = render(
+            "",
+            "{% for a in (1..1000) %}{% for b in (1..200) %}xxxxxxxxxx{% endfor %}{% endfor %}",
+            None,
+        );
         assert!(matches!(r, Err(RenderError::Failed { .. })), "{r:?}");
     }
 
     #[test]
     fn escaping_keeps_entities_and_escapes_quotes() {
-        assert_eq!(escape_html("a & b &amp; <\"'>"), "a &amp; b &amp; &lt;&quot;&#39;&gt;");
+        assert_eq!(
+            escape_html("a & b &amp; <\"'>"),
+            "a &amp; b &amp; &lt;&quot;&#39;&gt;"
+        );
         assert_eq!(escape_html("&#39; &#x41; &nope"), "&#39; &#x41; &amp;nope");
     }
 
@@ -1081,7 +1323,12 @@ mod tests {
     fn subjects_are_one_line() {
         let mut v = vars();
         v.set("first_name", Value::scalar("Jane\r\nBcc: evil@x.test"));
-        let c = Compiled::compile(Sources { subject: "Hi {{ first_name }}", html: "x", text: None }).unwrap();
+        let c = Compiled::compile(Sources {
+            subject: "Hi {{ first_name }}",
+            html: "x",
+            text: None,
+        })
+        .unwrap();
         assert_eq!(c.render(&v).unwrap().subject, "Hi Jane Bcc: evil@x.test");
     }
 
@@ -1092,7 +1339,10 @@ mod tests {
             lenient_roots(" a.b | default: c | append: 'x y' ", &locals),
             " __m.a.b | default: __m.c | append: 'x y' "
         );
-        assert_eq!(lenient_roots(" t == x and y contains \"z\" ", &locals), " t == __m.x and __m.y contains \"z\" ");
+        assert_eq!(
+            lenient_roots(" t == x and y contains \"z\" ", &locals),
+            " t == __m.x and __m.y contains \"z\" "
+        );
         assert!(has_default_filter(" a | upcase | default: 'x' "));
         assert!(!has_default_filter(" a | upcase | defaults "));
         assert!(!has_default_filter(" 'a | default' "));

@@ -7,7 +7,19 @@
 const SKIP: &[&str] = &["head", "style", "script", "title", "template", "noscript"];
 /// Elements that end a paragraph: a blank line around them.
 const PARAGRAPH: &[&str] = &[
-    "p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote", "pre", "hr",
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "ul",
+    "ol",
+    "blockquote",
+    "pre",
+    "hr",
 ];
 /// Elements that start a new line.
 const LINE: &[&str] = &[
@@ -129,13 +141,23 @@ pub fn html_to_text(html: &str) -> String {
             "a" if !closing => {
                 let href = attribute(body, "href").unwrap_or_default();
                 // Flush pending whitespace so the link text starts at a known position.
-                links.push((href, out.text.len() + usize::from(out.pending_space || out.pending_newlines > 0)));
+                links.push((
+                    href,
+                    out.text.len() + usize::from(out.pending_space || out.pending_newlines > 0),
+                ));
             }
             "a" => {
                 if let Some((href, start)) = links.pop() {
                     let href = href.trim();
-                    let shown = out.text.get(start.min(out.text.len())..).unwrap_or("").trim().to_string();
-                    let useful = !href.is_empty() && !href.starts_with('#') && !href.starts_with("javascript:");
+                    let shown = out
+                        .text
+                        .get(start.min(out.text.len())..)
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    let useful = !href.is_empty()
+                        && !href.starts_with('#')
+                        && !href.starts_with("javascript:");
                     if useful && shown != href {
                         if shown.is_empty() {
                             out.push_text(href);
@@ -196,7 +218,10 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
         let value = tag[value_start..].trim_start();
         let raw = match value.as_bytes().first() {
             Some(&q @ (b'"' | b'\'')) => value[1..].split(q as char).next().unwrap_or(""),
-            _ => value.split(|c: char| c.is_whitespace() || c == '>').next().unwrap_or(""),
+            _ => value
+                .split(|c: char| c.is_whitespace() || c == '>')
+                .next()
+                .unwrap_or(""),
         };
         return Some(decode_entities(raw));
     }
@@ -277,7 +302,8 @@ mod tests {
 
     #[test]
     fn lists_entities_comments_and_stray_brackets() {
-        let html = "<ul><li>one</li><li>two &lt;3</li></ul><!-- hidden --><p>a < b &#8212; &#x41;</p>";
+        let html =
+            "<ul><li>one</li><li>two &lt;3</li></ul><!-- hidden --><p>a < b &#8212; &#x41;</p>";
         assert_eq!(html_to_text(html), "- one\n- two <3\n\na < b — A");
     }
 
@@ -291,6 +317,9 @@ mod tests {
 
     #[test]
     fn empty_link_text_shows_the_url() {
-        assert_eq!(html_to_text("<a href=\"https://a.test\"></a>"), "https://a.test");
+        assert_eq!(
+            html_to_text("<a href=\"https://a.test\"></a>"),
+            "https://a.test"
+        );
     }
 }

@@ -90,7 +90,10 @@ mod tests {
     fn tokens_are_url_safe_and_short() {
         let t = signer().sign(MessageId::new());
         assert_eq!(t.len(), 44);
-        assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
     }
 
     #[test]

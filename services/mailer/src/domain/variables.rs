@@ -40,7 +40,13 @@ pub fn from_contact(contact: &Contact, unsubscribe_url: &str) -> Variables {
     v.set("subscribed", Value::scalar(contact.subscribed));
     v.set(
         "tags",
-        Value::Array(contact.tags.iter().map(|t| Value::scalar(t.clone())).collect()),
+        Value::Array(
+            contact
+                .tags
+                .iter()
+                .map(|t| Value::scalar(t.clone()))
+                .collect(),
+        ),
     );
     if let Some(t) = contact.created_at.as_ref().and_then(timestamp) {
         v.set("created_at", Value::scalar(t));
@@ -53,12 +59,21 @@ pub fn from_contact(contact: &Contact, unsubscribe_url: &str) -> Variables {
             v.set_custom(name, value);
         }
     }
-    v.set("unsubscribe_url", Value::scalar(unsubscribe_url.to_string()));
+    v.set(
+        "unsubscribe_url",
+        Value::scalar(unsubscribe_url.to_string()),
+    );
     v
 }
 
 const BUILT_IN: &[&str] = &[
-    "email", "first_name", "last_name", "external_id", "subscribed", "created_at", "updated_at",
+    "email",
+    "first_name",
+    "last_name",
+    "external_id",
+    "subscribed",
+    "created_at",
+    "updated_at",
 ];
 
 /// Preview data typed into the dashboard: built-in names are built-ins, anything else is a custom
@@ -70,15 +85,23 @@ pub fn from_sample(
 ) -> Variables {
     let mut v = Variables::new();
     for (name, value) in fields {
-        let Some(value) = field_value(value) else { continue };
+        let Some(value) = field_value(value) else {
+            continue;
+        };
         if BUILT_IN.contains(&name.as_str()) {
             v.set(name, value);
         } else if name != "tags" && name != "unsubscribe_url" {
             v.set_custom(name, value);
         }
     }
-    v.set("tags", Value::Array(tags.iter().map(|t| Value::scalar(t.clone())).collect()));
-    v.set("unsubscribe_url", Value::scalar(unsubscribe_url.to_string()));
+    v.set(
+        "tags",
+        Value::Array(tags.iter().map(|t| Value::scalar(t.clone())).collect()),
+    );
+    v.set(
+        "unsubscribe_url",
+        Value::scalar(unsubscribe_url.to_string()),
+    );
     v
 }
 
@@ -89,7 +112,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn string(s: &str) -> FieldValue {
-        FieldValue { kind: Some(Kind::StringValue(s.into())) }
+        FieldValue {
+            kind: Some(Kind::StringValue(s.into())),
+        }
     }
 
     #[test]
@@ -104,10 +129,23 @@ mod tests {
             tags: vec!["pro".into()],
             custom_fields: BTreeMap::from([
                 ("plan".to_string(), string("pro")),
-                ("gone".to_string(), FieldValue { kind: Some(Kind::NullValue(true)) }),
-                ("posts".to_string(), FieldValue { kind: Some(Kind::IntValue(5)) }),
+                (
+                    "gone".to_string(),
+                    FieldValue {
+                        kind: Some(Kind::NullValue(true)),
+                    },
+                ),
+                (
+                    "posts".to_string(),
+                    FieldValue {
+                        kind: Some(Kind::IntValue(5)),
+                    },
+                ),
             ]),
-            created_at: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+            created_at: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
             ..Default::default()
         };
         let v = from_contact(&contact, "https://x.test/u/t");
@@ -117,9 +155,18 @@ mod tests {
         assert_eq!(v.get_custom("plan"), Some(&Value::scalar("pro")));
         assert_eq!(v.get("posts"), Some(&Value::scalar(5i64)));
         assert_eq!(v.get("gone"), None);
-        assert_eq!(v.get("created_at"), Some(&Value::scalar("2023-11-14T22:13:20Z")));
-        assert_eq!(v.get("unsubscribe_url"), Some(&Value::scalar("https://x.test/u/t")));
-        assert_eq!(v.get("tags"), Some(&Value::Array(vec![Value::scalar("pro")])));
+        assert_eq!(
+            v.get("created_at"),
+            Some(&Value::scalar("2023-11-14T22:13:20Z"))
+        );
+        assert_eq!(
+            v.get("unsubscribe_url"),
+            Some(&Value::scalar("https://x.test/u/t"))
+        );
+        assert_eq!(
+            v.get("tags"),
+            Some(&Value::Array(vec![Value::scalar("pro")]))
+        );
     }
 
     proptest! {

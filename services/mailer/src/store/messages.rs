@@ -161,19 +161,23 @@ impl Store {
     }
 
     pub async fn get_message(&self, ws: &str, id: Uuid) -> sqlx::Result<Option<MessageRow>> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM messages WHERE workspace_id = $1 AND id = $2"))
-            .bind(ws)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(ws)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// For unsubscribe tokens, which name the message only.
     pub async fn message_by_id(&self, id: Uuid) -> sqlx::Result<Option<MessageRow>> {
-        sqlx::query_as(&format!("SELECT {LIST_COLUMNS} FROM messages WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+        sqlx::query_as(&format!(
+            "SELECT {LIST_COLUMNS} FROM messages WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// Newest first.
@@ -207,7 +211,12 @@ impl Store {
         .await
     }
 
-    pub async fn send_gate(&self, ws: &str, email: &str, contact_id: &str) -> sqlx::Result<SendGate> {
+    pub async fn send_gate(
+        &self,
+        ws: &str,
+        email: &str,
+        contact_id: &str,
+    ) -> sqlx::Result<SendGate> {
         sqlx::query_as(
             "SELECT (SELECT reason FROM suppressions WHERE workspace_id = $1 AND email = $2) AS suppression,
                     (SELECT true FROM unsubscribes WHERE workspace_id = $1 AND contact_id = $3) AS unsubscribed,
@@ -264,7 +273,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn retry_later(&self, ws: &str, id: Uuid, delay: Duration, error: &str) -> sqlx::Result<()> {
+    pub async fn retry_later(
+        &self,
+        ws: &str,
+        id: Uuid,
+        delay: Duration,
+        error: &str,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "WITH q AS (
                 UPDATE delivery_queue SET next_attempt_at = now() + make_interval(secs => $3),
@@ -285,7 +300,13 @@ impl Store {
 
     /// Fails the message for good; with `suppress`, the address goes on the suppression list in
     /// the same transaction.
-    pub async fn mark_failed(&self, ws: &str, id: Uuid, error: &str, suppress: Option<(&str, &str)>) -> sqlx::Result<()> {
+    pub async fn mark_failed(
+        &self,
+        ws: &str,
+        id: Uuid,
+        error: &str,
+        suppress: Option<(&str, &str)>,
+    ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "WITH d AS (DELETE FROM delivery_queue WHERE message_id = $2)
@@ -326,5 +347,25 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected())
+    }
+
+    /// Erasure: the contact's messages, their queued deliveries and its unsubscribe record.
+    /// Returns the deleted message ids (for their .eml files).
+    pub async fn erase_contact(&self, ws: &str, contact_id: &str) -> sqlx::Result<Vec<Uuid>> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
+            "WITH m AS (
+                DELETE FROM messages WHERE workspace_id = $1 AND contact_id = $2 RETURNING id
+             ), q AS (
+                DELETE FROM delivery_queue WHERE message_id IN (SELECT id FROM m)
+             ), u AS (
+                DELETE FROM unsubscribes WHERE workspace_id = $1 AND contact_id = $2
+             )
+             SELECT id FROM m",
+        )
+        .bind(ws)
+        .bind(contact_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 }

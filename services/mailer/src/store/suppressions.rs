@@ -13,7 +13,13 @@ pub struct SuppressionRow {
 
 impl Store {
     /// Returns the stored entry and whether it is new.
-    pub async fn add_suppression(&self, ws: &str, email: &str, reason: &str, detail: &str) -> sqlx::Result<(SuppressionRow, bool)> {
+    pub async fn add_suppression(
+        &self,
+        ws: &str,
+        email: &str,
+        reason: &str,
+        detail: &str,
+    ) -> sqlx::Result<(SuppressionRow, bool)> {
         let inserted: Option<SuppressionRow> = sqlx::query_as(
             "INSERT INTO suppressions (workspace_id, email, reason, detail) VALUES ($1, $2, $3, $4)
              ON CONFLICT (workspace_id, email) DO NOTHING
@@ -40,7 +46,12 @@ impl Store {
     }
 
     /// By address; `after` is the last address of the previous page.
-    pub async fn list_suppressions(&self, ws: &str, after: Option<&str>, limit: i64) -> sqlx::Result<Vec<SuppressionRow>> {
+    pub async fn list_suppressions(
+        &self,
+        ws: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<SuppressionRow>> {
         sqlx::query_as(
             "SELECT workspace_id, email, reason, detail, created_at FROM suppressions
              WHERE workspace_id = $1 AND ($2::text IS NULL OR email > $2)

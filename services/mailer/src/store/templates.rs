@@ -28,10 +28,16 @@ pub struct TemplateFields {
     pub reply_to: Option<String>,
 }
 
-const COLUMNS: &str = "workspace_id, id, name, subject, html, text_body, from_addr, reply_to, created_at, updated_at";
+const COLUMNS: &str =
+    "workspace_id, id, name, subject, html, text_body, from_addr, reply_to, created_at, updated_at";
 
 impl Store {
-    pub async fn insert_template(&self, ws: &str, id: Uuid, f: &TemplateFields) -> sqlx::Result<TemplateRow> {
+    pub async fn insert_template(
+        &self,
+        ws: &str,
+        id: Uuid,
+        f: &TemplateFields,
+    ) -> sqlx::Result<TemplateRow> {
         sqlx::query_as(&format!(
             "INSERT INTO templates (workspace_id, id, name, subject, html, text_body, from_addr, reply_to)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
@@ -49,15 +55,22 @@ impl Store {
     }
 
     pub async fn get_template(&self, ws: &str, id: Uuid) -> sqlx::Result<Option<TemplateRow>> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM templates WHERE workspace_id = $1 AND id = $2"))
-            .bind(ws)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM templates WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(ws)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// Newest first; `before` is the last id of the previous page.
-    pub async fn list_templates(&self, ws: &str, before: Option<Uuid>, limit: i64) -> sqlx::Result<Vec<TemplateRow>> {
+    pub async fn list_templates(
+        &self,
+        ws: &str,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<TemplateRow>> {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM templates WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2)
              ORDER BY id DESC LIMIT $3"
@@ -69,7 +82,12 @@ impl Store {
         .await
     }
 
-    pub async fn update_template(&self, ws: &str, id: Uuid, f: &TemplateFields) -> sqlx::Result<Option<TemplateRow>> {
+    pub async fn update_template(
+        &self,
+        ws: &str,
+        id: Uuid,
+        f: &TemplateFields,
+    ) -> sqlx::Result<Option<TemplateRow>> {
         sqlx::query_as(&format!(
             "UPDATE templates SET name = $3, subject = $4, html = $5, text_body = $6, from_addr = $7,
                     reply_to = $8, updated_at = clock_timestamp()

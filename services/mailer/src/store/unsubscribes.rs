@@ -18,7 +18,12 @@ pub struct PendingUnsubscribe {
 impl Store {
     /// Records an unsubscribe (again: a repeated one re-arms the contacts sync). Returns whether
     /// the contact had no unsubscribe on record before.
-    pub async fn record_unsubscribe(&self, ws: &str, contact_id: &str, message_id: Uuid) -> sqlx::Result<bool> {
+    pub async fn record_unsubscribe(
+        &self,
+        ws: &str,
+        contact_id: &str,
+        message_id: Uuid,
+    ) -> sqlx::Result<bool> {
         let (inserted,): (bool,) = sqlx::query_as(
             "INSERT INTO unsubscribes (workspace_id, contact_id, message_id) VALUES ($1, $2, $3)
              ON CONFLICT (workspace_id, contact_id) DO UPDATE
@@ -34,7 +39,11 @@ impl Store {
         Ok(inserted)
     }
 
-    pub async fn get_unsubscribe(&self, ws: &str, contact_id: &str) -> sqlx::Result<Option<UnsubscribeRow>> {
+    pub async fn get_unsubscribe(
+        &self,
+        ws: &str,
+        contact_id: &str,
+    ) -> sqlx::Result<Option<UnsubscribeRow>> {
         sqlx::query_as(
             "SELECT workspace_id, contact_id, contact_version FROM unsubscribes
              WHERE workspace_id = $1 AND contact_id = $2",
@@ -45,7 +54,12 @@ impl Store {
         .await
     }
 
-    pub async fn mark_unsubscribe_synced(&self, ws: &str, contact_id: &str, version: i64) -> sqlx::Result<()> {
+    pub async fn mark_unsubscribe_synced(
+        &self,
+        ws: &str,
+        contact_id: &str,
+        version: i64,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "UPDATE unsubscribes SET contact_version = $3, synced_at = now(), last_sync_error = ''
              WHERE workspace_id = $1 AND contact_id = $2",
@@ -58,7 +72,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn mark_unsubscribe_sync_failed(&self, ws: &str, contact_id: &str, error: &str) -> sqlx::Result<()> {
+    pub async fn mark_unsubscribe_sync_failed(
+        &self,
+        ws: &str,
+        contact_id: &str,
+        error: &str,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "UPDATE unsubscribes SET sync_attempts = sync_attempts + 1, last_sync_error = $3
              WHERE workspace_id = $1 AND contact_id = $2",

@@ -56,17 +56,32 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
     half + half.mul_f64(jitter)
 }
 
-pub fn spawn(mailer: Arc<Mailer>, transport: Transport, settings: DeliverySettings, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
+pub fn spawn(
+    mailer: Arc<Mailer>,
+    transport: Transport,
+    settings: DeliverySettings,
+    shutdown: CancellationToken,
+) -> Vec<JoinHandle<()>> {
     let mut handles: Vec<JoinHandle<()>> = (0..settings.workers)
         .map(|_| {
-            tokio::spawn(worker(mailer.clone(), Sender::new(transport.clone()), settings.clone(), shutdown.clone()))
+            tokio::spawn(worker(
+                mailer.clone(),
+                Sender::new(transport.clone()),
+                settings.clone(),
+                shutdown.clone(),
+            ))
         })
         .collect();
     handles.push(tokio::spawn(unsubscribe_sync(mailer, shutdown)));
     handles
 }
 
-async fn worker(mailer: Arc<Mailer>, mut sender: Sender, s: DeliverySettings, shutdown: CancellationToken) {
+async fn worker(
+    mailer: Arc<Mailer>,
+    mut sender: Sender,
+    s: DeliverySettings,
+    shutdown: CancellationToken,
+) {
     let id = Uuid::new_v4();
     let store = mailer.store.clone();
     // Room for a delivery plus the outcome's write.
@@ -95,10 +110,14 @@ async fn worker(mailer: Arc<Mailer>, mut sender: Sender, s: DeliverySettings, sh
         let mut jobs = jobs.into_iter();
         while let Some(job) = jobs.next() {
             if shutdown.is_cancelled() || claimed_at.elapsed() + needed >= s.lease {
-                let rest: Vec<Uuid> = std::iter::once(job.message_id).chain(jobs.by_ref().map(|j| j.message_id)).collect();
+                let rest: Vec<Uuid> = std::iter::once(job.message_id)
+                    .chain(jobs.by_ref().map(|j| j.message_id))
+                    .collect();
                 match store.release(id, &rest).await {
                     Ok(n) => tracing::debug!(released = n, "released claimed deliveries"),
-                    Err(e) => tracing::warn!(error = %e, "releasing claims failed; they come back after the lease"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "releasing claims failed; they come back after the lease")
+                    }
                 }
                 break;
             }
@@ -112,7 +131,11 @@ async fn deliver(mailer: &Mailer, sender: &mut Sender, job: &Job, s: &DeliverySe
     let store = &mailer.store;
     let id = MessageId::from_uuid(job.message_id);
     let token = mailer.signer.sign(id);
-    let domain = job.from_addr.parse::<lettre::message::Mailbox>().map(|m| m.email.domain().to_string()).unwrap_or_else(|_| "localhost".into());
+    let domain = job
+        .from_addr
+        .parse::<lettre::message::Mailbox>()
+        .map(|m| m.email.domain().to_string())
+        .unwrap_or_else(|_| "localhost".into());
     let url = mailer.unsubscribe_url(id);
     let mailto = format!("unsubscribe+{token}@{domain}");
     let composed = compose(&Outgoing {
@@ -128,7 +151,10 @@ async fn deliver(mailer: &Mailer, sender: &mut Sender, job: &Job, s: &DeliverySe
     });
     let outcome = match composed {
         Ok((envelope, bytes)) => sender.send(&id.to_string(), &envelope, &bytes).await,
-        Err(e) => Err(DeliveryError::Permanent { message: e.to_string(), recipient_rejected: false }),
+        Err(e) => Err(DeliveryError::Permanent {
+            message: e.to_string(),
+            recipient_rejected: false,
+        }),
     };
     let recorded = match &outcome {
         Ok(()) => {
@@ -145,23 +171,34 @@ async fn deliver(mailer: &Mailer, sender: &mut Sender, job: &Job, s: &DeliverySe
             }
             result
         }
-        Err(DeliveryError::Permanent { message, recipient_rejected }) => {
+        Err(DeliveryError::Permanent {
+            message,
+            recipient_rejected,
+        }) => {
             tracing::warn!(message_id = %id, error = %message, "delivery failed permanently");
             let suppress = recipient_rejected.then_some((job.to_email.as_str(), message.as_str()));
-            store.mark_failed(&job.workspace_id, job.message_id, message, suppress).await
+            store
+                .mark_failed(&job.workspace_id, job.message_id, message, suppress)
+                .await
         }
         Err(DeliveryError::Transient(message)) => {
             let attempts = u32::try_from(job.attempts).unwrap_or(0) + 1;
             let delay = backoff(attempts, s.retry_base, s.retry_max);
-            let deadline = job.queued_at + chrono::Duration::from_std(s.retry_deadline).unwrap_or(chrono::Duration::MAX);
-            let next = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            let deadline = job.queued_at
+                + chrono::Duration::from_std(s.retry_deadline).unwrap_or(chrono::Duration::MAX);
+            let next = chrono::Utc::now()
+                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
             if next > deadline {
                 let why = format!("gave up after {attempts} attempts: {message}");
                 tracing::warn!(message_id = %id, error = %why, "delivery failed");
-                store.mark_failed(&job.workspace_id, job.message_id, &why, None).await
+                store
+                    .mark_failed(&job.workspace_id, job.message_id, &why, None)
+                    .await
             } else {
                 tracing::info!(message_id = %id, attempts, retry_in = ?delay, error = %message, "delivery deferred");
-                store.retry_later(&job.workspace_id, job.message_id, delay, message).await
+                store
+                    .retry_later(&job.workspace_id, job.message_id, delay, message)
+                    .await
             }
         }
     };
@@ -188,7 +225,9 @@ async fn unsubscribe_sync(mailer: Arc<Mailer>, shutdown: CancellationToken) {
             if shutdown.is_cancelled() {
                 return;
             }
-            let _ = mailer.sync_unsubscribe(&p.workspace_id, &p.contact_id).await;
+            let _ = mailer
+                .sync_unsubscribe(&p.workspace_id, &p.contact_id)
+                .await;
         }
     }
 }
@@ -203,9 +242,15 @@ mod tests {
         let max = Duration::from_secs(100);
         for _ in 0..100 {
             let d1 = backoff(1, base, max);
-            assert!(d1 >= Duration::from_secs(5) && d1 <= Duration::from_secs(10), "{d1:?}");
+            assert!(
+                d1 >= Duration::from_secs(5) && d1 <= Duration::from_secs(10),
+                "{d1:?}"
+            );
             let d3 = backoff(3, base, max);
-            assert!(d3 >= Duration::from_secs(20) && d3 <= Duration::from_secs(40), "{d3:?}");
+            assert!(
+                d3 >= Duration::from_secs(20) && d3 <= Duration::from_secs(40),
+                "{d3:?}"
+            );
             let d30 = backoff(30, base, max);
             assert!(d30 >= Duration::from_secs(50) && d30 <= max, "{d30:?}");
         }

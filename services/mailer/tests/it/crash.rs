@@ -4,7 +4,10 @@
 use std::{collections::HashMap, process::Stdio, time::Duration};
 
 use meisa_proto::mailer::{MessageStatus, mailer_service_client::MailerServiceClient};
-use meisa_testkit::{TestDb, free_port, smtp::{SmtpServer, Stage}};
+use meisa_testkit::{
+    TestDb, free_port,
+    smtp::{SmtpServer, Stage},
+};
 use tokio::process::{Child, Command};
 
 use crate::helpers::*;
@@ -61,7 +64,10 @@ async fn a_killed_mailer_loses_no_queued_message_and_sends_none_twice() {
     let t = client
         .create_template(meisa_proto::mailer::CreateTemplateRequest {
             workspace_id: WS.into(),
-            template: Some(template("Hi {{ first_name }}", "<p>Hi {{ first_name }}</p>")),
+            template: Some(template(
+                "Hi {{ first_name }}",
+                "<p>Hi {{ first_name }}</p>",
+            )),
         })
         .await
         .expect("create template")
@@ -74,7 +80,11 @@ async fn a_killed_mailer_loses_no_queued_message_and_sends_none_twice() {
             .send_email(meisa_proto::mailer::SendEmailRequest {
                 workspace_id: WS.into(),
                 idempotency_key: format!("job-{i}"),
-                contact: Some(contact(&format!("ct_{i}"), &format!("user{i}@b.test"), Some("Ann"))),
+                contact: Some(contact(
+                    &format!("ct_{i}"),
+                    &format!("user{i}@b.test"),
+                    Some("Ann"),
+                )),
                 template_id: t.id.clone(),
                 source: None,
             })
@@ -91,19 +101,26 @@ async fn a_killed_mailer_loses_no_queued_message_and_sends_none_twice() {
         if accepted >= 2 && smtp.mail_command_count() == accepted + 1 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "deliveries did not start");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deliveries did not start"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     child.start_kill().expect("SIGKILL");
     let _ = child.wait().await;
     let before_restart = smtp.message_count();
-    assert!(before_restart < N, "the kill came too late to test anything");
+    assert!(
+        before_restart < N,
+        "the kill came too late to test anything"
+    );
     // The dead process still holds claims: they only come back when their lease runs out.
     let pool = sqlx::PgPool::connect(&db.url).await.expect("pool");
-    let (held,): (i64,) = sqlx::query_as("SELECT count(*) FROM delivery_queue WHERE claimed_until > now()")
-        .fetch_one(&pool)
-        .await
-        .expect("count claims");
+    let (held,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM delivery_queue WHERE claimed_until > now()")
+            .fetch_one(&pool)
+            .await
+            .expect("count claims");
     assert!(held >= 1, "the kill should leave claimed deliveries behind");
     pool.close().await;
 
@@ -114,10 +131,17 @@ async fn a_killed_mailer_loses_no_queued_message_and_sends_none_twice() {
     // Let a would-be duplicate arrive before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mails_after = smtp.messages();
-    assert_eq!(mails_after.len(), N, "every message once: {} received", mails_after.len());
+    assert_eq!(
+        mails_after.len(),
+        N,
+        "every message once: {} received",
+        mails_after.len()
+    );
     let mut per_id: HashMap<String, usize> = HashMap::new();
     for m in &mails {
-        *per_id.entry(m.header("Message-ID").expect("Message-ID")).or_default() += 1;
+        *per_id
+            .entry(m.header("Message-ID").expect("Message-ID"))
+            .or_default() += 1;
     }
     assert_eq!(per_id.len(), N);
     assert!(per_id.values().all(|n| *n == 1), "{per_id:?}");
@@ -125,7 +149,10 @@ async fn a_killed_mailer_loses_no_queued_message_and_sends_none_twice() {
     let mut client = connect(port).await;
     for id in &ids {
         let m = client
-            .get_message(meisa_proto::mailer::GetMessageRequest { workspace_id: WS.into(), id: id.clone() })
+            .get_message(meisa_proto::mailer::GetMessageRequest {
+                workspace_id: WS.into(),
+                id: id.clone(),
+            })
             .await
             .unwrap()
             .into_inner()

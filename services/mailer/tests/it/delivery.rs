@@ -20,7 +20,15 @@ async fn delivered_email_has_headers_both_parts_escaping_defaults_and_custom_fie
         .await
         .unwrap();
     let sent = app
-        .send("job-1", contact("ct_1", "Jane@Example.com", Some("<script>alert(1)</script>")), &t.id)
+        .send(
+            "job-1",
+            contact(
+                "ct_1",
+                "Jane@Example.com",
+                Some("<script>alert(1)</script>"),
+            ),
+            &t.id,
+        )
         .await
         .unwrap();
     assert!(sent.created);
@@ -33,26 +41,50 @@ async fn delivered_email_has_headers_both_parts_escaping_defaults_and_custom_fie
     let mail = &mails[0];
     assert_eq!(mail.from, "hello@acme.test");
     assert_eq!(mail.to, vec!["jane@example.com".to_string()]);
-    assert_eq!(mail.header("From").as_deref(), Some("Acme <hello@acme.test>"));
+    assert_eq!(
+        mail.header("From").as_deref(),
+        Some("Acme <hello@acme.test>")
+    );
     assert_eq!(mail.header("To").as_deref(), Some("jane@example.com"));
     let subject = mail.header("Subject").unwrap();
     assert!(subject.contains("Welcome, there"), "{subject}");
-    assert_eq!(mail.header("Message-ID").unwrap(), format!("<{}@acme.test>", m.id));
+    assert_eq!(
+        mail.header("Message-ID").unwrap(),
+        format!("<{}@acme.test>", m.id)
+    );
     let lu = mail.header("List-Unsubscribe").unwrap();
     let token = token_from_header(&lu);
     assert_eq!(token.len(), 44);
-    assert_eq!(lu, format!("<http://127.0.0.1:8080/u/{token}>, <mailto:unsubscribe+{token}@acme.test>"));
-    assert_eq!(mail.header("List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
+    assert_eq!(
+        lu,
+        format!("<http://127.0.0.1:8080/u/{token}>, <mailto:unsubscribe+{token}@acme.test>")
+    );
+    assert_eq!(
+        mail.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
     let raw = mail.data_str();
     assert!(raw.contains("multipart/alternative"), "{raw}");
 
     let html = mime_part(&raw, "text/html").expect("an html part");
-    assert!(html.contains("Hi &lt;script&gt;alert(1)&lt;/script&gt;, you are on pro / pro; nps n/a."), "{html}");
+    assert!(
+        html.contains("Hi &lt;script&gt;alert(1)&lt;/script&gt;, you are on pro / pro; nps n/a."),
+        "{html}"
+    );
     assert!(!html.contains("<script>"), "{html}");
-    assert!(html.contains(&format!("href=\"http://127.0.0.1:8080/u/{token}\"")), "{html}");
+    assert!(
+        html.contains(&format!("href=\"http://127.0.0.1:8080/u/{token}\"")),
+        "{html}"
+    );
     let text = mime_part(&raw, "text/plain").expect("a text part");
-    assert!(text.contains("Hi <script>alert(1)</script>, you are on pro / pro; nps n/a."), "{text}");
-    assert!(text.contains(&format!("Unsubscribe (http://127.0.0.1:8080/u/{token})")), "{text}");
+    assert!(
+        text.contains("Hi <script>alert(1)</script>, you are on pro / pro; nps n/a."),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Unsubscribe (http://127.0.0.1:8080/u/{token})")),
+        "{text}"
+    );
 
     let m = app.wait_status(&m.id, MessageStatus::Sent, T).await;
     assert_eq!(m.attempts, 1);
@@ -64,8 +96,16 @@ async fn a_4xx_is_retried_with_backoff_and_delivered_once() {
     let smtp = SmtpServer::start().await;
     smtp.script(Stage::DataEnd, "451 4.3.0 try again later", 2);
     let app = spawn_app(Some(&smtp)).await;
-    let t = app.create_template(template("Hi", "<p>Hi</p>")).await.unwrap();
-    let m = app.send("job-1", contact("ct_1", "a@b.test", Some("A")), &t.id).await.unwrap().message.unwrap();
+    let t = app
+        .create_template(template("Hi", "<p>Hi</p>"))
+        .await
+        .unwrap();
+    let m = app
+        .send("job-1", contact("ct_1", "a@b.test", Some("A")), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     let m = app.wait_status(&m.id, MessageStatus::Sent, T).await;
     assert_eq!(m.attempts, 3);
     assert_eq!(smtp.data_end_replies(), vec!["451", "451", "250"]);
@@ -80,8 +120,16 @@ async fn a_5xx_on_the_recipient_fails_suppresses_the_address_and_is_not_retried(
     let smtp = SmtpServer::start().await;
     smtp.reject_rcpt("gone@b.test", "550 5.1.1 no such user");
     let app = spawn_app(Some(&smtp)).await;
-    let t = app.create_template(template("Hi", "<p>Hi</p>")).await.unwrap();
-    let m = app.send("job-1", contact("ct_1", "gone@b.test", Some("A")), &t.id).await.unwrap().message.unwrap();
+    let t = app
+        .create_template(template("Hi", "<p>Hi</p>"))
+        .await
+        .unwrap();
+    let m = app
+        .send("job-1", contact("ct_1", "gone@b.test", Some("A")), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     let m = app.wait_status(&m.id, MessageStatus::Failed, T).await;
     assert_eq!(m.attempts, 1);
     assert!(m.reason.contains("550"), "{}", m.reason);
@@ -90,11 +138,20 @@ async fn a_5xx_on_the_recipient_fails_suppresses_the_address_and_is_not_retried(
     assert_eq!(s[0].email, "gone@b.test");
     assert_eq!(s[0].reason, pb::SuppressionReason::Bounce as i32);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(smtp.mail_command_count(), 1, "no retry after a permanent failure");
+    assert_eq!(
+        smtp.mail_command_count(),
+        1,
+        "no retry after a permanent failure"
+    );
     assert_eq!(smtp.message_count(), 0);
 
     // The next send to the address is suppressed without touching SMTP.
-    let next = app.send("job-2", contact("ct_1", "gone@b.test", Some("A")), &t.id).await.unwrap().message.unwrap();
+    let next = app
+        .send("job-2", contact("ct_1", "gone@b.test", Some("A")), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     assert_eq!(next.status, MessageStatus::Suppressed as i32);
     assert!(next.reason.contains("suppression list"), "{}", next.reason);
 }
@@ -104,8 +161,16 @@ async fn a_5xx_after_data_fails_without_suppressing() {
     let smtp = SmtpServer::start().await;
     smtp.script(Stage::DataEnd, "554 5.7.1 message rejected as spam", 1);
     let app = spawn_app(Some(&smtp)).await;
-    let t = app.create_template(template("Hi", "<p>Hi</p>")).await.unwrap();
-    let m = app.send("job-1", contact("ct_1", "a@b.test", Some("A")), &t.id).await.unwrap().message.unwrap();
+    let t = app
+        .create_template(template("Hi", "<p>Hi</p>"))
+        .await
+        .unwrap();
+    let m = app
+        .send("job-1", contact("ct_1", "a@b.test", Some("A")), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     let m = app.wait_status(&m.id, MessageStatus::Failed, T).await;
     assert!(m.last_error.contains("554"), "{}", m.last_error);
     assert!(app.suppressions().await.is_empty());
@@ -121,8 +186,16 @@ async fn retries_stop_at_the_deadline() {
         c.retry_max = Duration::from_millis(100);
     })
     .await;
-    let t = app.create_template(template("Hi", "<p>Hi</p>")).await.unwrap();
-    let m = app.send("job-1", contact("ct_1", "a@b.test", Some("A")), &t.id).await.unwrap().message.unwrap();
+    let t = app
+        .create_template(template("Hi", "<p>Hi</p>"))
+        .await
+        .unwrap();
+    let m = app
+        .send("job-1", contact("ct_1", "a@b.test", Some("A")), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     let m = app.wait_status(&m.id, MessageStatus::Failed, T).await;
     assert!(m.attempts >= 2, "{m:?}");
     assert!(m.reason.starts_with("gave up after"), "{}", m.reason);
@@ -132,14 +205,31 @@ async fn retries_stop_at_the_deadline() {
 #[tokio::test]
 async fn without_an_smtp_url_messages_are_written_as_eml_files() {
     let app = spawn_app(None).await;
-    let t = app.create_template(template("Hi {{ first_name }}", "<p>Hi {{ first_name }}</p>")).await.unwrap();
-    let m = app.send("job-1", contact("ct_1", "a@b.test", Some("Ann")), &t.id).await.unwrap().message.unwrap();
+    let t = app
+        .create_template(template(
+            "Hi {{ first_name }}",
+            "<p>Hi {{ first_name }}</p>",
+        ))
+        .await
+        .unwrap();
+    let m = app
+        .send("job-1", contact("ct_1", "a@b.test", Some("Ann")), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     app.wait_status(&m.id, MessageStatus::Sent, T).await;
     let path = app.config.data_dir.join(format!("{}.eml", m.id));
     let raw = std::fs::read_to_string(&path).expect("the .eml file");
     assert!(raw.contains("Subject: Hi Ann"), "{raw}");
-    assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{raw}");
-    assert!(raw.contains(&format!("Message-ID: <{}@acme.test>", m.id)), "{raw}");
+    assert!(
+        raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{raw}"
+    );
+    assert!(
+        raw.contains(&format!("Message-ID: <{}@acme.test>", m.id)),
+        "{raw}"
+    );
     let _ = std::fs::remove_dir_all(&app.config.data_dir);
 }
 
@@ -152,9 +242,18 @@ async fn shutdown_finishes_the_delivery_in_hand_and_releases_the_other_claims() 
         c.batch_size = 10;
     })
     .await;
-    let t = app.create_template(template("Hi", "<p>Hi</p>")).await.unwrap();
+    let t = app
+        .create_template(template("Hi", "<p>Hi</p>"))
+        .await
+        .unwrap();
     for i in 0..5 {
-        app.send(&format!("job-{i}"), contact(&format!("ct_{i}"), &format!("u{i}@b.test"), Some("A")), &t.id).await.unwrap();
+        app.send(
+            &format!("job-{i}"),
+            contact(&format!("ct_{i}"), &format!("u{i}@b.test"), Some("A")),
+            &t.id,
+        )
+        .await
+        .unwrap();
     }
     // Stop while the worker is inside a transaction with more claimed behind it.
     let deadline = tokio::time::Instant::now() + T;

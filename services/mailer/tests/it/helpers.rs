@@ -44,12 +44,22 @@ pub async fn spawn_app_with(smtp: Option<&SmtpServer>, tweak: impl FnOnce(&mut C
     let handle = tokio::spawn(async move {
         app.run(token).await.expect("run");
     });
-    let client = MailerServiceClient::connect(format!("http://{addr}")).await.expect("connect");
-    TestApp { client, db, config, shutdown, handle: Some(handle) }
+    let client = MailerServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    TestApp {
+        client,
+        db,
+        config,
+        shutdown,
+        handle: Some(handle),
+    }
 }
 
 pub fn string(s: &str) -> Value {
-    Value { kind: Some(Kind::StringValue(s.into())) }
+    Value {
+        kind: Some(Kind::StringValue(s.into())),
+    }
 }
 
 pub fn contact(id: &str, email: &str, first_name: Option<&str>) -> Contact {
@@ -88,16 +98,27 @@ impl TestApp {
         }
     }
 
-    pub async fn create_template(&self, input: pb::TemplateInput) -> Result<pb::Template, ApiError> {
+    pub async fn create_template(
+        &self,
+        input: pb::TemplateInput,
+    ) -> Result<pb::Template, ApiError> {
         self.client
             .clone()
-            .create_template(pb::CreateTemplateRequest { workspace_id: WS.into(), template: Some(input) })
+            .create_template(pb::CreateTemplateRequest {
+                workspace_id: WS.into(),
+                template: Some(input),
+            })
             .await
             .map(|r| r.into_inner().template.expect("template"))
             .map_err(|s| ApiError::from_status(&s))
     }
 
-    pub async fn send(&self, key: &str, contact: Contact, template_id: &str) -> Result<pb::SendEmailResponse, ApiError> {
+    pub async fn send(
+        &self,
+        key: &str,
+        contact: Contact,
+        template_id: &str,
+    ) -> Result<pb::SendEmailResponse, ApiError> {
         self.client
             .clone()
             .send_email(pb::SendEmailRequest {
@@ -120,7 +141,10 @@ impl TestApp {
     pub async fn message(&self, id: &str) -> pb::Message {
         self.client
             .clone()
-            .get_message(pb::GetMessageRequest { workspace_id: WS.into(), id: id.into() })
+            .get_message(pb::GetMessageRequest {
+                workspace_id: WS.into(),
+                id: id.into(),
+            })
             .await
             .expect("get message")
             .into_inner()
@@ -129,7 +153,12 @@ impl TestApp {
     }
 
     /// Polls until the message reaches `status` (the workers run on their own schedule).
-    pub async fn wait_status(&self, id: &str, status: pb::MessageStatus, timeout: Duration) -> pb::Message {
+    pub async fn wait_status(
+        &self,
+        id: &str,
+        status: pb::MessageStatus,
+        timeout: Duration,
+    ) -> pb::Message {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let m = self.message(id).await;
@@ -146,7 +175,10 @@ impl TestApp {
     pub async fn list_messages(&self, req: pb::ListMessagesRequest) -> pb::ListMessagesResponse {
         self.client
             .clone()
-            .list_messages(pb::ListMessagesRequest { workspace_id: WS.into(), ..req })
+            .list_messages(pb::ListMessagesRequest {
+                workspace_id: WS.into(),
+                ..req
+            })
             .await
             .expect("list messages")
             .into_inner()
@@ -155,7 +187,10 @@ impl TestApp {
     pub async fn suppressions(&self) -> Vec<pb::Suppression> {
         self.client
             .clone()
-            .list_suppressions(pb::ListSuppressionsRequest { workspace_id: WS.into(), page: None })
+            .list_suppressions(pb::ListSuppressionsRequest {
+                workspace_id: WS.into(),
+                page: None,
+            })
             .await
             .expect("list suppressions")
             .into_inner()
@@ -165,8 +200,15 @@ impl TestApp {
 
 /// The token of a received email's `List-Unsubscribe: <…/u/TOKEN>, <mailto:unsubscribe+TOKEN@…>`.
 pub fn token_from_header(header: &str) -> String {
-    let start = header.find("/u/").expect("an https link in List-Unsubscribe") + 3;
-    header[start..].split('>').next().expect("closing >").to_string()
+    let start = header
+        .find("/u/")
+        .expect("an https link in List-Unsubscribe")
+        + 3;
+    header[start..]
+        .split('>')
+        .next()
+        .expect("closing >")
+        .to_string()
 }
 
 /// The decoded body of the MIME part with this content type (quoted-printable or base64 or plain).
@@ -194,12 +236,13 @@ fn decode_qp(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -209,6 +252,8 @@ fn decode_qp(s: &str) -> String {
 
 fn decode_b64(s: &str) -> String {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim()).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .unwrap_or_default();
     String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -13,21 +13,43 @@ use crate::helpers::*;
 async fn twenty_concurrent_sends_with_one_key_make_one_message_and_one_email() {
     let smtp = SmtpServer::start().await;
     let app = spawn_app(Some(&smtp)).await;
-    let t = app.create_template(template("Hi {{ first_name }}", "<p>Hi</p>")).await.unwrap();
-    let calls = (0..20).map(|_| app.send("job-42", contact("ct_1", "a@b.test", Some("Ann")), &t.id));
+    let t = app
+        .create_template(template("Hi {{ first_name }}", "<p>Hi</p>"))
+        .await
+        .unwrap();
+    let calls =
+        (0..20).map(|_| app.send("job-42", contact("ct_1", "a@b.test", Some("Ann")), &t.id));
     let results = futures::future::join_all(calls).await;
     let ids: std::collections::HashSet<String> = results
         .iter()
-        .map(|r| r.as_ref().expect("send").message.as_ref().unwrap().id.clone())
+        .map(|r| {
+            r.as_ref()
+                .expect("send")
+                .message
+                .as_ref()
+                .unwrap()
+                .id
+                .clone()
+        })
         .collect();
     assert_eq!(ids.len(), 1, "one message for one key");
-    assert_eq!(results.iter().filter(|r| r.as_ref().unwrap().created).count(), 1);
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.as_ref().unwrap().created)
+            .count(),
+        1
+    );
     let id = ids.into_iter().next().unwrap();
-    app.wait_status(&id, MessageStatus::Sent, Duration::from_secs(15)).await;
+    app.wait_status(&id, MessageStatus::Sent, Duration::from_secs(15))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(smtp.message_count(), 1, "exactly one SMTP transaction");
     assert_eq!(smtp.mail_command_count(), 1);
-    let again = app.send("job-42", contact("ct_1", "a@b.test", Some("Ann")), &t.id).await.unwrap();
+    let again = app
+        .send("job-42", contact("ct_1", "a@b.test", Some("Ann")), &t.id)
+        .await
+        .unwrap();
     assert!(!again.created);
     assert_eq!(again.message.unwrap().id, id);
 }
@@ -37,50 +59,101 @@ async fn a_missing_variable_skips_the_send_and_names_the_variable() {
     let smtp = SmtpServer::start().await;
     let app = spawn_app(Some(&smtp)).await;
     let t = app
-        .create_template(template("Hi {{ first_name | default: \"there\" }}", "<p>Your plan: {{ custom_fields.tier }}</p>"))
+        .create_template(template(
+            "Hi {{ first_name | default: \"there\" }}",
+            "<p>Your plan: {{ custom_fields.tier }}</p>",
+        ))
         .await
         .unwrap();
-    let m = app.send("job-1", contact("ct_1", "a@b.test", None), &t.id).await.unwrap().message.unwrap();
+    let m = app
+        .send("job-1", contact("ct_1", "a@b.test", None), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     assert_eq!(m.status, MessageStatus::Skipped as i32);
     assert_eq!(m.reason, "missing variable: custom_fields.tier");
     let listed = app
-        .list_messages(pb::ListMessagesRequest { contact_id: "ct_1".into(), ..Default::default() })
+        .list_messages(pb::ListMessagesRequest {
+            contact_id: "ct_1".into(),
+            ..Default::default()
+        })
         .await;
     assert_eq!(listed.messages.len(), 1);
     assert_eq!(listed.messages[0].status, MessageStatus::Skipped as i32);
-    assert_eq!(listed.messages[0].reason, "missing variable: custom_fields.tier");
+    assert_eq!(
+        listed.messages[0].reason,
+        "missing variable: custom_fields.tier"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(smtp.mail_command_count(), 0, "nothing reached the SMTP server");
+    assert_eq!(
+        smtp.mail_command_count(),
+        0,
+        "nothing reached the SMTP server"
+    );
 }
 
 #[tokio::test]
 async fn unsubscribed_contacts_and_suppressed_addresses_are_suppressed() {
     let smtp = SmtpServer::start().await;
     let app = spawn_app(Some(&smtp)).await;
-    let t = app.create_template(template("Hi", "<p>Hi {{ first_name }}</p>")).await.unwrap();
+    let t = app
+        .create_template(template("Hi", "<p>Hi {{ first_name }}</p>"))
+        .await
+        .unwrap();
     let mut unsubscribed = contact("ct_1", "a@b.test", Some("Ann"));
     unsubscribed.subscribed = false;
-    let m = app.send("job-1", unsubscribed, &t.id).await.unwrap().message.unwrap();
+    let m = app
+        .send("job-1", unsubscribed, &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     assert_eq!(m.status, MessageStatus::Suppressed as i32);
-    assert_eq!(m.subject, "Hi", "the rendered subject is kept for the record");
+    assert_eq!(
+        m.subject, "Hi",
+        "the rendered subject is kept for the record"
+    );
 
     let mut client = app.client.clone();
     let added = client
-        .add_suppression(pb::AddSuppressionRequest { workspace_id: WS.into(), email: " Blocked@B.test".into(), reason: 0, detail: "asked by phone".into() })
+        .add_suppression(pb::AddSuppressionRequest {
+            workspace_id: WS.into(),
+            email: " Blocked@B.test".into(),
+            reason: 0,
+            detail: "asked by phone".into(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(added.created);
     assert_eq!(added.suppression.unwrap().email, "blocked@b.test");
-    let m = app.send("job-2", contact("ct_2", "blocked@b.test", Some("B")), &t.id).await.unwrap().message.unwrap();
+    let m = app
+        .send("job-2", contact("ct_2", "blocked@b.test", Some("B")), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     assert_eq!(m.status, MessageStatus::Suppressed as i32);
-    assert!(m.reason.contains("suppression list (manual)"), "{}", m.reason);
+    assert!(
+        m.reason.contains("suppression list (manual)"),
+        "{}",
+        m.reason
+    );
 
     client
-        .remove_suppression(pb::RemoveSuppressionRequest { workspace_id: WS.into(), email: "blocked@b.test".into() })
+        .remove_suppression(pb::RemoveSuppressionRequest {
+            workspace_id: WS.into(),
+            email: "blocked@b.test".into(),
+        })
         .await
         .unwrap();
-    let m = app.send("job-3", contact("ct_2", "blocked@b.test", Some("B")), &t.id).await.unwrap().message.unwrap();
+    let m = app
+        .send("job-3", contact("ct_2", "blocked@b.test", Some("B")), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     assert_eq!(m.status, MessageStatus::Queued as i32);
     smtp.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(smtp.messages()[0].to, vec!["blocked@b.test".to_string()]);
@@ -89,11 +162,22 @@ async fn unsubscribed_contacts_and_suppressed_addresses_are_suppressed() {
 #[tokio::test]
 async fn messages_are_listed_by_contact_source_and_status_with_cursors() {
     let app = spawn_app(None).await;
-    let t = app.create_template(template("Hi", "<p>Hi {{ first_name }}</p>")).await.unwrap();
+    let t = app
+        .create_template(template("Hi", "<p>Hi {{ first_name }}</p>"))
+        .await
+        .unwrap();
     for i in 0..5 {
-        app.send(&format!("job-{i}"), contact("ct_1", "a@b.test", Some("A")), &t.id).await.unwrap();
+        app.send(
+            &format!("job-{i}"),
+            contact("ct_1", "a@b.test", Some("A")),
+            &t.id,
+        )
+        .await
+        .unwrap();
     }
-    app.send("job-x", contact("ct_2", "c@d.test", None), &t.id).await.unwrap();
+    app.send("job-x", contact("ct_2", "c@d.test", None), &t.id)
+        .await
+        .unwrap();
 
     let mut seen = Vec::new();
     let mut cursor = String::new();
@@ -101,12 +185,20 @@ async fn messages_are_listed_by_contact_source_and_status_with_cursors() {
         let page = app
             .list_messages(pb::ListMessagesRequest {
                 contact_id: "ct_1".into(),
-                page: Some(PageRequest { limit: 2, cursor: cursor.clone() }),
+                page: Some(PageRequest {
+                    limit: 2,
+                    cursor: cursor.clone(),
+                }),
                 ..Default::default()
             })
             .await;
         seen.extend(page.messages.iter().map(|m| m.id.clone()));
-        assert!(page.messages.iter().all(|m| m.contact_id == "ct_1" && m.source.as_ref().unwrap().automation_id == "aut_1"));
+        assert!(
+            page.messages
+                .iter()
+                .all(|m| m.contact_id == "ct_1"
+                    && m.source.as_ref().unwrap().automation_id == "aut_1")
+        );
         if page.next_cursor.is_empty() {
             break;
         }
@@ -119,29 +211,119 @@ async fn messages_are_listed_by_contact_source_and_status_with_cursors() {
     assert_eq!(seen, sorted, "newest first");
 
     let skipped = app
-        .list_messages(pb::ListMessagesRequest { status: MessageStatus::Skipped as i32, ..Default::default() })
+        .list_messages(pb::ListMessagesRequest {
+            status: MessageStatus::Skipped as i32,
+            ..Default::default()
+        })
         .await;
     assert_eq!(skipped.messages.len(), 1);
     assert_eq!(skipped.messages[0].contact_id, "ct_2");
-    let by_sequence = app.list_messages(pb::ListMessagesRequest { sequence_id: "seq_1".into(), ..Default::default() }).await;
+    let by_sequence = app
+        .list_messages(pb::ListMessagesRequest {
+            sequence_id: "seq_1".into(),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(by_sequence.messages.len(), 6);
-    let none = app.list_messages(pb::ListMessagesRequest { automation_id: "aut_other".into(), ..Default::default() }).await;
+    let none = app
+        .list_messages(pb::ListMessagesRequest {
+            automation_id: "aut_other".into(),
+            ..Default::default()
+        })
+        .await;
     assert!(none.messages.is_empty());
 }
 
 #[tokio::test]
 async fn bad_requests_name_the_field() {
     let app = spawn_app(None).await;
-    let t = app.create_template(template("Hi", "<p>Hi</p>")).await.unwrap();
-    let err = app.send("", contact("ct_1", "a@b.test", None), &t.id).await.unwrap_err();
-    assert_eq!((err.code, err.field.as_deref()), (ErrorCode::InvalidField, Some("idempotency_key")));
-    let err = app.send("k", contact("ct_1", "not-an-email", None), &t.id).await.unwrap_err();
+    let t = app
+        .create_template(template("Hi", "<p>Hi</p>"))
+        .await
+        .unwrap();
+    let err = app
+        .send("", contact("ct_1", "a@b.test", None), &t.id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code, err.field.as_deref()),
+        (ErrorCode::InvalidField, Some("idempotency_key"))
+    );
+    let err = app
+        .send("k", contact("ct_1", "not-an-email", None), &t.id)
+        .await
+        .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("contact.email"));
-    let err = app.send("k", contact("ct_1", "a@b.test", None), "tpl_nope").await.unwrap_err();
+    let err = app
+        .send("k", contact("ct_1", "a@b.test", None), "tpl_nope")
+        .await
+        .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("template_id"));
     let err = app
-        .send("k", contact("ct_1", "a@b.test", None), "tpl_0190a0a0a0a07a0a8a0a0a0a0a0a0a0a")
+        .send(
+            "k",
+            contact("ct_1", "a@b.test", None),
+            "tpl_0190a0a0a0a07a0a8a0a0a0a0a0a0a0a",
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn erasing_a_contact_deletes_its_messages_files_and_links() {
+    let app = spawn_app(None).await;
+    let t = app
+        .create_template(template("Hi", "<p>Hi {{ first_name }}</p>"))
+        .await
+        .unwrap();
+    let m = app
+        .send("job-1", contact("ct_1", "a@b.test", Some("A")), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
+    let other = app
+        .send("job-2", contact("ct_2", "c@d.test", Some("C")), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
+    app.wait_status(&m.id, MessageStatus::Sent, Duration::from_secs(15))
+        .await;
+    let eml = app.config.data_dir.join(format!("{}.eml", m.id));
+    let raw = std::fs::read_to_string(&eml).expect("eml written");
+    let token = token_from_header(
+        &raw.lines()
+            .find(|l| l.starts_with("List-Unsubscribe:"))
+            .expect("header"),
+    );
+
+    let mut client = app.client.clone();
+    let erased = client
+        .erase_contact(pb::EraseContactRequest {
+            workspace_id: WS.into(),
+            contact_id: "ct_1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(erased.messages_deleted, 1);
+    let err = client
+        .get_message(pb::GetMessageRequest {
+            workspace_id: WS.into(),
+            id: m.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert!(!eml.exists(), "the .eml file is gone");
+    let err = client
+        .describe_unsubscribe_token(pb::DescribeUnsubscribeTokenRequest { token })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    // Other contacts are untouched.
+    assert_eq!(app.message(&other.id).await.contact_id, "ct_2");
+    let _ = std::fs::remove_dir_all(&app.config.data_dir);
 }

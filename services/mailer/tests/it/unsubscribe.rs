@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use meisa_contacts::{Application as ContactsApp, Config as ContactsConfig};
 use meisa_proto::{
-    contacts::{self as cpb, contacts_service_client::ContactsServiceClient, get_contact_request::By},
+    contacts::{
+        self as cpb, contacts_service_client::ContactsServiceClient, get_contact_request::By,
+    },
     mailer::{self as pb, MessageStatus},
 };
 use meisa_testkit::{TestDb, smtp::SmtpServer};
@@ -28,7 +30,9 @@ impl Drop for Contacts {
 
 async fn spawn_contacts() -> Contacts {
     let db = TestDb::create("contacts").await;
-    meisa_contacts::migrate(&db.url).await.expect("migrate contacts");
+    meisa_contacts::migrate(&db.url)
+        .await
+        .expect("migrate contacts");
     let prefix = meisa_testkit::unique_name("mt");
     let cfg = ContactsConfig::local(db.url.clone(), meisa_testkit::redis_url(), prefix.clone());
     let app = ContactsApp::build(cfg).await.expect("build contacts");
@@ -39,8 +43,16 @@ async fn spawn_contacts() -> Contacts {
         let _ = app.run(token).await;
     });
     let url = format!("http://{addr}");
-    let client = ContactsServiceClient::connect(url.clone()).await.expect("connect contacts");
-    Contacts { client, url, shutdown, prefix, _db: db }
+    let client = ContactsServiceClient::connect(url.clone())
+        .await
+        .expect("connect contacts");
+    Contacts {
+        client,
+        url,
+        shutdown,
+        prefix,
+        _db: db,
+    }
 }
 
 #[tokio::test]
@@ -53,7 +65,9 @@ async fn the_link_in_a_received_email_unsubscribes_the_contact_at_contacts() {
             contact: Some(cpb::ContactInput {
                 email: "jane@example.com".into(),
                 external_id: "usr_1".into(),
-                first_name: Some(cpb::StringPatch { value: Some("Jane".into()) }),
+                first_name: Some(cpb::StringPatch {
+                    value: Some("Jane".into()),
+                }),
                 custom_fields: [("plan".to_string(), string("pro"))].into(),
                 ..Default::default()
             }),
@@ -69,16 +83,25 @@ async fn the_link_in_a_received_email_unsubscribes_the_contact_at_contacts() {
     let url = contacts.url.clone();
     let app = spawn_app_with(Some(&smtp), move |c| c.contacts_url = url).await;
     let t = app
-        .create_template(template("Hi {{ first_name }}", "<p>{{ plan }}</p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>"))
+        .create_template(template(
+            "Hi {{ first_name }}",
+            "<p>{{ plan }}</p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>",
+        ))
         .await
         .unwrap();
     app.send("job-1", snapshot.clone(), &t.id).await.unwrap();
     let mails = smtp.wait_for(1, Duration::from_secs(15)).await;
-    let token = token_from_header(&mails[0].header("List-Unsubscribe").expect("List-Unsubscribe"));
+    let token = token_from_header(
+        &mails[0]
+            .header("List-Unsubscribe")
+            .expect("List-Unsubscribe"),
+    );
 
     let mut mc = app.client.clone();
     let described = mc
-        .describe_unsubscribe_token(pb::DescribeUnsubscribeTokenRequest { token: token.clone() })
+        .describe_unsubscribe_token(pb::DescribeUnsubscribeTokenRequest {
+            token: token.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -92,17 +115,34 @@ async fn the_link_in_a_received_email_unsubscribes_the_contact_at_contacts() {
         let mut bytes = token.clone().into_bytes();
         bytes[pos] = if bytes[pos] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(bytes).unwrap();
-        let err = mc.unsubscribe(pb::UnsubscribeRequest { token: tampered.clone() }).await.unwrap_err();
+        let err = mc
+            .unsubscribe(pb::UnsubscribeRequest {
+                token: tampered.clone(),
+            })
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), tonic::Code::NotFound);
-        let err = mc.describe_unsubscribe_token(pb::DescribeUnsubscribeTokenRequest { token: tampered }).await.unwrap_err();
+        let err = mc
+            .describe_unsubscribe_token(pb::DescribeUnsubscribeTokenRequest { token: tampered })
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), tonic::Code::NotFound);
     }
 
-    let u = mc.unsubscribe(pb::UnsubscribeRequest { token: token.clone() }).await.unwrap().into_inner();
+    let u = mc
+        .unsubscribe(pb::UnsubscribeRequest {
+            token: token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(u.contact_id, snapshot.id);
     assert!(u.changed);
     let now = cc
-        .get_contact(cpb::GetContactRequest { workspace_id: WS.into(), by: Some(By::Id(snapshot.id.clone())) })
+        .get_contact(cpb::GetContactRequest {
+            workspace_id: WS.into(),
+            by: Some(By::Id(snapshot.id.clone())),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -112,7 +152,13 @@ async fn the_link_in_a_received_email_unsubscribes_the_contact_at_contacts() {
     assert_eq!(now.version, snapshot.version + 1);
 
     // Again: OK, nothing changes.
-    let again = mc.unsubscribe(pb::UnsubscribeRequest { token: token.clone() }).await.unwrap().into_inner();
+    let again = mc
+        .unsubscribe(pb::UnsubscribeRequest {
+            token: token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!again.changed);
     let described = mc
         .describe_unsubscribe_token(pb::DescribeUnsubscribeTokenRequest { token })
@@ -122,21 +168,45 @@ async fn the_link_in_a_received_email_unsubscribes_the_contact_at_contacts() {
     assert!(described.already_unsubscribed);
 
     // Later sends are suppressed: with the fresh snapshot, and even with a stale one.
-    let fresh = app.send("job-2", now.clone(), &t.id).await.unwrap().message.unwrap();
+    let fresh = app
+        .send("job-2", now.clone(), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     assert_eq!(fresh.status, MessageStatus::Suppressed as i32);
-    let stale = app.send("job-3", snapshot.clone(), &t.id).await.unwrap().message.unwrap();
+    let stale = app
+        .send("job-3", snapshot.clone(), &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     assert_eq!(stale.status, MessageStatus::Suppressed as i32);
-    assert!(stale.reason.contains("unsubscribe link"), "{}", stale.reason);
+    assert!(
+        stale.reason.contains("unsubscribe link"),
+        "{}",
+        stale.reason
+    );
 
     // Resubscribing at contacts (a newer snapshot with subscribed=true) lifts it.
     let resubscribed = cc
-        .set_subscribed(cpb::SetSubscribedRequest { workspace_id: WS.into(), id: snapshot.id.clone(), subscribed: true, causation: None })
+        .set_subscribed(cpb::SetSubscribedRequest {
+            workspace_id: WS.into(),
+            id: snapshot.id.clone(),
+            subscribed: true,
+            causation: None,
+        })
         .await
         .unwrap()
         .into_inner()
         .contact
         .unwrap();
-    let back = app.send("job-4", resubscribed, &t.id).await.unwrap().message.unwrap();
+    let back = app
+        .send("job-4", resubscribed, &t.id)
+        .await
+        .unwrap()
+        .message
+        .unwrap();
     assert_eq!(back.status, MessageStatus::Queued as i32);
     smtp.wait_for(2, Duration::from_secs(15)).await;
     meisa_testkit::clean_redis(&contacts.prefix).await;
