@@ -294,7 +294,7 @@ async fn erasing_a_contact_deletes_its_messages_files_and_links() {
     let eml = app.config.data_dir.join(format!("{}.eml", m.id));
     let raw = std::fs::read_to_string(&eml).expect("eml written");
     let token = token_from_header(
-        &raw.lines()
+        raw.lines()
             .find(|l| l.starts_with("List-Unsubscribe:"))
             .expect("header"),
     );

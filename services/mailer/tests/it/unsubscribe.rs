@@ -211,3 +211,28 @@ async fn the_link_in_a_received_email_unsubscribes_the_contact_at_contacts() {
     smtp.wait_for(2, Duration::from_secs(15)).await;
     meisa_testkit::clean_redis(&contacts.prefix).await;
 }
+
+#[tokio::test]
+async fn an_unsubscribe_stands_even_when_contacts_is_down() {
+    // Config::local points MEISA_CONTACTS_URL at a closed port.
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app(Some(&smtp)).await;
+    let t = app
+        .create_template(template("Hi", "<p>Hi</p>"))
+        .await
+        .unwrap();
+    let c = contact("ct_1", "a@b.test", Some("A"));
+    app.send("job-1", c.clone(), &t.id).await.unwrap();
+    let mails = smtp.wait_for(1, Duration::from_secs(15)).await;
+    let token = token_from_header(&mails[0].header("List-Unsubscribe").unwrap());
+    let u = app
+        .client
+        .clone()
+        .unsubscribe(pb::UnsubscribeRequest { token })
+        .await
+        .expect("the person who clicked sees no error for our outage")
+        .into_inner();
+    assert!(u.changed);
+    let later = app.send("job-2", c, &t.id).await.unwrap().message.unwrap();
+    assert_eq!(later.status, MessageStatus::Suppressed as i32);
+}
