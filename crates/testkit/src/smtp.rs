@@ -10,8 +10,9 @@
 //! let mails = smtp.wait_for(1, Duration::from_secs(10)).await;
 //! ```
 //!
-//! A message is recorded when the server answers 250 to the end of DATA, i.e. exactly when a
-//! client learns it was accepted; a transaction cut before that records nothing.
+//! A message is recorded when the server accepts it at the end of DATA, right before its 250
+//! goes out (as a real server commits before replying); a transaction cut before the final dot
+//! records nothing.
 
 use std::{
     net::SocketAddr,
@@ -387,8 +388,9 @@ async fn session(
                         sleep(delay).await;
                         let reply = scripted_reply.unwrap_or_else(|| "250 2.0.0 queued".into());
                         let code = reply.get(..3).unwrap_or("").to_string();
-                        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
-                        write.flush().await?;
+                        // Like a real server: the message is taken (recorded) before the 250
+                        // goes out, so a client that dies right after sending the dot has
+                        // still delivered it.
                         {
                             let mut s = lock(&state);
                             s.data_end_replies.push(code.clone());
@@ -402,6 +404,8 @@ async fn session(
                             }
                         }
                         notify.notify_waiters();
+                        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                        write.flush().await?;
                         from = None;
                         to.clear();
                         continue;
