@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "meisa/events/v1/events.proto",
         "meisa/contacts/v1/contacts.proto",
         "meisa/mailer/v1/mailer.proto",
+        "meisa/automations/v1/automations.proto",
     ]
     .iter()
     .map(|f| root.join(f))

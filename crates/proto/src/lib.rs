@@ -24,12 +24,19 @@ pub mod meisa {
             tonic::include_proto!("meisa.mailer.v1");
         }
     }
+    pub mod automations {
+        pub mod v1 {
+            tonic::include_proto!("meisa.automations.v1");
+        }
+    }
 }
 
+pub use meisa::automations::v1 as automations;
 pub use meisa::common::v1 as common;
 pub use meisa::contacts::v1 as contacts;
 pub use meisa::events::v1 as events;
 pub use meisa::mailer::v1 as mailer;
 
 /// The encoded `FileDescriptorSet` of every Meisa proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/meisa_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/meisa_descriptor.bin"));
