@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            // stderr, once: the log may be JSON for machines; this line is for the operator.
             eprintln!("mailer: {e}");
             ExitCode::FAILURE
         }
