@@ -51,7 +51,18 @@ pub enum StartError {
 }
 
 /// Runs the embedded migrations (`mailer migrate`, and tests).
+/// Creates the database when it does not exist yet, then applies the migrations.
 pub async fn migrate(database_url: &str) -> Result<(), StartError> {
+    use sqlx::migrate::MigrateDatabase;
+    if !sqlx::Postgres::database_exists(database_url)
+        .await
+        .map_err(StartError::Db)?
+    {
+        tracing::info!("creating the mailer database");
+        sqlx::Postgres::create_database(database_url)
+            .await
+            .map_err(StartError::Db)?;
+    }
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .connect(database_url)
