@@ -1,0 +1,28 @@
+//! Plain types for what the dashboard configures (DESIGN §3) and what the change stream carries.
+//! No I/O: each type parses from the DESIGN JSON (and from protobuf, through that JSON) with
+//! errors naming the JSON path, and says what it matches or allows.
+
+pub mod action;
+pub mod automation;
+pub mod event;
+pub mod json;
+pub mod proto;
+pub mod reentry;
+pub mod sequence;
+pub mod step;
+pub mod trigger;
+
+pub use action::Action;
+pub use automation::{AutomationDef, Reference};
+pub use event::{EventKind, EventView};
+pub use json::DefinitionError;
+pub use reentry::Reentry;
+pub use sequence::SequenceDef;
+pub use step::Step;
+pub use trigger::Trigger;
+
+/// New ids are `prefix_` + a UUIDv7 in hex: unique without coordination and ordered by creation
+/// time, so cursor pagination by id lists newest first.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}

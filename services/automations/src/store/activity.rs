@@ -1,0 +1,278 @@
+//! The activity log: what automations did for each contact, written in the transaction of the
+//! fact it records. Stats are counts over it (and over enrollments for what is active now).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Triggered,
+    ActionDone,
+    ActionFailed,
+    Enrolled,
+    StepDone,
+    StepFailed,
+    Completed,
+    Exited,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Triggered => "triggered",
+            Self::ActionDone => "action_done",
+            Self::ActionFailed => "action_failed",
+            Self::Enrolled => "enrolled",
+            Self::StepDone => "step_done",
+            Self::StepFailed => "step_failed",
+            Self::Completed => "completed",
+            Self::Exited => "exited",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Triggered,
+            Self::ActionDone,
+            Self::ActionFailed,
+            Self::Enrolled,
+            Self::StepDone,
+            Self::StepFailed,
+            Self::Completed,
+            Self::Exited,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub workspace_id: String,
+    pub contact_id: Option<String>,
+    pub kind: Kind,
+    pub automation_id: Option<String>,
+    pub sequence_id: Option<String>,
+    pub enrollment_id: Option<String>,
+    pub event_id: Option<String>,
+    pub action_index: Option<i32>,
+    pub action_type: Option<String>,
+    pub step_index: Option<i32>,
+    pub step_type: Option<String>,
+    pub message_id: Option<String>,
+    /// The mailer took an email for sending (queued or sent).
+    pub emailed: bool,
+    pub detail: String,
+}
+
+impl Entry {
+    pub fn new(workspace_id: &str, contact_id: &str, kind: Kind) -> Self {
+        Self {
+            workspace_id: workspace_id.into(),
+            contact_id: Some(contact_id.into()),
+            kind,
+            automation_id: None,
+            sequence_id: None,
+            enrollment_id: None,
+            event_id: None,
+            action_index: None,
+            action_type: None,
+            step_index: None,
+            step_type: None,
+            message_id: None,
+            emailed: false,
+            detail: String::new(),
+        }
+    }
+
+    pub fn automation(mut self, id: Option<&str>, event_id: Option<&str>) -> Self {
+        self.automation_id = id.map(str::to_string);
+        self.event_id = event_id.map(str::to_string);
+        self
+    }
+
+    pub fn enrollment(mut self, sequence_id: &str, enrollment_id: &str) -> Self {
+        self.sequence_id = Some(sequence_id.into());
+        self.enrollment_id = Some(enrollment_id.into());
+        self
+    }
+
+    pub fn action(mut self, index: usize, ty: &str) -> Self {
+        self.action_index = i32::try_from(index).ok();
+        self.action_type = Some(ty.into());
+        self
+    }
+
+    pub fn step(mut self, index: usize, ty: &str) -> Self {
+        self.step_index = i32::try_from(index).ok();
+        self.step_type = Some(ty.into());
+        self
+    }
+
+    pub fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = d.into();
+        self
+    }
+
+    pub fn email(mut self, message_id: &str, accepted: bool) -> Self {
+        self.message_id = Some(message_id.into());
+        self.emailed = accepted;
+        self
+    }
+}
+
+pub async fn record(conn: &mut PgConnection, e: &Entry) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO activity (workspace_id, contact_id, kind, automation_id, sequence_id,
+            enrollment_id, event_id, action_index, action_type, step_index, step_type, message_id,
+            emailed, detail, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())",
+    )
+    .bind(&e.workspace_id)
+    .bind(&e.contact_id)
+    .bind(e.kind.as_str())
+    .bind(&e.automation_id)
+    .bind(&e.sequence_id)
+    .bind(&e.enrollment_id)
+    .bind(&e.event_id)
+    .bind(e.action_index)
+    .bind(&e.action_type)
+    .bind(e.step_index)
+    .bind(&e.step_type)
+    .bind(&e.message_id)
+    .bind(e.emailed)
+    .bind(&e.detail)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Clone, Debug)]
+pub struct ActivityRow {
+    pub id: i64,
+    pub entry: Entry,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A contact's activity, newest first, before the cursor id when given.
+pub async fn list_for_contact(
+    pool: &PgPool,
+    workspace_id: &str,
+    contact_id: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<ActivityRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, workspace_id, contact_id, kind, automation_id, sequence_id, enrollment_id,
+                event_id, action_index, action_type, step_index, step_type, message_id, emailed,
+                detail, occurred_at
+         FROM activity WHERE workspace_id = $1 AND contact_id = $2 AND ($3::bigint IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(workspace_id)
+    .bind(contact_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            Ok(ActivityRow {
+                id: r.try_get("id")?,
+                occurred_at: r.try_get("occurred_at")?,
+                entry: Entry {
+                    workspace_id: r.try_get("workspace_id")?,
+                    contact_id: r.try_get("contact_id")?,
+                    kind: Kind::parse(&kind).unwrap_or(Kind::Triggered),
+                    automation_id: r.try_get("automation_id")?,
+                    sequence_id: r.try_get("sequence_id")?,
+                    enrollment_id: r.try_get("enrollment_id")?,
+                    event_id: r.try_get("event_id")?,
+                    action_index: r.try_get("action_index")?,
+                    action_type: r.try_get("action_type")?,
+                    step_index: r.try_get("step_index")?,
+                    step_type: r.try_get("step_type")?,
+                    message_id: r.try_get("message_id")?,
+                    emailed: r.try_get("emailed")?,
+                    detail: r.try_get("detail")?,
+                },
+            })
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub triggered: u64,
+    pub enrolled: u64,
+    pub completed: u64,
+    pub exited: u64,
+    pub emails_sent: u64,
+    pub actions_done: u64,
+    pub actions_failed: u64,
+    pub active: u64,
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+pub async fn automation_counts(
+    pool: &PgPool,
+    workspace_id: &str,
+    automation_id: &str,
+) -> Result<Counts, sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT count(*) FILTER (WHERE kind = 'triggered') AS triggered,
+                count(*) FILTER (WHERE kind = 'enrolled') AS enrolled,
+                count(*) FILTER (WHERE kind = 'completed') AS completed,
+                count(*) FILTER (WHERE kind = 'exited') AS exited,
+                count(*) FILTER (WHERE emailed) AS emails_sent,
+                count(*) FILTER (WHERE kind = 'action_done') AS actions_done,
+                count(*) FILTER (WHERE kind = 'action_failed') AS actions_failed
+         FROM activity WHERE workspace_id = $1 AND automation_id = $2",
+    )
+    .bind(workspace_id)
+    .bind(automation_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(Counts {
+        triggered: count(r.try_get("triggered")?),
+        enrolled: count(r.try_get("enrolled")?),
+        completed: count(r.try_get("completed")?),
+        exited: count(r.try_get("exited")?),
+        emails_sent: count(r.try_get("emails_sent")?),
+        actions_done: count(r.try_get("actions_done")?),
+        actions_failed: count(r.try_get("actions_failed")?),
+        active: 0,
+    })
+}
+
+pub async fn sequence_counts(
+    pool: &PgPool,
+    workspace_id: &str,
+    sequence_id: &str,
+) -> Result<Counts, sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT count(*) FILTER (WHERE kind = 'enrolled') AS enrolled,
+                count(*) FILTER (WHERE kind = 'completed') AS completed,
+                count(*) FILTER (WHERE kind = 'exited') AS exited,
+                count(*) FILTER (WHERE emailed AND kind = 'step_done') AS emails_sent,
+                (SELECT count(*) FROM enrollments
+                  WHERE workspace_id = $1 AND sequence_id = $2 AND status = 'active') AS active
+         FROM activity WHERE workspace_id = $1 AND sequence_id = $2",
+    )
+    .bind(workspace_id)
+    .bind(sequence_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(Counts {
+        enrolled: count(r.try_get("enrolled")?),
+        completed: count(r.try_get("completed")?),
+        exited: count(r.try_get("exited")?),
+        emails_sent: count(r.try_get("emails_sent")?),
+        active: count(r.try_get("active")?),
+        ..Counts::default()
+    })
+}

@@ -1,0 +1,227 @@
+//! Action workers: run the remote actions of firings (add_tag, remove_tag through the contacts
+//! service, send_email through the mailer), one job at a time per worker.
+//!
+//! A job is claimed under a lease, the call is made, and the outcome is recorded with its
+//! activity in one transaction. If the process dies after the call but before that commit, the
+//! lease runs out and the job runs again: tags are idempotent, and SendEmail carries the job id
+//! as its idempotency key, so the mailer answers the message it already made instead of sending
+//! a second email.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use meisa_proto::{common::Causation, mailer as mpb};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{Wakers, backoff, chrono};
+use crate::{
+    clients::{Contacts, Found, Mailer, message_accepted, message_status_name},
+    domain::Action,
+    error::{Error, Result},
+    store::{
+        Store,
+        activity::{self, Entry, Kind},
+        jobs::{self, Job},
+    },
+};
+
+pub struct Actions {
+    pub store: Store,
+    pub contacts: Contacts,
+    pub mailer: Mailer,
+    pub lease: Duration,
+    pub poll: Duration,
+    pub max_attempts: i32,
+    pub wakers: Wakers,
+}
+
+pub fn spawn(
+    a: Arc<Actions>,
+    workers: usize,
+    shutdown: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..workers)
+        .map(|_| tokio::spawn(worker(a.clone(), shutdown.clone())))
+        .collect()
+}
+
+async fn worker(a: Arc<Actions>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let claimed = match jobs::claim(&a.store.pool, 1, a.lease).await {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming action jobs failed");
+                Vec::new()
+            }
+        };
+        if claimed.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = a.wakers.jobs.notified() => {}
+                _ = tokio::time::sleep(a.poll) => {}
+            }
+            continue;
+        }
+        // More may be waiting: let another worker look while this one runs the job.
+        a.wakers.jobs.notify_one();
+        for job in claimed {
+            let span = tracing::info_span!("action", job = %job.id, automation = %job.automation_id, index = job.action_index);
+            meisa_runtime::telemetry::set_parent_from_traceparent(&span, &job.traceparent);
+            if let Err(e) = run_job(&a, &job).instrument(span).await {
+                tracing::warn!(job = %job.id, error = %e, "recording an action's outcome failed; it will run again when its lease ends");
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Done(String),
+    Emailed {
+        message_id: String,
+        status: i32,
+    },
+    /// The contact was erased: nothing to do, nothing to record against it.
+    Gone,
+    Failed(String),
+}
+
+async fn run_job(a: &Actions, job: &Job) -> Result<()> {
+    let outcome = match execute(a, job).await {
+        Ok(o) => o,
+        Err(e) if e.is_transient() && job.attempts < a.max_attempts => {
+            let at = Utc::now() + chrono(backoff(job.attempts));
+            tracing::warn!(job = %job.id, attempts = job.attempts, retry_at = %at, error = %e, "action failed; retrying later");
+            jobs::retry_at(&a.store.pool, job, at, &e.to_string()).await?;
+            return Ok(());
+        }
+        Err(e) => Outcome::Failed(e.to_string()),
+    };
+    let contact = job.contact_id.as_deref().unwrap_or_default();
+    let ty = job.action["type"].as_str().unwrap_or("unknown").to_string();
+    let index = usize::try_from(job.action_index).unwrap_or(0);
+    let entry = |kind: Kind| {
+        Entry::new(&job.workspace_id, contact, kind)
+            .automation(Some(&job.automation_id), Some(&job.event_id))
+            .action(index, &ty)
+    };
+    let mut tx = a.store.pool.begin().await?;
+    let (status, error, record) = match outcome {
+        Outcome::Done(detail) => (
+            "done",
+            String::new(),
+            Some(entry(Kind::ActionDone).detail(detail)),
+        ),
+        Outcome::Emailed { message_id, status } => (
+            "done",
+            String::new(),
+            Some(
+                entry(Kind::ActionDone)
+                    .email(&message_id, message_accepted(status))
+                    .detail(message_status_name(status)),
+            ),
+        ),
+        Outcome::Gone => ("cancelled", "contact erased".to_string(), None),
+        Outcome::Failed(why) => {
+            tracing::warn!(job = %job.id, error = %why, "action failed for good");
+            (
+                "failed",
+                why.clone(),
+                Some(entry(Kind::ActionFailed).detail(why)),
+            )
+        }
+    };
+    if jobs::finish(&mut tx, job, status, &error).await? {
+        if let Some(e) = record {
+            activity::record(&mut tx, &e).await?;
+        }
+        tx.commit().await?;
+    } else {
+        // Our claim ran out and another worker has the job; it records the outcome.
+        tx.rollback().await?;
+    }
+    Ok(())
+}
+
+async fn execute(a: &Actions, job: &Job) -> Result<Outcome> {
+    let action = Action::parse(&job.action, "action")
+        .map_err(|e| Error::Corrupt(format!("job {}: {e}", job.id)))?;
+    let Some(contact_id) = job.contact_id.as_deref() else {
+        return Ok(Outcome::Gone);
+    };
+    let ws = job.workspace_id.as_str();
+    let causation = Causation {
+        source: "automation".into(),
+        automation_id: job.automation_id.clone(),
+        event_id: job.event_id.clone(),
+        depth: u32::try_from(job.depth).unwrap_or(0),
+    };
+    let tags = |changed: Option<bool>, yes: &str, no: &str| match changed {
+        None => Outcome::Gone,
+        Some(true) => Outcome::Done(yes.to_string()),
+        Some(false) => Outcome::Done(no.to_string()),
+    };
+    Ok(match action {
+        Action::AddTag { tag } => {
+            let r = a
+                .contacts
+                .add_tags(ws, contact_id, vec![tag.clone()], causation)
+                .await
+                .map_err(Error::Contacts)?;
+            tags(
+                r,
+                &format!("tagged {tag}"),
+                &format!("already tagged {tag}"),
+            )
+        }
+        Action::RemoveTag { tag } => {
+            let r = a
+                .contacts
+                .remove_tags(ws, contact_id, vec![tag.clone()], causation)
+                .await
+                .map_err(Error::Contacts)?;
+            tags(
+                r,
+                &format!("untagged {tag}"),
+                &format!("did not have {tag}"),
+            )
+        }
+        Action::SendEmail { template_id } => {
+            // The contact as it is right before sending (DESIGN §5), not as the event saw it.
+            let contact = match a
+                .contacts
+                .get(ws, contact_id)
+                .await
+                .map_err(Error::Contacts)?
+            {
+                Found::Gone => return Ok(Outcome::Gone),
+                Found::Contact(c) => *c,
+            };
+            let sent = a
+                .mailer
+                .send(mpb::SendEmailRequest {
+                    workspace_id: ws.into(),
+                    idempotency_key: job.id.clone(),
+                    contact: Some(contact),
+                    template_id,
+                    source: Some(mpb::MessageSource {
+                        automation_id: job.automation_id.clone(),
+                        event_id: job.event_id.clone(),
+                        ..Default::default()
+                    }),
+                })
+                .await;
+            match sent {
+                Ok(m) => Outcome::Emailed {
+                    message_id: m.id,
+                    status: m.status,
+                },
+                Err(s) if crate::error::status_transient(&s) => return Err(Error::Mailer(s)),
+                // A deleted template, an address the mailer refuses: retrying will not help.
+                Err(s) => Outcome::Failed(format!("the mailer refused the email: {}", s.message())),
+            }
+        }
+        // Done in the firing's transaction; a job row exists only as their record.
+        Action::Enroll { .. } | Action::Exit { .. } => Outcome::Done("done at firing".into()),
+    })
+}

@@ -1,0 +1,231 @@
+//! The sequence scheduler: claims due enrollments (`FOR UPDATE SKIP LOCKED`, under a lease) and
+//! runs their steps.
+//!
+//! Before every step the contact's current state is read from the contacts service (DESIGN §3):
+//! if it is gone, unsubscribed, or `exit_when` holds, the enrollment exits and nothing more is
+//! sent. An email step calls SendEmail with the idempotency key `{enrollment id}:{step index}`,
+//! then advances the enrollment in one transaction with its activity. A wait step sets the next
+//! run to now + duration and releases the claim.
+//!
+//! Dying half-way: after SendEmail but before the advance commits, the lease runs out and the
+//! step runs again; the mailer answers the message it already made for that key, so no email is
+//! sent twice. A claim that was lost (lease expired, another scheduler advanced it) is detected
+//! by the advance's `current_step` guard, which then changes nothing.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use meisa_conditions::evaluate;
+use meisa_proto::mailer as mpb;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{Wakers, backoff, chrono, fire::record_exits};
+use crate::{
+    clients::{Contacts, Found, Mailer, message_accepted, message_status_name},
+    domain::{Step, event::state_from_contact},
+    error::{Error, Result},
+    store::{
+        Store,
+        activity::{self, Entry, Kind},
+        definitions,
+        enrollments::{self, Enrollment},
+    },
+};
+
+pub struct Scheduler {
+    pub store: Store,
+    pub contacts: Contacts,
+    pub mailer: Mailer,
+    pub lease: Duration,
+    pub poll: Duration,
+    pub wakers: Wakers,
+}
+
+pub fn spawn(
+    s: Arc<Scheduler>,
+    workers: usize,
+    shutdown: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..workers)
+        .map(|_| tokio::spawn(worker(s.clone(), shutdown.clone())))
+        .collect()
+}
+
+async fn worker(s: Arc<Scheduler>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let claimed = match enrollments::claim_due(&s.store.pool, 1, s.lease).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming due enrollments failed");
+                Vec::new()
+            }
+        };
+        if claimed.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = s.wakers.scheduler.notified() => {}
+                _ = tokio::time::sleep(s.poll) => {}
+            }
+            continue;
+        }
+        s.wakers.scheduler.notify_one();
+        for e in claimed {
+            let span = tracing::info_span!("enrollment", enrollment = %e.id, sequence = %e.sequence_id, step = e.current_step);
+            meisa_runtime::telemetry::set_parent_from_traceparent(&span, &e.traceparent);
+            match run(&s, &e).instrument(span).await {
+                Ok(()) => {}
+                Err(err) if err.is_transient() => {
+                    let at = Utc::now() + chrono(backoff(e.attempts + 1));
+                    tracing::warn!(enrollment = %e.id, error = %err, retry_at = %at, "step failed; retrying later");
+                    if let Err(db) =
+                        enrollments::release(&s.store.pool, &e.workspace_id, &e.id, Some(at)).await
+                    {
+                        tracing::warn!(enrollment = %e.id, error = %db, "could not release the enrollment; its lease will");
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(enrollment = %e.id, error = %err, "step failed; retrying later");
+                    let at = Utc::now() + chrono(backoff(e.attempts + 1));
+                    let _ =
+                        enrollments::release(&s.store.pool, &e.workspace_id, &e.id, Some(at)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn end(s: &Scheduler, e: &Enrollment, reason: &str) -> Result<()> {
+    let mut tx = s.store.pool.begin().await?;
+    if let Some(ended) = enrollments::exit_one(&mut tx, &e.workspace_id, &e.id, reason).await? {
+        record_exits(
+            &mut tx,
+            &e.workspace_id,
+            e.contact_id.as_deref(),
+            &[ended],
+            reason,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(enrollment = %e.id, reason, "enrollment exited");
+    Ok(())
+}
+
+/// Runs steps from the enrollment's current one until it waits, ends, or loses its claim.
+async fn run(s: &Scheduler, e: &Enrollment) -> Result<()> {
+    let ws = e.workspace_id.as_str();
+    let sequence = {
+        let mut conn = s.store.pool.acquire().await?;
+        definitions::get_sequence(&mut conn, ws, &e.sequence_id).await?
+    };
+    let Some(sequence) = sequence else {
+        return end(s, e, "sequence_deleted").await;
+    };
+    let Some(contact_id) = e.contact_id.as_deref() else {
+        return end(s, e, "contact_deleted").await;
+    };
+    let steps = &sequence.def.steps;
+    let mut step = e.current_step;
+    loop {
+        let Some(current) = usize::try_from(step).ok().and_then(|i| steps.get(i)) else {
+            let mut tx = s.store.pool.begin().await?;
+            if enrollments::complete(&mut tx, ws, &e.id).await? {
+                let mut entry = Entry::new(ws, contact_id, Kind::Completed)
+                    .automation(e.automation_id.as_deref(), None)
+                    .enrollment(&e.sequence_id, &e.id);
+                entry.step_index = Some(step);
+                activity::record(&mut tx, &entry).await?;
+            }
+            tx.commit().await?;
+            return Ok(());
+        };
+        let contact = match s
+            .contacts
+            .get(ws, contact_id)
+            .await
+            .map_err(Error::Contacts)?
+        {
+            Found::Gone => return end(s, e, "contact_deleted").await,
+            Found::Contact(c) => *c,
+        };
+        if !contact.subscribed {
+            return end(s, e, "unsubscribed").await;
+        }
+        let state = state_from_contact(&contact);
+        if sequence
+            .def
+            .exit_when
+            .as_ref()
+            .is_some_and(|c| evaluate(c, &state, Utc::now()))
+        {
+            return end(s, e, "exit_when").await;
+        }
+        let index = usize::try_from(step).unwrap_or(0);
+        let base = || {
+            Entry::new(ws, contact_id, Kind::StepDone)
+                .automation(e.automation_id.as_deref(), e.event_id.as_deref())
+                .enrollment(&e.sequence_id, &e.id)
+                .step(index, current.type_name())
+        };
+        match current {
+            Step::Wait(d) => {
+                let until = Utc::now() + d.to_chrono();
+                let mut tx = s.store.pool.begin().await?;
+                if enrollments::advance(&mut tx, ws, &e.id, step, until, true).await? {
+                    activity::record(
+                        &mut tx,
+                        &base().detail(format!("until {}", until.to_rfc3339())),
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                return Ok(());
+            }
+            Step::Email { template_id } => {
+                let sent = s
+                    .mailer
+                    .send(mpb::SendEmailRequest {
+                        workspace_id: ws.into(),
+                        idempotency_key: format!("{}:{step}", e.id),
+                        contact: Some(contact),
+                        template_id: template_id.clone(),
+                        source: Some(mpb::MessageSource {
+                            automation_id: e.automation_id.clone().unwrap_or_default(),
+                            sequence_id: e.sequence_id.clone(),
+                            step: u32::try_from(step).ok(),
+                            enrollment_id: e.id.clone(),
+                            event_id: e.event_id.clone().unwrap_or_default(),
+                        }),
+                    })
+                    .await;
+                let entry = match sent {
+                    Ok(m) => base()
+                        .email(&m.id, message_accepted(m.status))
+                        .detail(message_status_name(m.status)),
+                    Err(st) if crate::error::status_transient(&st) => {
+                        return Err(Error::Mailer(st));
+                    }
+                    // A deleted template: the step cannot be sent; record it and go on.
+                    Err(st) => {
+                        let mut entry = base()
+                            .detail(format!("the mailer refused the email: {}", st.message()));
+                        entry.kind = Kind::StepFailed;
+                        entry
+                    }
+                };
+                let mut tx = s.store.pool.begin().await?;
+                let advanced =
+                    enrollments::advance(&mut tx, ws, &e.id, step, Utc::now(), false).await?;
+                if advanced {
+                    activity::record(&mut tx, &entry).await?;
+                }
+                tx.commit().await?;
+                if !advanced {
+                    return Ok(());
+                }
+                step += 1;
+            }
+        }
+    }
+}
