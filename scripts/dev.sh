@@ -43,6 +43,7 @@ stop() {
   say "stopping services"
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  exit 0
 }
 trap stop INT TERM EXIT
 
@@ -108,4 +109,5 @@ cat <<TXT
 
 TXT
 wait -n "${pids[@]}" || true
-echo "a service exited; see $DEV/logs/" >&2
+echo "a service exited on its own; see $DEV/logs/ (stopping the others)" >&2
+exit 1
