@@ -39,13 +39,15 @@ done
 
 pids=()
 stop() {
+  local rc=${1:-0}
   trap - INT TERM EXIT
   say "stopping services"
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  exit 0
+  exit "$rc"
 }
-trap stop INT TERM EXIT
+trap 'stop 0' INT TERM
+trap 'stop $?' EXIT
 
 export REDIS_URL MEISA_CONTACTS_URL="http://${CONTACTS_ADDR}" MEISA_MAILER_URL="http://${MAILER_ADDR}" \
   MEISA_AUTOMATIONS_URL="http://${AUTOMATIONS_ADDR}" MEISA_PUBLIC_URL="$GATEWAY_URL" \
@@ -110,4 +112,4 @@ cat <<TXT
 TXT
 wait -n "${pids[@]}" || true
 echo "a service exited on its own; see $DEV/logs/ (stopping the others)" >&2
-exit 1
+stop 1
