@@ -2,12 +2,16 @@
 //! MAIL FROM, RCPT TO, DATA with dot-unstuffing, RSET, NOOP, QUIT), records every accepted
 //! message (envelope and raw data) and answers what a test scripts:
 //!
-//! ```ignore
+//! ```no_run
+//! # use std::time::Duration;
+//! # use meisa_testkit::smtp::{SmtpServer, Stage};
+//! # async fn demo() {
 //! let smtp = SmtpServer::start().await;
 //! smtp.script(Stage::DataEnd, "451 4.3.0 try again later", 2); // twice, then 250
 //! smtp.reject_rcpt("gone@example.com", "550 5.1.1 no such user");  // every time
 //! smtp.set_delay(Stage::Mail, Duration::from_millis(500));         // slow server
 //! let mails = smtp.wait_for(1, Duration::from_secs(10)).await;
+//! # }
 //! ```
 //!
 //! A message is recorded when the server accepts it at the end of DATA, right before its 250
