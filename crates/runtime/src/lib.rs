@@ -3,6 +3,7 @@
 //! maps error kinds to gRPC codes and HTTP statuses.
 
 pub mod config;
+pub mod db;
 pub mod errors;
 pub mod grpc;
 pub mod shutdown;

@@ -29,8 +29,8 @@ pub enum StartError {
     Config(#[from] meisa_runtime::config::ConfigError),
     #[error("cannot reach the contacts database (DATABASE_URL): {0}")]
     Db(#[from] sqlx::Error),
-    #[error("migrations failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Migrate(#[from] meisa_runtime::db::MigrateError),
     #[error("REDIS_URL is not a valid Redis URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot listen on {addr} (MEISA_GRPC_ADDR): {source}")]
@@ -44,17 +44,7 @@ pub enum StartError {
 
 /// Creates the database when it does not exist yet, then applies the migrations.
 pub async fn migrate(database_url: &str) -> Result<(), StartError> {
-    use sqlx::migrate::MigrateDatabase;
-    if !sqlx::Postgres::database_exists(database_url).await? {
-        tracing::info!("creating the contacts database");
-        sqlx::Postgres::create_database(database_url).await?;
-    }
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(database_url)
-        .await?;
-    store::MIGRATOR.run(&pool).await?;
-    pool.close().await;
+    meisa_runtime::db::migrate(database_url, &store::MIGRATOR).await?;
     Ok(())
 }
 

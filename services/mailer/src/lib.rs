@@ -36,8 +36,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!();
 pub enum StartError {
     #[error("cannot connect to the database (DATABASE_URL): {0}")]
     Db(#[source] sqlx::Error),
-    #[error("migrating the database failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Migrate(#[from] meisa_runtime::db::MigrateError),
     #[error("cannot listen on MEISA_GRPC_ADDR={addr}: {source}")]
     Bind {
         addr: String,
@@ -50,26 +50,10 @@ pub enum StartError {
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
 }
 
-/// Runs the embedded migrations (`mailer migrate`, and tests).
-/// Creates the database when it does not exist yet, then applies the migrations.
+/// Creates the database when it does not exist yet, then applies the embedded migrations
+/// (`mailer migrate`, and tests).
 pub async fn migrate(database_url: &str) -> Result<(), StartError> {
-    use sqlx::migrate::MigrateDatabase;
-    if !sqlx::Postgres::database_exists(database_url)
-        .await
-        .map_err(StartError::Db)?
-    {
-        tracing::info!("creating the mailer database");
-        sqlx::Postgres::create_database(database_url)
-            .await
-            .map_err(StartError::Db)?;
-    }
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(database_url)
-        .await
-        .map_err(StartError::Db)?;
-    MIGRATOR.run(&pool).await?;
-    pool.close().await;
+    meisa_runtime::db::migrate(database_url, &MIGRATOR).await?;
     Ok(())
 }
 
