@@ -34,6 +34,27 @@ impl ContactsApi {
     pub fn new(store: Store, writer: Writer) -> Self {
         Self { store, writer }
     }
+
+    /// A change to one existing contact: returns its state after and what changed.
+    async fn mutate(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        causation: Option<common::Causation>,
+        change: impl FnOnce(&mut crate::domain::Contact),
+    ) -> Result<(Option<common::Contact>, Vec<String>), Status> {
+        let workspace_id = workspace(workspace_id)?;
+        let id = contact_id(id)?;
+        let o = rejected(
+            upsert::mutate(&self.store, &workspace_id, id, &meta(causation), |c| {
+                let mut next = c.clone();
+                change(&mut next);
+                next
+            })
+            .await,
+        )?;
+        Ok((Some(convert::contact(&o.contact)), o.changed))
+    }
 }
 
 fn workspace(id: &str) -> Result<String, Status> {
@@ -241,21 +262,13 @@ impl ContactsService for ContactsApi {
         req: Request<pb::AddTagsRequest>,
     ) -> Result<Response<pb::AddTagsResponse>, Status> {
         let req = req.into_inner();
-        let workspace_id = workspace(&req.workspace_id)?;
-        let id = contact_id(&req.id)?;
         let tags = parse_tags(&req.tags)?;
-        let o = rejected(
-            upsert::mutate(&self.store, &workspace_id, id, &meta(req.causation), |c| {
-                let mut next = c.clone();
-                next.tags.extend(tags.into_iter().map(|t| t.into_string()));
-                next
+        let (contact, changed) = self
+            .mutate(&req.workspace_id, &req.id, req.causation, |c| {
+                c.tags.extend(tags.into_iter().map(|t| t.into_string()));
             })
-            .await,
-        )?;
-        Ok(Response::new(pb::AddTagsResponse {
-            contact: Some(convert::contact(&o.contact)),
-            changed: o.changed,
-        }))
+            .await?;
+        Ok(Response::new(pb::AddTagsResponse { contact, changed }))
     }
 
     #[tracing::instrument(skip_all, err)]
@@ -264,23 +277,15 @@ impl ContactsService for ContactsApi {
         req: Request<pb::RemoveTagsRequest>,
     ) -> Result<Response<pb::RemoveTagsResponse>, Status> {
         let req = req.into_inner();
-        let workspace_id = workspace(&req.workspace_id)?;
-        let id = contact_id(&req.id)?;
         let tags = parse_tags(&req.tags)?;
-        let o = rejected(
-            upsert::mutate(&self.store, &workspace_id, id, &meta(req.causation), |c| {
-                let mut next = c.clone();
+        let (contact, changed) = self
+            .mutate(&req.workspace_id, &req.id, req.causation, |c| {
                 for t in tags {
-                    next.tags.remove(&t.into_string());
+                    c.tags.remove(&t.into_string());
                 }
-                next
             })
-            .await,
-        )?;
-        Ok(Response::new(pb::RemoveTagsResponse {
-            contact: Some(convert::contact(&o.contact)),
-            changed: o.changed,
-        }))
+            .await?;
+        Ok(Response::new(pb::RemoveTagsResponse { contact, changed }))
     }
 
     #[tracing::instrument(skip_all, err)]
@@ -289,19 +294,15 @@ impl ContactsService for ContactsApi {
         req: Request<pb::SetSubscribedRequest>,
     ) -> Result<Response<pb::SetSubscribedResponse>, Status> {
         let req = req.into_inner();
-        let workspace_id = workspace(&req.workspace_id)?;
-        let id = contact_id(&req.id)?;
-        let o = rejected(
-            upsert::mutate(&self.store, &workspace_id, id, &meta(req.causation), |c| {
-                let mut next = c.clone();
-                next.subscribed = req.subscribed;
-                next
+        let subscribed = req.subscribed;
+        let (contact, changed) = self
+            .mutate(&req.workspace_id, &req.id, req.causation, |c| {
+                c.subscribed = subscribed;
             })
-            .await,
-        )?;
+            .await?;
         Ok(Response::new(pb::SetSubscribedResponse {
-            contact: Some(convert::contact(&o.contact)),
-            changed: o.changed,
+            contact,
+            changed,
         }))
     }
 
