@@ -25,6 +25,10 @@ pub enum AppError {
     /// A backing gRPC service answered with an error, or could not be reached.
     #[error("contacts service: {0}")]
     Contacts(#[from] tonic::Status),
+    /// The mailer answered with an error, or could not be reached. Not a `From`: a bare `?` on a
+    /// gRPC call means contacts, so each mailer call says which service failed.
+    #[error("mailer service: {0}")]
+    Mailer(tonic::Status),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug or broken invariant in the gateway itself.
@@ -32,7 +36,46 @@ pub enum AppError {
     Internal(String),
 }
 
+/// How a field the mailer names in an `invalid_field` error reads for the HTTP caller.
+#[derive(Clone, Copy, Debug)]
+pub enum FieldIs<'a> {
+    /// The same value under the request's name (`page.cursor` is the query's `cursor`).
+    Named(&'a str),
+    /// A path id the mailer cannot parse names nothing: 404, "{what} not found".
+    NotFound(&'a str),
+}
+
 impl AppError {
+    /// A mailer error in the caller's terms (see [`FieldIs`]); anything else stays the mailer's
+    /// status, so its cause is logged with it.
+    pub fn mailer(status: tonic::Status, fields: &[(&str, FieldIs<'_>)]) -> Self {
+        let api = ApiError::from_status(&status);
+        if api.code != ErrorCode::InvalidField {
+            return Self::Mailer(status);
+        }
+        let Some(field) = api.field.as_deref() else {
+            return Self::Mailer(status);
+        };
+        match fields.iter().find(|(from, _)| *from == field) {
+            Some((_, FieldIs::NotFound(what))) => {
+                Self::Api(ApiError::not_found(format!("{what} not found")))
+            }
+            Some((from, FieldIs::Named(to))) => {
+                // ApiError::field prefixes the message with the field's path.
+                let message = match api.message.strip_prefix(&format!("{from}:")) {
+                    Some(rest) => format!("{to}:{rest}"),
+                    None => api.message.clone(),
+                };
+                Self::Api(ApiError {
+                    code: ErrorCode::InvalidField,
+                    message,
+                    field: Some((*to).to_string()),
+                })
+            }
+            None => Self::Mailer(status),
+        }
+    }
+
     pub fn to_api(&self) -> ApiError {
         match self {
             Self::Api(e) => e.clone(),
@@ -42,6 +85,14 @@ impl AppError {
                 // describe our network, not the caller's request.
                 if api.code == ErrorCode::Unavailable {
                     ApiError::unavailable("the contacts service is unavailable; retry shortly")
+                } else {
+                    api
+                }
+            }
+            Self::Mailer(status) => {
+                let api = ApiError::from_status(status);
+                if api.code == ErrorCode::Unavailable {
+                    ApiError::unavailable("the mailer service is unavailable; retry shortly")
                 } else {
                     api
                 }
@@ -134,6 +185,31 @@ mod tests {
         let resp = err.into_response();
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(resp.headers()[header::RETRY_AFTER], RETRY_AFTER_SECS);
+    }
+
+    #[test]
+    fn unreachable_mailer_is_a_503_naming_the_mailer() {
+        let err = AppError::Mailer(tonic::Status::unavailable("tcp connect error"));
+        let api = err.to_api();
+        assert_eq!(api.code, ErrorCode::Unavailable);
+        assert!(api.message.contains("mailer"), "{}", api.message);
+        assert!(!api.message.contains("tcp"));
+    }
+
+    #[test]
+    fn mailer_fields_are_renamed_to_the_request_s() {
+        let status = ApiError::field("page.cursor", "is not a cursor").to_status();
+        let api = AppError::mailer(status, &[("page.cursor", FieldIs::Named("cursor"))]).to_api();
+        assert_eq!(api.field.as_deref(), Some("cursor"));
+        assert_eq!(api.message, "cursor: is not a cursor");
+        let status = ApiError::field("id", "\"x\" is not a valid template id").to_status();
+        let api = AppError::mailer(status, &[("id", FieldIs::NotFound("template"))]).to_api();
+        assert_eq!(api.code, ErrorCode::NotFound);
+        assert_eq!(api.field, None);
+        let status = ApiError::field("html", "line 1, column 3: bad").to_status();
+        let api = AppError::mailer(status, &[]).to_api();
+        assert_eq!(api.field.as_deref(), Some("html"));
+        assert_eq!(api.code, ErrorCode::InvalidField);
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod auth;
 pub mod config;
 pub mod contacts;
 pub mod error;
+pub mod grpc;
+pub mod mailer;
 pub mod openapi;
 pub mod store;
 
@@ -28,6 +30,8 @@ pub enum BuildError {
     Database(#[source] sqlx::Error),
     #[error("MEISA_CONTACTS_URL is not a usable gRPC address: {0}")]
     ContactsUrl(#[source] tonic::transport::Error),
+    #[error("MEISA_MAILER_URL is not a usable gRPC address: {0}")]
+    MailerUrl(#[source] tonic::transport::Error),
     #[error("cannot listen on {addr} (MEISA_HTTP_HOST / MEISA_HTTP_PORT): {source}")]
     Bind {
         addr: SocketAddr,
@@ -65,8 +69,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the database, prepares the (lazy) gRPC channel and binds the listener; the
-    /// server starts with [`Application::run`]. Contacts need not be up yet.
+    /// Connects to the database, prepares the (lazy) gRPC channels and binds the listener; the
+    /// server starts with [`Application::run`]. Contacts and the mailer need not be up yet.
     pub async fn build(config: Config) -> Result<Self, BuildError> {
         let pool = store::connect(config.database_url.expose(), config.db_max_connections)
             .await
@@ -77,10 +81,18 @@ impl Application {
             config.contacts_timeout,
         )
         .map_err(BuildError::ContactsUrl)?;
+        let mailer_channel = grpc::channel(
+            &config.mailer_url,
+            config.mailer_connect_timeout,
+            config.mailer_timeout,
+        )
+        .map_err(BuildError::MailerUrl)?;
         let state = api::AppState {
             pool,
             contacts: contacts::client(channel.clone()),
             contacts_health: tonic_health::pb::health_client::HealthClient::new(channel),
+            mailer: mailer::client(mailer_channel.clone()),
+            mailer_health: tonic_health::pb::health_client::HealthClient::new(mailer_channel),
             keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
         };
         let (router, _) = api::router(state);

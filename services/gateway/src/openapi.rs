@@ -18,6 +18,10 @@ use utoipa::{
     tags(
         (name = "contacts", description = "Upsert, read, list and erase contacts"),
         (name = "fields", description = "Custom fields and their types"),
+        (name = "templates", description = "Liquid email templates: edit, preview, test-send"),
+        (name = "messages", description = "What was sent to whom, and what became of it"),
+        (name = "suppressions", description = "Addresses that are never mailed"),
+        (name = "unsubscribe", description = "The unsubscribe link of every email (RFC 8058 one-click); no API key"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

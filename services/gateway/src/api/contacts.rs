@@ -13,6 +13,7 @@ use meisa_proto::{
         self as pb, BatchUpsertRequest, DeleteContactRequest, GetContactRequest,
         ListContactsRequest, UpsertRequest, batch_upsert_result, get_contact_request::By,
     },
+    mailer::EraseContactRequest,
 };
 use meisa_runtime::errors::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -209,7 +210,15 @@ pub async fn get_contact(
     find(&state, &ws, By::Id(id)).await.map(Json)
 }
 
-/// Erasure: the contact, its history and its personal data. Answers 204 with no body.
+/// Erasure (DESIGN §2): the contact, its history and its personal data in every service: contacts
+/// first, then the mailer (messages, their bodies and `.eml` files, the unsubscribe record).
+/// Answers 204 with no body.
+///
+/// Contacts goes first so that nothing new is sent once erasure starts (automations read the
+/// contact before every step). If the mailer cannot be reached the answer is 503: retry. The
+/// retry finds no contact (404 from contacts) but still erases in the mailer, and answers 404
+/// only once that worked, so a client that retries until it gets 204 or 404 has erased
+/// everything.
 #[utoipa::path(
     delete, path = "/api/v1/contacts/{id}", tag = "contacts",
     security(("api_key" = [])),
@@ -217,8 +226,8 @@ pub async fn get_contact(
     responses(
         (status = 204, description = "erased"),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such contact in this workspace"),
-        (status = 503, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such contact in this workspace (its mail data, if any, is erased too)"),
+        (status = 503, body = ErrorBody, description = "contacts or the mailer is unavailable; retry the DELETE"),
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -227,15 +236,44 @@ pub async fn delete_contact(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    state
+    let deleted = state
         .contacts
         .clone()
         .delete_contact(DeleteContactRequest {
             workspace_id: ws.id(),
-            id,
+            id: id.clone(),
             causation: api_causation(),
         })
-        .await?;
+        .await;
+    let contact_missing = match deleted {
+        Ok(_) => false,
+        Err(s) if s.code() == tonic::Code::NotFound => true,
+        Err(s) => return Err(s.into()),
+    };
+    let erased = state
+        .mailer
+        .clone()
+        .erase_contact(EraseContactRequest {
+            workspace_id: ws.id(),
+            contact_id: id,
+        })
+        .await;
+    if let Err(s) = erased {
+        let api = ApiError::from_status(&s);
+        return Err(if api.code == ErrorCode::Unavailable {
+            tracing::warn!(error = %s, "erasure: the mailer is unavailable; the client is told to retry");
+            ApiError::unavailable(
+                "the contact is erased, but its mail history could not be erased yet because \
+                 the mailer is unavailable; retry the DELETE",
+            )
+            .into()
+        } else {
+            AppError::mailer(s, &[])
+        });
+    }
+    if contact_missing {
+        return Err(ApiError::not_found("contact not found").into());
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -325,14 +363,19 @@ pub async fn list_or_find(
 }
 
 fn parse_limit(limit: Option<&str>) -> Result<u32, ApiError> {
+    parse_limit_up_to(limit, MAX_PAGE)
+}
+
+/// `limit` of a list: 1 to `max`, [`DEFAULT_PAGE`] when absent.
+pub fn parse_limit_up_to(limit: Option<&str>, max: u32) -> Result<u32, ApiError> {
     let Some(raw) = limit else {
-        return Ok(DEFAULT_PAGE);
+        return Ok(DEFAULT_PAGE.min(max));
     };
     match raw.trim().parse::<u32>() {
-        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(ApiError::field(
             "limit",
-            format!("must be a whole number from 1 to {MAX_PAGE}, got {raw:?}"),
+            format!("must be a whole number from 1 to {max}, got {raw:?}"),
         )),
     }
 }

@@ -1,5 +1,11 @@
 //! `/healthz` says the process is alive (Kubernetes liveness); `/readyz` says it can serve
 //! (readiness): its database answers and contacts reports SERVING.
+//!
+//! The mailer is checked and reported, but does not decide readiness: the upsert (what product
+//! backends call) needs only contacts, and taking every gateway out of the load balancer because
+//! the mailer is down would turn a template-editing outage into a total one. Mail endpoints
+//! answer 503 with `Retry-After` on their own while it is down, and `/u/{token}` shows a
+//! "try again" page.
 
 use std::time::Duration;
 
@@ -9,7 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::{contacts, error::ErrorDetail, store};
+use crate::{contacts, error::ErrorDetail, mailer, store};
 
 /// A readiness probe must answer before the kubelet gives up on it.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,12 +33,17 @@ pub struct Readiness {
     error: Option<ErrorDetail>,
     /// "ok" or what is wrong, per dependency.
     checks: Checks,
+    /// Dependencies that are down without making the gateway unready (the mailer); empty when
+    /// all is well.
+    degraded: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct Checks {
     database: String,
     contacts: String,
+    /// Reported, not required (see the module docs).
+    mailer: String,
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Alive)))]
@@ -49,9 +60,11 @@ pub async fn alive() -> Json<Alive> {
 )]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut health = state.contacts_health.clone();
-    let (database, contacts) = tokio::join!(
+    let mut mailer_health = state.mailer_health.clone();
+    let (database, contacts, mailer) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, store::ping(&state.pool)),
         tokio::time::timeout(CHECK_TIMEOUT, contacts::check(&mut health)),
+        tokio::time::timeout(CHECK_TIMEOUT, mailer::check(&mut mailer_health)),
     );
     let database = match database {
         Ok(Ok(())) => "ok".to_string(),
@@ -65,6 +78,16 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         Ok(Ok(())) => "ok".to_string(),
         Ok(Err(e)) => e,
         Err(_) => "timed out".to_string(),
+    };
+    let mailer = match mailer {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(e)) => e,
+        Err(_) => "timed out".to_string(),
+    };
+    let degraded = if mailer == "ok" {
+        vec![]
+    } else {
+        vec!["mailer".to_string()]
     };
     let ready = database == "ok" && contacts == "ok";
     let error = (!ready).then(|| {
@@ -81,7 +104,12 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         status,
         Json(Readiness {
             error,
-            checks: Checks { database, contacts },
+            checks: Checks {
+                database,
+                contacts,
+                mailer,
+            },
+            degraded,
         }),
     )
         .into_response();

@@ -4,7 +4,12 @@ pub mod body;
 pub mod contacts;
 pub mod fields;
 pub mod health;
+pub mod mail_model;
+pub mod messages;
 pub mod model;
+pub mod suppressions;
+pub mod templates;
+pub mod unsubscribe;
 
 use std::sync::Arc;
 
@@ -33,6 +38,7 @@ use crate::{
     auth::{self, KeyCache},
     contacts::ContactsClient,
     error::api_error_response,
+    mailer::MailerClient,
     openapi::ApiDoc,
 };
 
@@ -41,6 +47,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub contacts: ContactsClient,
     pub contacts_health: HealthClient<Channel>,
+    pub mailer: MailerClient,
+    pub mailer_health: HealthClient<Channel>,
     pub keys: Arc<KeyCache>,
 }
 
@@ -54,6 +62,25 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(contacts::list_or_find))
         .routes(routes!(contacts::get_contact, contacts::delete_contact))
         .routes(routes!(fields::list_fields))
+        .routes(routes!(
+            templates::create_template,
+            templates::list_templates
+        ))
+        .routes(routes!(
+            templates::get_template,
+            templates::replace_template,
+            templates::patch_template,
+            templates::delete_template
+        ))
+        .routes(routes!(templates::preview))
+        .routes(routes!(templates::test_send))
+        .routes(routes!(messages::list_messages))
+        .routes(routes!(messages::get_message))
+        .routes(routes!(
+            suppressions::list_suppressions,
+            suppressions::add_suppression
+        ))
+        .routes(routes!(suppressions::remove_suppression))
         .route("/api/v1/contacts/upsert", post(contacts::upsert))
         .route(
             "/api/v1/contacts/batch-upsert",
@@ -61,13 +88,24 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         )
         .route("/api/v1/contacts", get(contacts::list_or_find))
         .route("/api/v1/fields", get(fields::list_fields))
+        .route(
+            "/api/v1/templates",
+            get(templates::list_templates).post(templates::create_template),
+        )
+        .route("/api/v1/messages", get(messages::list_messages))
+        .route(
+            "/api/v1/suppressions",
+            get(suppressions::list_suppressions).post(suppressions::add_suppression),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
         ));
+    // No API key: probes, and the unsubscribe link of every email (its token is the credential).
     let public = OpenApiRouter::new()
         .routes(routes!(health::alive))
-        .routes(routes!(health::ready));
+        .routes(routes!(health::ready))
+        .routes(routes!(unsubscribe::page, unsubscribe::unsubscribe));
 
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(authenticated)
@@ -103,7 +141,22 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     (router, openapi)
 }
 
-/// The path only: query strings can hold an email address, which does not belong in traces.
+/// What a trace records of a path. Query strings are left out (they can hold an email address),
+/// and so are the path segments that are secrets or personal data: the unsubscribe token (a
+/// credential: whoever has it can unsubscribe the contact) and a suppressed address.
+fn loggable_path(path: &str) -> &str {
+    const REDACTED: &[(&str, &str)] = &[
+        ("/u/", "/u/{token}"),
+        ("/api/v1/suppressions/", "/api/v1/suppressions/{email}"),
+    ];
+    for (prefix, shown) in REDACTED {
+        if path.starts_with(prefix) && path.len() > prefix.len() {
+            return shown;
+        }
+    }
+    path
+}
+
 fn http_span(req: &Request<Body>) -> Span {
     let request_id = req
         .headers()
@@ -113,7 +166,7 @@ fn http_span(req: &Request<Body>) -> Span {
     let span = tracing::info_span!(
         "http",
         method = %req.method(),
-        path = %req.uri().path(),
+        path = %loggable_path(req.uri().path()),
         request_id,
         status = Empty,
     );
@@ -164,7 +217,9 @@ mod tests {
         router(AppState {
             pool,
             contacts: crate::contacts::client(channel.clone()),
-            contacts_health: HealthClient::new(channel),
+            contacts_health: HealthClient::new(channel.clone()),
+            mailer: crate::mailer::client(channel.clone()),
+            mailer_health: HealthClient::new(channel),
             keys: Arc::new(KeyCache::new(Duration::ZERO)),
         })
         .0
@@ -214,6 +269,71 @@ mod tests {
         let (status, body) = call(req).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["error"]["code"], "unavailable");
+    }
+
+    #[test]
+    fn tokens_and_addresses_stay_out_of_traces() {
+        assert_eq!(loggable_path("/u/AQIDBAUGBwgJ"), "/u/{token}");
+        assert_eq!(
+            loggable_path("/api/v1/suppressions/jane%40example.com"),
+            "/api/v1/suppressions/{email}"
+        );
+        assert_eq!(
+            loggable_path("/api/v1/suppressions/"),
+            "/api/v1/suppressions/"
+        );
+        assert_eq!(
+            loggable_path("/api/v1/contacts/ct_1"),
+            "/api/v1/contacts/ct_1"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_unsubscribe_page_needs_no_key_and_hides_an_outage_behind_a_page() {
+        let resp = offline_router()
+            .oneshot(get(&format!("/u/{}", "A".repeat(44))))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let resp = offline_router()
+            .oneshot(get("/u/not%20a%20token"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn mail_routes_are_in_the_openapi_document() {
+        let (_, body) = call(get("/api/v1/openapi.json")).await;
+        for path in [
+            "/api/v1/templates/",
+            "/api/v1/templates/{id}",
+            "/api/v1/templates/{id}/preview",
+            "/api/v1/templates/{id}/test-send",
+            "/api/v1/messages/",
+            "/api/v1/messages/{id}",
+            "/api/v1/suppressions/",
+            "/api/v1/suppressions/{email}",
+            "/u/{token}",
+        ] {
+            assert!(
+                body["paths"].get(path).is_some(),
+                "{path} is not documented"
+            );
+        }
+        for method in ["get", "put", "patch", "delete"] {
+            assert!(
+                body["paths"]["/api/v1/templates/{id}"]
+                    .get(method)
+                    .is_some()
+            );
+        }
     }
 
     #[tokio::test]

@@ -226,7 +226,7 @@ fn value_from_json(name: &str, v: Value) -> Result<common::Value, ApiError> {
     Ok(common::Value { kind: Some(kind) })
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -237,7 +237,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn wrong_type(field: &str, expected: &str, got: &Value) -> ApiError {
+pub(crate) fn wrong_type(field: &str, expected: &str, got: &Value) -> ApiError {
     ApiError::field(field, format!("must be {expected}, got {}", type_name(got)))
 }
 

@@ -1,15 +1,27 @@
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use meisa_gateway::{Application, Config, admin, store};
-use meisa_proto::contacts::{self as pb, contacts_service_client::ContactsServiceClient};
-use meisa_testkit::TestDb;
+use meisa_proto::{
+    contacts::{self as pb, contacts_service_client::ContactsServiceClient},
+    mailer::mailer_service_client::MailerServiceClient,
+};
+use meisa_testkit::{
+    TestDb,
+    smtp::{ReceivedMail, SmtpServer},
+};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-/// A gateway on an ephemeral port in front of an in-process contacts service, each with a fresh
-/// database, and a workspace with an API key ready to use.
+/// What the mailer puts before `/u/{token}` in the tests. The gateway's port is only known after
+/// the mailer is built (the gateway needs the mailer's address first), so the links point at a
+/// stand-in host; tests take the token from a link and call the gateway with it.
+pub const PUBLIC_URL: &str = "http://meisa.test";
+
+/// A gateway on an ephemeral port in front of in-process contacts and mailer services, each with
+/// a fresh database, the mailer delivering to a test SMTP server, and a workspace with an API key
+/// ready to use.
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
@@ -18,14 +30,38 @@ pub struct TestApp {
     pub gateway_pool: PgPool,
     /// Where contacts listens (None when the test runs without it).
     pub contacts_addr: Option<SocketAddr>,
+    /// Where the mailer listens (None when the test runs without it).
+    pub mailer_addr: Option<SocketAddr>,
+    /// What the mailer delivered (None when the test runs without it).
+    pub smtp: Option<Arc<SmtpServer>>,
     pub stream_prefix: String,
     shutdown: CancellationToken,
     // Dropped after the services stop; dropping drops the databases.
     _gateway_db: TestDb,
     _contacts_db: Option<TestDb>,
+    _mailer_db: Option<TestDb>,
+}
+
+/// The services a gateway under test talks to.
+#[derive(Default)]
+struct Backends {
+    contacts_addr: Option<SocketAddr>,
+    contacts_db: Option<TestDb>,
+    mailer_addr: Option<SocketAddr>,
+    mailer_db: Option<TestDb>,
+    smtp: Option<Arc<SmtpServer>>,
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn(true).await
+}
+
+/// Contacts runs; the mailer's address has nothing listening on it.
+pub async fn spawn_app_without_mailer() -> TestApp {
+    spawn(false).await
+}
+
+async fn spawn(with_mailer: bool) -> TestApp {
     let contacts_db = TestDb::create("contacts").await;
     meisa_contacts::migrate(&contacts_db.url)
         .await
@@ -44,14 +80,49 @@ pub async fn spawn_app() -> TestApp {
     tokio::spawn(async move {
         let _ = contacts.run(token).await;
     });
-    start_gateway(Some(contacts_addr), Some(contacts_db), prefix, shutdown).await
+
+    if !with_mailer {
+        let backends = Backends {
+            contacts_addr: Some(contacts_addr),
+            contacts_db: Some(contacts_db),
+            ..Backends::default()
+        };
+        return start_gateway(backends, prefix, shutdown).await;
+    }
+    let smtp = Arc::new(SmtpServer::start().await);
+    let mailer_db = TestDb::create("mailer").await;
+    meisa_mailer::migrate(&mailer_db.url)
+        .await
+        .expect("migrate mailer");
+    let mut mailer_config = meisa_mailer::Config::local(&mailer_db.url);
+    mailer_config.contacts_url = format!("http://{contacts_addr}");
+    mailer_config.smtp =
+        Some(meisa_mailer::transport::SmtpUrl::parse(&smtp.url()).expect("smtp url"));
+    mailer_config.public_url = PUBLIC_URL.into();
+    mailer_config.db_max_connections = 4;
+    let mailer = meisa_mailer::Application::build(mailer_config)
+        .await
+        .expect("build mailer");
+    let mailer_addr = mailer.grpc_addr();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = mailer.run(token).await;
+    });
+
+    let backends = Backends {
+        contacts_addr: Some(contacts_addr),
+        contacts_db: Some(contacts_db),
+        mailer_addr: Some(mailer_addr),
+        mailer_db: Some(mailer_db),
+        smtp: Some(smtp),
+    };
+    start_gateway(backends, prefix, shutdown).await
 }
 
-/// A gateway whose contacts address has nothing listening on it.
+/// A gateway whose contacts and mailer addresses have nothing listening on them.
 pub async fn spawn_app_without_contacts() -> TestApp {
     start_gateway(
-        None,
-        None,
+        Backends::default(),
         meisa_testkit::unique_name("t"),
         CancellationToken::new(),
     )
@@ -59,8 +130,7 @@ pub async fn spawn_app_without_contacts() -> TestApp {
 }
 
 async fn start_gateway(
-    contacts_addr: Option<SocketAddr>,
-    contacts_db: Option<TestDb>,
+    backends: Backends,
     stream_prefix: String,
     shutdown: CancellationToken,
 ) -> TestApp {
@@ -68,13 +138,16 @@ async fn start_gateway(
     meisa_gateway::migrate(&gateway_db.url)
         .await
         .expect("migrate gateway");
-    let contacts_url = match contacts_addr {
+    let url_or_nothing = |addr: Option<SocketAddr>| match addr {
         Some(addr) => format!("http://{addr}"),
         None => format!("http://127.0.0.1:{}", meisa_testkit::free_port()),
     };
-    let app = Application::build(Config::local(gateway_db.url.clone(), contacts_url))
-        .await
-        .expect("build gateway");
+    let mut config = Config::local(
+        gateway_db.url.clone(),
+        url_or_nothing(backends.contacts_addr),
+    );
+    config.mailer_url = url_or_nothing(backends.mailer_addr);
+    let app = Application::build(config).await.expect("build gateway");
     let base = format!("http://127.0.0.1:{}", app.port());
     let token = shutdown.clone();
     tokio::spawn(async move {
@@ -92,11 +165,14 @@ async fn start_gateway(
         workspace_id: created.workspace_id,
         api_key: created.api_key,
         gateway_pool,
-        contacts_addr,
+        contacts_addr: backends.contacts_addr,
+        mailer_addr: backends.mailer_addr,
+        smtp: backends.smtp,
         stream_prefix,
         shutdown,
         _gateway_db: gateway_db,
-        _contacts_db: contacts_db,
+        _contacts_db: backends.contacts_db,
+        _mailer_db: backends.mailer_db,
     }
 }
 
@@ -179,6 +255,24 @@ impl TestApp {
             .expect("send")
     }
 
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        self.send_json(reqwest::Method::PUT, path, body).await
+    }
+
+    pub async fn patch_json(&self, path: &str, body: &Value) -> Response {
+        self.send_json(reqwest::Method::PATCH, path, body).await
+    }
+
+    async fn send_json(&self, method: reqwest::Method, path: &str, body: &Value) -> Response {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.api_key)
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
     pub async fn delete(&self, path: &str) -> Response {
         self.http
             .delete(self.url(path))
@@ -228,6 +322,36 @@ impl TestApp {
             .expect("connect contacts")
     }
 
+    /// A gRPC client straight to the mailer, for what only automations do (SendEmail).
+    pub async fn mailer_grpc(&self) -> MailerServiceClient<tonic::transport::Channel> {
+        let addr = self.mailer_addr.expect("this test app runs the mailer");
+        MailerServiceClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect mailer")
+    }
+
+    pub fn smtp(&self) -> &SmtpServer {
+        self.smtp.as_deref().expect("this test app runs the mailer")
+    }
+
+    /// Waits until the SMTP server has received `n` messages in all; returns them.
+    pub async fn mails(&self, n: usize) -> Vec<ReceivedMail> {
+        self.smtp().wait_for(n, Duration::from_secs(20)).await
+    }
+
+    /// Creates a template through the API; returns the 201 body.
+    pub async fn create_template(&self, body: Value) -> Value {
+        let resp = self.post_json("/api/v1/templates/", &body).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json body");
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "create template failed: {body}"
+        );
+        body
+    }
+
     pub async fn import_without_external_id(&self, email: &str) -> String {
         self.contacts_grpc()
             .await
@@ -271,6 +395,31 @@ pub async fn assert_error(
         "body: {body}"
     );
     error
+}
+
+/// A template with every kind of variable: a default, a built-in, a custom field, the link.
+pub fn welcome_template() -> Value {
+    json!({
+        "name": "Welcome",
+        "subject": "Welcome, {{ first_name | default: \"there\" }}!",
+        "html": "<p>Hi {{ first_name }}, you are on {{ plan }}.</p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>",
+        "text": null,
+        "from": "Acme <hello@acme.test>",
+        "reply_to": null
+    })
+}
+
+/// The token of a received email's `List-Unsubscribe: <…/u/TOKEN>, <mailto:…>`.
+pub fn token_from_header(header: &str) -> String {
+    let start = header
+        .find("/u/")
+        .unwrap_or_else(|| panic!("no https link in List-Unsubscribe: {header}"))
+        + 3;
+    header[start..]
+        .split('>')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn jane() -> Value {
