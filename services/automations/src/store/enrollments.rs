@@ -338,20 +338,3 @@ pub async fn list(
     .map(row)
     .collect()
 }
-
-/// Shutdown: gives back every claim this process holds (by id) so another replica can run them
-/// at once instead of after the lease.
-pub async fn release_all(pool: &PgPool, ids: &[(String, String)]) -> Result<(), sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE enrollments SET lease_until = NULL
-         WHERE (workspace_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-    )
-    .bind(ids.iter().map(|i| i.0.as_str()).collect::<Vec<_>>())
-    .bind(ids.iter().map(|i| i.1.as_str()).collect::<Vec<_>>())
-    .execute(pool)
-    .await?;
-    Ok(())
-}

@@ -154,20 +154,3 @@ pub async fn retry_at(
     .await?;
     Ok(())
 }
-
-/// Shutdown: gives back claims not started, without counting the attempt.
-pub async fn release(pool: &PgPool, jobs: &[Job]) -> Result<(), sqlx::Error> {
-    for j in jobs {
-        sqlx::query(
-            "UPDATE action_jobs SET status = 'pending', attempts = attempts - 1,
-                lease_until = NULL, updated_at = now()
-             WHERE workspace_id = $1 AND id = $2 AND status = 'running' AND attempts = $3",
-        )
-        .bind(&j.workspace_id)
-        .bind(&j.id)
-        .bind(j.attempts)
-        .execute(pool)
-        .await?;
-    }
-    Ok(())
-}
