@@ -91,6 +91,24 @@ impl Cluster {
         Err("the gateway did not become ready".into())
     }
 
+    /// CPU seconds used so far by each service, by Postgres, by Redis and by this process (the
+    /// load generator), to show where a phase's time goes on a shared machine.
+    pub fn cpu_seconds(&self) -> Vec<(String, f64)> {
+        let mut out: Vec<(String, f64)> = self
+            .children
+            .iter()
+            .map(|(name, c)| ((*name).to_string(), proc_cpu(c.id())))
+            .collect();
+        for (label, comm) in [("postgres", "postgres"), ("redis", "redis-server")] {
+            out.push((
+                label.to_string(),
+                procs_named(comm).into_iter().map(proc_cpu).sum(),
+            ));
+        }
+        out.push(("load generator".into(), proc_cpu(std::process::id())));
+        out
+    }
+
     /// Resident memory of each service process, in KiB.
     pub fn idle_rss(&self) -> Vec<(&'static str, u64)> {
         self.children
@@ -149,6 +167,27 @@ COMMIT;
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| format!("no tps in pgbench output: {out}").into())
     }
+}
+
+fn proc_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn procs_named(comm: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
 }
 
 impl Drop for Cluster {

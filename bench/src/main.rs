@@ -32,7 +32,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let existing = load::precreate(&cluster, 5_000).await?;
 
     eprintln!("single upserts: 64 keep-alive connections, half new, half updated, {seconds}s…");
+    let cpu_before = cluster.cpu_seconds();
     let single = load::single_upserts(&cluster, 64, phase, existing).await?;
+    let cpu_after = cluster.cpu_seconds();
 
     eprintln!(
         "pgbench: the same upsert-plus-outbox transaction, one per transaction, 64 clients, {seconds}s…"
@@ -60,6 +62,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             kib as f64 / 1024.0
         );
     }
+    let cpu: Vec<String> = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .map(|((name, a), (_, b))| format!("{name} {:.0}%", (b - a) / phase.as_secs_f64() * 100.0))
+        .collect();
+    println!();
+    println!(
+        "CPU during single upserts (100% = one core): {}",
+        cpu.join(", ")
+    );
     let verdict = if single.per_second >= pg && single.p99_ms <= 25.0 {
         "meets"
     } else {
