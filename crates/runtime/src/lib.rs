@@ -6,5 +6,6 @@ pub mod config;
 pub mod db;
 pub mod errors;
 pub mod grpc;
+pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

@@ -40,6 +40,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
+    #[error(transparent)]
+    Metrics(#[from] meisa_runtime::metrics::MetricsError),
 }
 
 /// Creates the database when it does not exist yet, then applies the migrations.

@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool, Row};
 
 pub struct Pending {
     pub id: i64,
+    pub created_at: DateTime<Utc>,
     pub shard: u32,
     pub seq: u64,
     pub payload: Vec<u8>,
@@ -27,7 +28,7 @@ pub async fn claim_and_number(
 ) -> Result<Vec<Pending>, sqlx::Error> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let rows = sqlx::query(
-        "SELECT id, shard, seq, payload FROM outbox WHERE published_at IS NULL
+        "SELECT id, shard, seq, payload, created_at FROM outbox WHERE published_at IS NULL
          ORDER BY seq NULLS LAST, id LIMIT $1",
     )
     .bind(limit)
@@ -43,6 +44,7 @@ pub async fn claim_and_number(
         }
         pending.push(Pending {
             id: row.try_get("id")?,
+            created_at: row.try_get("created_at")?,
             shard: u32::try_from(shard).unwrap_or(0),
             seq: seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
             payload: row.try_get("payload")?,
@@ -136,6 +138,7 @@ pub async fn replay(
         .map(|r| {
             let p = Pending {
                 id: r.try_get("id")?,
+                created_at: Utc::now(),
                 shard,
                 seq: r
                     .try_get::<i64, _>("seq")

@@ -155,5 +155,11 @@ async fn publish_batch(
     }
     let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
     outbox::mark_published(conn, &ids).await?;
+    // How long the oldest change of this batch waited between commit and stream.
+    if let Some(oldest) = pending.iter().map(|p| p.created_at).min() {
+        let lag = (chrono::Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::histogram!("meisa_contacts_relay_lag_seconds").record(lag);
+    }
+    metrics::counter!("meisa_contacts_relay_published_total").increment(pending.len() as u64);
     Ok(pending.len())
 }

@@ -123,15 +123,29 @@ async fn run_lane(
             }
         }
         let items: Vec<&UpsertItem> = batch.iter().map(|(i, _)| i).collect();
+        let started = std::time::Instant::now();
         let results = apply_with_retry(lane, &store, &items).await;
+        metrics::histogram!("meisa_contacts_commit_batch_size").record(items.len() as f64);
+        metrics::histogram!("meisa_contacts_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
         match results {
             Ok(results) => {
                 for ((_, reply), r) in batch.drain(..).zip(results) {
+                    let outcome = match &r {
+                        Ok(o) if o.created => "created",
+                        Ok(o) if o.changed.is_empty() => "unchanged",
+                        Ok(_) => "updated",
+                        Err(_) => "rejected",
+                    };
+                    metrics::counter!("meisa_contacts_upserts_total", "outcome" => outcome)
+                        .increment(1);
                     let _ = reply.send(r.map_err(ContactsError::Rejected));
                 }
             }
             Err(e) => {
                 tracing::error!(lane, error = %e, size = batch.len(), "upsert batch failed");
+                metrics::counter!("meisa_contacts_upserts_total", "outcome" => "failed")
+                    .increment(batch.len() as u64);
                 for (_, reply) in batch.drain(..) {
                     let err = if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) {
                         ApiError::unavailable("the contacts database is unavailable; retry shortly")

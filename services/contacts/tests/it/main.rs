@@ -3,6 +3,7 @@
 
 mod helpers;
 mod matching;
+mod ops;
 mod outbox;
 mod reads;
 
