@@ -30,8 +30,8 @@ pub struct TestApp {
     pub gateway_pool: PgPool,
     /// Where contacts listens (None when the test runs without it).
     pub contacts_addr: Option<SocketAddr>,
-    /// Where the mailer listens (None when the test runs without it).
-    pub mailer_addr: Option<SocketAddr>,
+    /// The gateway's MEISA_MAILER_URL (where nothing listens when the test runs without it).
+    pub mailer_url: String,
     /// What the mailer delivered (None when the test runs without it).
     pub smtp: Option<Arc<SmtpServer>>,
     pub stream_prefix: String,
@@ -147,6 +147,7 @@ async fn start_gateway(
         url_or_nothing(backends.contacts_addr),
     );
     config.mailer_url = url_or_nothing(backends.mailer_addr);
+    let mailer_url = config.mailer_url.clone();
     let app = Application::build(config).await.expect("build gateway");
     let base = format!("http://127.0.0.1:{}", app.port());
     let token = shutdown.clone();
@@ -166,7 +167,7 @@ async fn start_gateway(
         api_key: created.api_key,
         gateway_pool,
         contacts_addr: backends.contacts_addr,
-        mailer_addr: backends.mailer_addr,
+        mailer_url,
         smtp: backends.smtp,
         stream_prefix,
         shutdown,
@@ -322,10 +323,10 @@ impl TestApp {
             .expect("connect contacts")
     }
 
-    /// A gRPC client straight to the mailer, for what only automations do (SendEmail).
+    /// A gRPC client straight to the mailer (wherever the gateway expects it), for what only
+    /// automations do (SendEmail).
     pub async fn mailer_grpc(&self) -> MailerServiceClient<tonic::transport::Channel> {
-        let addr = self.mailer_addr.expect("this test app runs the mailer");
-        MailerServiceClient::connect(format!("http://{addr}"))
+        MailerServiceClient::connect(self.mailer_url.clone())
             .await
             .expect("connect mailer")
     }

@@ -1,6 +1,7 @@
 //! Gateway integration tests: every test gets its own gateway and contacts databases, its own
 //! stream prefix and its own ports, so the suite runs in parallel against one Postgres and one
-//! Redis. `blackbox` runs the real binaries as processes.
+//! Redis. `blackbox` runs the real binaries as processes. The mailer runs in-process too,
+//! delivering to the testkit SMTP server.
 
 mod auth;
 mod batch;
@@ -9,5 +10,8 @@ mod custom_fields;
 mod edge;
 mod helpers;
 mod matching;
+mod messages;
 mod reads;
+mod templates;
+mod unsubscribe;
 mod validation;
