@@ -93,6 +93,16 @@ cat >"$DEV/bootstrap.json" <<JSON
  "grpc": {$grpc_json}}
 JSON
 
+mail_line=""
+if [[ " ${services[*]} " == *" mailer "* ]]; then
+  if [ -n "${MEISA_SMTP_URL:-}" ]; then
+    # Not the URL itself: it may hold a password.
+    mail_line="  Mail:       sent to the SMTP server in MEISA_SMTP_URL"
+  else
+    mail_line="  Mail:       written to $DEV/mail/*.eml (see README: \"See a sent email locally\")"
+  fi
+fi
+
 cat <<TXT
 
   Meisa is running. Services: ${services[*]}
@@ -100,6 +110,7 @@ cat <<TXT
   Workspace:  $WS_ID
   API key:    $API_KEY
   Facts:      $DEV/bootstrap.json     Logs: $DEV/logs/
+$mail_line
 
   Upsert your first contact:
 

@@ -7,6 +7,7 @@ use axum::{
     http::StatusCode,
 };
 use meisa_proto::{common::PageRequest, mailer as pb};
+use meisa_runtime::errors::ApiError;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -146,6 +147,14 @@ pub async fn remove_suppression(
             email,
         })
         .await
-        .map_err(|s| AppError::mailer(s, &[]))?;
+        .map_err(|s| {
+            // The mailer's message repeats the address, and every rejection is logged: say it
+            // without the address (the caller knows which one it sent).
+            if s.code() == tonic::Code::NotFound {
+                ApiError::not_found("this address is not on the suppression list").into()
+            } else {
+                AppError::mailer(s, &[])
+            }
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -35,6 +35,8 @@ async fn health_and_readiness() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["checks"]["database"], "ok", "{body}");
     assert_eq!(body["checks"]["contacts"], "ok", "{body}");
+    assert_eq!(body["checks"]["mailer"], "ok", "{body}");
+    assert_eq!(body["degraded"], serde_json::json!([]), "{body}");
 }
 
 #[tokio::test]
