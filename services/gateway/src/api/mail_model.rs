@@ -652,7 +652,7 @@ impl From<pb::Suppression> for SuppressionView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SuppressionList {
-    /// Newest first.
+    /// In address order.
     pub suppressions: Vec<SuppressionView>,
     pub next_cursor: Option<String>,
 }
