@@ -49,26 +49,9 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
 }
 
 /// Creates the database named in `database_url` when it does not exist yet, so `gateway migrate`
-/// and `gateway admin …` work on a fresh Postgres server. A role without CREATEDB gets the
-/// error only when the database is really missing.
+/// and `gateway admin …` work on a fresh Postgres server.
 pub async fn ensure_database(database_url: &str) -> Result<(), sqlx::Error> {
-    use sqlx::migrate::MigrateDatabase;
-    if sqlx::Postgres::database_exists(database_url).await? {
-        return Ok(());
-    }
-    match sqlx::Postgres::create_database(database_url).await {
-        Ok(()) => Ok(()),
-        // Someone else (a second replica's migrate Job, a parallel test) created it meanwhile.
-        Err(e)
-            if sqlx::Postgres::database_exists(database_url)
-                .await
-                .unwrap_or(false) =>
-        {
-            tracing::debug!(error = %e, "database appeared while creating it");
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    meisa_runtime::db::ensure_database(database_url).await
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
