@@ -105,6 +105,7 @@ impl Application {
             };
             tokio::spawn(run_relay(
                 store.pool.clone(),
+                store.wake.clone(),
                 redis,
                 relay_config,
                 workers.clone(),
@@ -140,6 +141,7 @@ impl Application {
 
 async fn run_relay(
     pool: sqlx::PgPool,
+    wake: std::sync::Arc<store::changes::RelayWake>,
     client: redis::Client,
     config: RelayConfig,
     shutdown: CancellationToken,
@@ -157,5 +159,5 @@ async fn run_relay(
             }
         }
     };
-    relay::run(pool, manager, config, shutdown).await;
+    relay::run(pool, wake, manager, config, shutdown).await;
 }

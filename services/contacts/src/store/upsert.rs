@@ -282,10 +282,11 @@ pub async fn apply_batch(store: &Store, items: &[&UpsertItem]) -> Result<ItemRes
     contacts::insert_many(&mut tx, &created).await?;
     changes::write(&mut tx, &events).await?;
     if !events.is_empty() {
-        changes::notify_relay(&mut tx).await?;
+        store.wake.before_commit(&mut tx).await?;
     }
     tx.commit().await?;
     fields.commit();
+    store.wake.after_commit();
     Ok(results)
 }
 
@@ -306,10 +307,11 @@ pub async fn apply_batch_sequential(
         results.push(r);
     }
     if wrote {
-        changes::notify_relay(&mut tx).await?;
+        store.wake.before_commit(&mut tx).await?;
     }
     tx.commit().await?;
     fields.commit();
+    store.wake.after_commit();
     Ok(results)
 }
 
@@ -420,8 +422,9 @@ pub async fn mutate(
         now,
     )
     .await?;
-    changes::notify_relay(&mut tx).await?;
+    store.wake.before_commit(&mut tx).await?;
     tx.commit().await?;
+    store.wake.after_commit();
     Ok(Ok(UpsertOutcome {
         contact: next,
         created: false,
@@ -458,7 +461,8 @@ pub async fn erase(
         Utc::now(),
     )
     .await?;
-    changes::notify_relay(&mut tx).await?;
+    store.wake.before_commit(&mut tx).await?;
     tx.commit().await?;
+    store.wake.after_commit();
     Ok(Ok(()))
 }

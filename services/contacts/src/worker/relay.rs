@@ -16,7 +16,9 @@ use redis::aio::ConnectionManager;
 use sqlx::{PgPool, postgres::PgListener};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{OUTBOX_CHANNEL, outbox};
+use std::sync::Arc;
+
+use crate::store::{OUTBOX_CHANNEL, changes::RelayWake, outbox};
 
 const RELAY_LOCK_KEY: i64 = 0x6d65_6973_6172_6c79; // "meisarly"
 const BATCH: i64 = 1000;
@@ -51,6 +53,7 @@ pub fn stream_key(prefix: &str, shard: u32) -> String {
 
 pub async fn run(
     pool: PgPool,
+    wake: Arc<RelayWake>,
     redis: ConnectionManager,
     config: RelayConfig,
     shutdown: CancellationToken,
@@ -58,7 +61,9 @@ pub async fn run(
     let script = redis::Script::new(XADD_SCRIPT);
     let mut redis = redis;
     while !shutdown.is_cancelled() {
-        match lead(&pool, &mut redis, &script, &config, &shutdown).await {
+        let led = lead(&pool, &wake, &mut redis, &script, &config, &shutdown).await;
+        wake.set_leading(false);
+        match led {
             Ok(()) => {}
             Err(e) => tracing::warn!(error = %e, "relay interrupted; retrying"),
         }
@@ -81,6 +86,7 @@ enum RelayError {
 /// Takes the lead if no one has it, then relays until shutdown or an error.
 async fn lead(
     pool: &PgPool,
+    wake: &RelayWake,
     redis: &mut ConnectionManager,
     script: &redis::Script,
     config: &RelayConfig,
@@ -94,9 +100,10 @@ async fn lead(
     if !got {
         return Ok(());
     }
-    tracing::info!("relay leading: publishing outbox to redis");
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(OUTBOX_CHANNEL).await?;
+    tracing::info!("relay leading: publishing outbox to redis");
+    wake.set_leading(true);
     let mut last_prune = tokio::time::Instant::now();
 
     let result = async {
@@ -118,6 +125,7 @@ async fn lead(
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 r = listener.recv() => { r?; }
+                _ = wake.woken() => {}
                 _ = tokio::time::sleep(config.poll_interval) => {}
             }
         }

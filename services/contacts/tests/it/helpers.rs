@@ -72,7 +72,26 @@ async fn start(
     (client, shutdown, handle)
 }
 
+/// Another process of the same service on the same database (a Kubernetes replica).
+pub struct Replica {
+    pub client: ContactsServiceClient<Channel>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
 impl TestApp {
+    pub async fn spawn_replica(&self, tweak: impl FnOnce(&mut Config)) -> Replica {
+        let mut config = self.config.clone();
+        tweak(&mut config);
+        let (client, shutdown, _handle) = start(config).await;
+        Replica { client, shutdown }
+    }
+
     /// Stops the service gracefully and starts it again on the same database.
     pub async fn restart_with(&mut self, tweak: impl FnOnce(&mut Config)) {
         self.stop().await;

@@ -59,7 +59,11 @@ async fn the_process_reports_health_and_serves_metrics() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut client = client.expect("contacts started");
-    let channel = tonic::transport::Channel::from_shared(url).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let status = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: "meisa.contacts.v1.ContactsService".into(),

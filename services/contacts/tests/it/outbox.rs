@@ -268,3 +268,48 @@ async fn published_rows_are_pruned_after_retention_and_seq_continues() {
     let seqs: Vec<u64> = app.stream_events().await.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [1, 2, 3], "numbering survives pruning");
 }
+
+/// With a 30s poll, only a wake-up explains a prompt publish.
+async fn published_within(app: &TestApp, contact_id: &str, limit: Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if app
+            .stream_events()
+            .await
+            .iter()
+            .any(|e| e.contact_id == contact_id)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_leading_relay_is_woken_in_process_after_commit() {
+    let app = spawn_app_with(|c| c.relay_poll_interval = Duration::from_secs(30)).await;
+    // The relay takes the lead at start; give it a moment before relying on it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = app.upsert(WS, contact("a@example.com", "a")).await.unwrap();
+    assert!(published_within(&app, &a.id, Duration::from_secs(3)).await);
+}
+
+#[tokio::test]
+async fn a_replica_whose_relay_does_not_lead_wakes_the_leader_with_notify() {
+    let app = spawn_app_with(|c| c.relay_poll_interval = Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let replica = app.spawn_replica(|c| c.relay_enabled = false).await;
+    let r = replica
+        .client
+        .clone()
+        .upsert(pb::UpsertRequest {
+            workspace_id: WS.into(),
+            contact: Some(contact("b@example.com", "b")),
+            causation: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(published_within(&app, &r.id, Duration::from_secs(3)).await);
+}
