@@ -29,6 +29,10 @@ pub enum AppError {
     /// gRPC call means contacts, so each mailer call says which service failed.
     #[error("mailer service: {0}")]
     Mailer(tonic::Status),
+    /// The automations service answered with an error, or could not be reached (not a `From`, for
+    /// the same reason).
+    #[error("automations service: {0}")]
+    Automations(tonic::Status),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug or broken invariant in the gateway itself.
@@ -36,7 +40,8 @@ pub enum AppError {
     Internal(String),
 }
 
-/// How a field the mailer names in an `invalid_field` error reads for the HTTP caller.
+/// How a field the mailer or automations names in an `invalid_field` error reads for the HTTP
+/// caller.
 #[derive(Clone, Copy, Debug)]
 pub enum FieldIs<'a> {
     /// The same value under the request's name (`page.cursor` is the query's `cursor`).
@@ -49,12 +54,27 @@ impl AppError {
     /// A mailer error in the caller's terms (see [`FieldIs`]); anything else stays the mailer's
     /// status, so its cause is logged with it.
     pub fn mailer(status: tonic::Status, fields: &[(&str, FieldIs<'_>)]) -> Self {
+        Self::renamed(status, fields, Self::Mailer)
+    }
+
+    /// An automations error in the caller's terms. Its validation errors already name the DESIGN
+    /// §3 JSON path of the body the caller sent (`conditions.all[0].value`), so only request-level
+    /// names (`page.cursor`) need renaming.
+    pub fn automations(status: tonic::Status, fields: &[(&str, FieldIs<'_>)]) -> Self {
+        Self::renamed(status, fields, Self::Automations)
+    }
+
+    fn renamed(
+        status: tonic::Status,
+        fields: &[(&str, FieldIs<'_>)],
+        service: fn(tonic::Status) -> Self,
+    ) -> Self {
         let api = ApiError::from_status(&status);
         if api.code != ErrorCode::InvalidField {
-            return Self::Mailer(status);
+            return service(status);
         }
         let Some(field) = api.field.as_deref() else {
-            return Self::Mailer(status);
+            return service(status);
         };
         match fields.iter().find(|(from, _)| *from == field) {
             Some((_, FieldIs::NotFound(what))) => {
@@ -72,7 +92,7 @@ impl AppError {
                     field: Some((*to).to_string()),
                 })
             }
-            None => Self::Mailer(status),
+            None => service(status),
         }
     }
 
@@ -93,6 +113,18 @@ impl AppError {
                 let api = ApiError::from_status(status);
                 if api.code == ErrorCode::Unavailable {
                     ApiError::unavailable("the mailer service is unavailable; retry shortly")
+                } else {
+                    api
+                }
+            }
+            Self::Automations(status) => {
+                let api = ApiError::from_status(status);
+                // The service's own "unavailable" says which dependency is down (its database,
+                // contacts, the mailer) and carries error details; a bare one is tonic failing to
+                // reach the service itself.
+                let from_the_service = !status.details().is_empty();
+                if api.code == ErrorCode::Unavailable && !from_the_service {
+                    ApiError::unavailable("the automations service is unavailable; retry shortly")
                 } else {
                     api
                 }
@@ -194,6 +226,31 @@ mod tests {
         assert_eq!(api.code, ErrorCode::Unavailable);
         assert!(api.message.contains("mailer"), "{}", api.message);
         assert!(!api.message.contains("tcp"));
+    }
+
+    #[test]
+    fn automations_outages_say_which_service_is_down() {
+        let err = AppError::Automations(tonic::Status::unavailable("tcp connect error"));
+        let api = err.to_api();
+        assert_eq!(api.code, ErrorCode::Unavailable);
+        assert!(api.message.contains("automations"), "{}", api.message);
+        // The service reachable, its own dependency down: its words are kept.
+        let status =
+            ApiError::unavailable("the contacts service is unavailable; retry shortly").to_status();
+        let api = AppError::Automations(status).to_api();
+        assert!(api.message.contains("contacts"), "{}", api.message);
+    }
+
+    #[test]
+    fn automations_paths_pass_through_and_conflicts_keep_their_message() {
+        let status = ApiError::field("conditions.all[0].value", "expected a number").to_status();
+        let api =
+            AppError::automations(status, &[("page.cursor", FieldIs::Named("cursor"))]).to_api();
+        assert_eq!(api.field.as_deref(), Some("conditions.all[0].value"));
+        let status = ApiError::conflict("sequence seq_1 is used by automation aut_1").to_status();
+        let api = AppError::automations(status, &[]).to_api();
+        assert_eq!(api.code, ErrorCode::Conflict);
+        assert!(api.message.contains("aut_1"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod automations;
 pub mod config;
 pub mod contacts;
 pub mod error;
@@ -32,6 +33,8 @@ pub enum BuildError {
     ContactsUrl(#[source] tonic::transport::Error),
     #[error("MEISA_MAILER_URL is not a usable gRPC address: {0}")]
     MailerUrl(#[source] tonic::transport::Error),
+    #[error("MEISA_AUTOMATIONS_URL is not a usable gRPC address: {0}")]
+    AutomationsUrl(#[source] tonic::transport::Error),
     #[error("cannot listen on {addr} (MEISA_HTTP_HOST / MEISA_HTTP_PORT): {source}")]
     Bind {
         addr: SocketAddr,
@@ -70,7 +73,8 @@ pub struct Application {
 
 impl Application {
     /// Connects to the database, prepares the (lazy) gRPC channels and binds the listener; the
-    /// server starts with [`Application::run`]. Contacts and the mailer need not be up yet.
+    /// server starts with [`Application::run`]. Contacts, the mailer and automations need not be up
+    /// yet.
     pub async fn build(config: Config) -> Result<Self, BuildError> {
         let pool = store::connect(config.database_url.expose(), config.db_max_connections)
             .await
@@ -87,12 +91,22 @@ impl Application {
             config.mailer_timeout,
         )
         .map_err(BuildError::MailerUrl)?;
+        let automations_channel = grpc::channel(
+            &config.automations_url,
+            config.automations_connect_timeout,
+            config.automations_timeout,
+        )
+        .map_err(BuildError::AutomationsUrl)?;
         let state = api::AppState {
             pool,
             contacts: contacts::client(channel.clone()),
             contacts_health: tonic_health::pb::health_client::HealthClient::new(channel),
             mailer: mailer::client(mailer_channel.clone()),
             mailer_health: tonic_health::pb::health_client::HealthClient::new(mailer_channel),
+            automations: automations::client(automations_channel.clone()),
+            automations_health: tonic_health::pb::health_client::HealthClient::new(
+                automations_channel,
+            ),
             keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
         };
         let (router, _) = api::router(state);

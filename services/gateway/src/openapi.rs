@@ -21,6 +21,8 @@ use utoipa::{
         (name = "templates", description = "Liquid email templates: edit, preview, test-send"),
         (name = "messages", description = "What was sent to whom, and what became of it"),
         (name = "suppressions", description = "Addresses that are never mailed"),
+        (name = "sequences", description = "Email and wait steps a contact is enrolled in, and the enrollments"),
+        (name = "automations", description = "Trigger → conditions → actions; what they did, per automation and per contact"),
         (name = "unsubscribe", description = "The unsubscribe link of every email (RFC 8058 one-click); no API key"),
         (name = "health", description = "Liveness and readiness"),
     )

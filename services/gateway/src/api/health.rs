@@ -1,11 +1,12 @@
 //! `/healthz` says the process is alive (Kubernetes liveness); `/readyz` says it can serve
 //! (readiness): its database answers and contacts reports SERVING.
 //!
-//! The mailer is checked and reported, but does not decide readiness: the upsert (what product
-//! backends call) needs only contacts, and taking every gateway out of the load balancer because
-//! the mailer is down would turn a template-editing outage into a total one. Mail endpoints
-//! answer 503 with `Retry-After` on their own while it is down, and `/u/{token}` shows a
-//! "try again" page.
+//! The mailer and automations are checked and reported, but do not decide readiness: the upsert
+//! (what product backends call) needs only contacts, and taking every gateway out of the load
+//! balancer because one of them is down would turn a template- or automation-editing outage into a
+//! total one. Their endpoints answer 503 with `Retry-After` on their own while they are down, and
+//! `/u/{token}` shows a "try again" page. (Changes upserted meanwhile wait in the stream; the
+//! automations service catches up when it is back.)
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::{contacts, error::ErrorDetail, mailer, store};
+use crate::{automations, contacts, error::ErrorDetail, mailer, store};
 
 /// A readiness probe must answer before the kubelet gives up on it.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -33,8 +34,8 @@ pub struct Readiness {
     error: Option<ErrorDetail>,
     /// "ok" or what is wrong, per dependency.
     checks: Checks,
-    /// Dependencies that are down without making the gateway unready (the mailer); empty when
-    /// all is well.
+    /// Dependencies that are down without making the gateway unready (mailer, automations); empty
+    /// when all is well.
     degraded: Vec<String>,
 }
 
@@ -44,6 +45,17 @@ pub struct Checks {
     contacts: String,
     /// Reported, not required (see the module docs).
     mailer: String,
+    /// Reported, not required.
+    automations: String,
+}
+
+/// "ok", what the health check said, or "timed out".
+fn outcome(check: Result<Result<(), String>, tokio::time::error::Elapsed>) -> String {
+    match check {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(e)) => e,
+        Err(_) => "timed out".to_string(),
+    }
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Alive)))]
@@ -61,10 +73,12 @@ pub async fn alive() -> Json<Alive> {
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut health = state.contacts_health.clone();
     let mut mailer_health = state.mailer_health.clone();
-    let (database, contacts, mailer) = tokio::join!(
+    let mut automations_health = state.automations_health.clone();
+    let (database, contacts, mailer, automations) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, store::ping(&state.pool)),
         tokio::time::timeout(CHECK_TIMEOUT, contacts::check(&mut health)),
         tokio::time::timeout(CHECK_TIMEOUT, mailer::check(&mut mailer_health)),
+        tokio::time::timeout(CHECK_TIMEOUT, automations::check(&mut automations_health)),
     );
     let database = match database {
         Ok(Ok(())) => "ok".to_string(),
@@ -74,21 +88,13 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(_) => "timed out".to_string(),
     };
-    let contacts = match contacts {
-        Ok(Ok(())) => "ok".to_string(),
-        Ok(Err(e)) => e,
-        Err(_) => "timed out".to_string(),
-    };
-    let mailer = match mailer {
-        Ok(Ok(())) => "ok".to_string(),
-        Ok(Err(e)) => e,
-        Err(_) => "timed out".to_string(),
-    };
-    let degraded = if mailer == "ok" {
-        vec![]
-    } else {
-        vec!["mailer".to_string()]
-    };
+    let (contacts, mailer, automations) =
+        (outcome(contacts), outcome(mailer), outcome(automations));
+    let degraded = [("mailer", &mailer), ("automations", &automations)]
+        .into_iter()
+        .filter(|(_, check)| *check != "ok")
+        .map(|(name, _)| name.to_string())
+        .collect();
     let ready = database == "ok" && contacts == "ok";
     let error = (!ready).then(|| {
         ErrorDetail::from(&ApiError::unavailable(format!(
@@ -108,6 +114,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
                 database,
                 contacts,
                 mailer,
+                automations,
             },
             degraded,
         }),

@@ -103,7 +103,7 @@ pub struct TemplateList {
     pub next_cursor: Option<String>,
 }
 
-fn object(body: Value, expected: &str) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn object(body: Value, expected: &str) -> Result<Map<String, Value>, ApiError> {
     match body {
         Value::Object(obj) => Ok(obj),
         other => Err(ApiError::new(
@@ -322,7 +322,7 @@ impl Sample {
     }
 }
 
-fn scalar(path: &str, v: Value) -> Result<common::Value, ApiError> {
+pub(crate) fn scalar(path: &str, v: Value) -> Result<common::Value, ApiError> {
     let kind = match v {
         Value::Null => Kind::NullValue(true),
         Value::Bool(b) => Kind::BoolValue(b),

@@ -1,5 +1,7 @@
 //! The HTTP surface: one module per resource, the router, and the layers every request passes.
 
+pub mod automation_model;
+pub mod automations;
 pub mod body;
 pub mod contacts;
 pub mod fields;
@@ -7,6 +9,7 @@ pub mod health;
 pub mod mail_model;
 pub mod messages;
 pub mod model;
+pub mod sequences;
 pub mod suppressions;
 pub mod templates;
 pub mod unsubscribe;
@@ -36,6 +39,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::{self, KeyCache},
+    automations::AutomationsClient,
     contacts::ContactsClient,
     error::api_error_response,
     mailer::MailerClient,
@@ -49,6 +53,8 @@ pub struct AppState {
     pub contacts_health: HealthClient<Channel>,
     pub mailer: MailerClient,
     pub mailer_health: HealthClient<Channel>,
+    pub automations: AutomationsClient,
+    pub automations_health: HealthClient<Channel>,
     pub keys: Arc<KeyCache>,
 }
 
@@ -81,6 +87,30 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             suppressions::add_suppression
         ))
         .routes(routes!(suppressions::remove_suppression))
+        .routes(routes!(
+            sequences::create_sequence,
+            sequences::list_sequences
+        ))
+        .routes(routes!(
+            sequences::get_sequence,
+            sequences::replace_sequence,
+            sequences::delete_sequence
+        ))
+        .routes(routes!(sequences::sequence_stats))
+        .routes(routes!(sequences::list_enrollments))
+        .routes(routes!(
+            automations::create_automation,
+            automations::list_automations
+        ))
+        .routes(routes!(
+            automations::get_automation,
+            automations::replace_automation,
+            automations::delete_automation
+        ))
+        .routes(routes!(automations::enable_automation))
+        .routes(routes!(automations::disable_automation))
+        .routes(routes!(automations::automation_stats))
+        .routes(routes!(automations::contact_activity))
         .route("/api/v1/contacts/upsert", post(contacts::upsert))
         .route(
             "/api/v1/contacts/batch-upsert",
@@ -96,6 +126,15 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .route(
             "/api/v1/suppressions",
             get(suppressions::list_suppressions).post(suppressions::add_suppression),
+        )
+        .route(
+            "/api/v1/sequences",
+            get(sequences::list_sequences).post(sequences::create_sequence),
+        )
+        .route("/api/v1/enrollments", get(sequences::list_enrollments))
+        .route(
+            "/api/v1/automations",
+            get(automations::list_automations).post(automations::create_automation),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -219,7 +258,9 @@ mod tests {
             contacts: crate::contacts::client(channel.clone()),
             contacts_health: HealthClient::new(channel.clone()),
             mailer: crate::mailer::client(channel.clone()),
-            mailer_health: HealthClient::new(channel),
+            mailer_health: HealthClient::new(channel.clone()),
+            automations: crate::automations::client(channel.clone()),
+            automations_health: HealthClient::new(channel),
             keys: Arc::new(KeyCache::new(Duration::ZERO)),
         })
         .0
@@ -333,6 +374,49 @@ mod tests {
                     .get(method)
                     .is_some()
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn automation_routes_are_in_the_openapi_document() {
+        let (_, body) = call(get("/api/v1/openapi.json")).await;
+        for (path, methods) in [
+            ("/api/v1/sequences/", &["get", "post"][..]),
+            ("/api/v1/sequences/{id}", &["get", "put", "delete"][..]),
+            ("/api/v1/sequences/{id}/stats", &["get"][..]),
+            ("/api/v1/enrollments/", &["get"][..]),
+            ("/api/v1/automations/", &["get", "post"][..]),
+            ("/api/v1/automations/{id}", &["get", "put", "delete"][..]),
+            ("/api/v1/automations/{id}/enable", &["post"][..]),
+            ("/api/v1/automations/{id}/disable", &["post"][..]),
+            ("/api/v1/automations/{id}/stats", &["get"][..]),
+            ("/api/v1/contacts/{id}/activity", &["get"][..]),
+        ] {
+            for method in methods {
+                assert!(
+                    body["paths"][path].get(*method).is_some(),
+                    "{method} {path} is not documented"
+                );
+            }
+        }
+        let schemas = &body["components"]["schemas"];
+        assert!(
+            schemas["AutomationView"]["properties"]
+                .get("unseen_fields")
+                .is_some()
+        );
+        assert!(schemas.get("SequenceBody").is_some());
+    }
+
+    #[tokio::test]
+    async fn automation_routes_check_the_key_first_and_answer_without_a_trailing_slash() {
+        for path in [
+            "/api/v1/automations",
+            "/api/v1/sequences",
+            "/api/v1/enrollments",
+        ] {
+            let (status, body) = call(get(path)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
         }
     }
 

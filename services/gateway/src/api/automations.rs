@@ -1,0 +1,375 @@
+//! `/api/v1/automations/…`: create, list, read, replace, delete, enable, disable, stats; and
+//! `/api/v1/contacts/{id}/activity`, what automations did for one contact. The automations
+//! service owns automations (DESIGN §3) and judges them (trigger values and conditions against
+//! the workspace's fields, references, reentry); the gateway checks the JSON shape.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::StatusCode,
+};
+use meisa_proto::{
+    automations as pb,
+    contacts::{GetContactRequest, get_contact_request::By},
+};
+use meisa_runtime::errors::ApiError;
+
+use super::{
+    AppState,
+    automation_model::{
+        self, ActivityList, ActivityView, AutomationBody, AutomationList, AutomationStatsView,
+        AutomationView,
+    },
+    body::JsonBody,
+    sequences::{CURSOR, DEFINITION_LIMIT, PageQuery},
+    templates::query,
+};
+use crate::{
+    auth::Workspace,
+    error::{AppError, ErrorBody, FieldIs},
+};
+
+const PATH_ID: &[(&str, FieldIs<'static>)] = &[("id", FieldIs::NotFound("automation"))];
+
+fn view(automation: Option<pb::Automation>) -> Result<AutomationView, AppError> {
+    automation
+        .ok_or_else(|| "automations answered without an automation".to_string())
+        .and_then(AutomationView::try_from)
+        .map_err(AppError::Internal)
+}
+
+/// Creates an automation (201). Value errors name the DESIGN path: `conditions.all[0].value` for
+/// a value that does not fit the field's known type, `actions[0].sequence_id` for a sequence this
+/// workspace lacks, `trigger.to`, `reentry`. A custom field the workspace has not sent yet is
+/// accepted and listed in `unseen_fields`.
+#[utoipa::path(
+    post, path = "/api/v1/automations/", tag = "automations",
+    security(("api_key" = [])),
+    request_body(content = AutomationBody, content_type = "application/json"),
+    responses(
+        (status = 201, body = AutomationView, description = "created"),
+        (status = 400, body = ErrorBody, description = "malformed JSON"),
+        (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "body over 256 KiB"),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "an unknown key, a wrong type, a condition or trigger value that does not fit, an unknown sequence or template; `field` is the path (e.g. conditions.all[0].value)"),
+        (status = 503, body = ErrorBody, description = "automations (or a service it asks) is unavailable; see Retry-After"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(workspace = %ws.0))]
+pub async fn create_automation(
+    State(state): State<AppState>,
+    ws: Workspace,
+    JsonBody(body): JsonBody<DEFINITION_LIMIT>,
+) -> Result<(StatusCode, Json<AutomationView>), AppError> {
+    let input = automation_model::automation_input(body)?;
+    let automation = state
+        .automations
+        .clone()
+        .create_automation(pb::CreateAutomationRequest {
+            workspace_id: ws.id(),
+            automation: Some(input),
+        })
+        .await
+        .map_err(|s| AppError::automations(s, &[]))?
+        .into_inner()
+        .automation;
+    Ok((StatusCode::CREATED, Json(view(automation)?)))
+}
+
+/// The workspace's automations, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/automations/", tag = "automations",
+    security(("api_key" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, body = AutomationList),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "a bad limit or cursor"),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(workspace = %ws.0))]
+pub async fn list_automations(
+    State(state): State<AppState>,
+    ws: Workspace,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<AutomationList>, AppError> {
+    let page = query(q)?.page()?;
+    let resp = state
+        .automations
+        .clone()
+        .list_automations(pb::ListAutomationsRequest {
+            workspace_id: ws.id(),
+            page: Some(page),
+        })
+        .await
+        .map_err(|s| AppError::automations(s, CURSOR))?
+        .into_inner();
+    let automations = resp
+        .automations
+        .into_iter()
+        .map(AutomationView::try_from)
+        .collect::<Result<_, _>>()
+        .map_err(AppError::Internal)?;
+    Ok(Json(AutomationList {
+        automations,
+        next_cursor: Some(resp.next_cursor).filter(|c| !c.is_empty()),
+    }))
+}
+
+/// One automation; its `unseen_fields` are recomputed against the fields the workspace has now.
+#[utoipa::path(
+    get, path = "/api/v1/automations/{id}", tag = "automations",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The automation id, aut_…")),
+    responses(
+        (status = 200, body = AutomationView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(workspace = %ws.0))]
+pub async fn get_automation(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(id): Path<String>,
+) -> Result<Json<AutomationView>, AppError> {
+    let automation = state
+        .automations
+        .clone()
+        .get_automation(pb::GetAutomationRequest {
+            workspace_id: ws.id(),
+            id,
+        })
+        .await
+        .map_err(|s| AppError::automations(s, PATH_ID))?
+        .into_inner()
+        .automation;
+    Ok(Json(view(automation)?))
+}
+
+/// Replaces every editable field; the body is the same as for creating one, so `enabled` left
+/// out means false (use enable/disable to switch it alone).
+#[utoipa::path(
+    put, path = "/api/v1/automations/{id}", tag = "automations",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The automation id, aut_…")),
+    request_body(content = AutomationBody, content_type = "application/json"),
+    responses(
+        (status = 200, body = AutomationView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "as for create"),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(workspace = %ws.0))]
+pub async fn replace_automation(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<DEFINITION_LIMIT>,
+) -> Result<Json<AutomationView>, AppError> {
+    let input = automation_model::automation_input(body)?;
+    let automation = state
+        .automations
+        .clone()
+        .update_automation(pb::UpdateAutomationRequest {
+            workspace_id: ws.id(),
+            id,
+            automation: Some(input),
+        })
+        .await
+        .map_err(|s| AppError::automations(s, PATH_ID))?
+        .into_inner()
+        .automation;
+    Ok(Json(view(automation)?))
+}
+
+/// Deletes an automation and cancels its pending actions; enrollments it created carry on.
+#[utoipa::path(
+    delete, path = "/api/v1/automations/{id}", tag = "automations",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The automation id, aut_…")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(workspace = %ws.0))]
+pub async fn delete_automation(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    state
+        .automations
+        .clone()
+        .delete_automation(pb::DeleteAutomationRequest {
+            workspace_id: ws.id(),
+            id,
+        })
+        .await
+        .map_err(|s| AppError::automations(s, PATH_ID))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Turns the automation on (idempotent); answers the automation.
+#[utoipa::path(
+    post, path = "/api/v1/automations/{id}/enable", tag = "automations",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The automation id, aut_…")),
+    responses(
+        (status = 200, body = AutomationView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(workspace = %ws.0))]
+pub async fn enable_automation(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(id): Path<String>,
+) -> Result<Json<AutomationView>, AppError> {
+    let automation = state
+        .automations
+        .clone()
+        .enable_automation(pb::EnableAutomationRequest {
+            workspace_id: ws.id(),
+            id,
+        })
+        .await
+        .map_err(|s| AppError::automations(s, PATH_ID))?
+        .into_inner()
+        .automation;
+    Ok(Json(view(automation)?))
+}
+
+/// Turns the automation off (idempotent): it triggers nothing, and its queued actions that have
+/// not started are cancelled; enrollments it created carry on. Answers the automation.
+#[utoipa::path(
+    post, path = "/api/v1/automations/{id}/disable", tag = "automations",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The automation id, aut_…")),
+    responses(
+        (status = 200, body = AutomationView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(workspace = %ws.0))]
+pub async fn disable_automation(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(id): Path<String>,
+) -> Result<Json<AutomationView>, AppError> {
+    let automation = state
+        .automations
+        .clone()
+        .disable_automation(pb::DisableAutomationRequest {
+            workspace_id: ws.id(),
+            id,
+        })
+        .await
+        .map_err(|s| AppError::automations(s, PATH_ID))?
+        .into_inner()
+        .automation;
+    Ok(Json(view(automation)?))
+}
+
+/// What the automation did: firings, enrollments and how they ended, emails, actions.
+#[utoipa::path(
+    get, path = "/api/v1/automations/{id}/stats", tag = "automations",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The automation id, aut_…")),
+    responses(
+        (status = 200, body = AutomationStatsView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(workspace = %ws.0))]
+pub async fn automation_stats(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(id): Path<String>,
+) -> Result<Json<AutomationStatsView>, AppError> {
+    let stats = state
+        .automations
+        .clone()
+        .get_automation_stats(pb::GetAutomationStatsRequest {
+            workspace_id: ws.id(),
+            id,
+        })
+        .await
+        .map_err(|s| AppError::automations(s, PATH_ID))?
+        .into_inner()
+        .stats
+        .unwrap_or_default();
+    Ok(Json(stats.into()))
+}
+
+/// What automations did for one contact, newest first: triggers fired, actions done or failed,
+/// enrollments, sequence steps, completions and exits.
+#[utoipa::path(
+    get, path = "/api/v1/contacts/{id}/activity", tag = "automations",
+    security(("api_key" = [])),
+    params(("id" = String, Path, description = "The contact id, ct_…"), PageQuery),
+    responses(
+        (status = 200, body = ActivityList),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such contact in this workspace (or it was erased)"),
+        (status = 422, body = ErrorBody, description = "a bad limit or cursor"),
+        (status = 503, body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(workspace = %ws.0))]
+pub async fn contact_activity(
+    State(state): State<AppState>,
+    ws: Workspace,
+    Path(id): Path<String>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<ActivityList>, AppError> {
+    let page = query(q)?.page()?;
+    // Automations keeps activity by contact id and knows nothing of workspaces' contacts, so
+    // an unknown id would be an empty list; contacts says whether the contact is this
+    // workspace's, for the 404 every other id gets. Both are asked at once.
+    let mut contacts = state.contacts.clone();
+    let mut automations = state.automations.clone();
+    let (found, activity) = tokio::join!(
+        contacts.get_contact(GetContactRequest {
+            workspace_id: ws.id(),
+            by: Some(By::Id(id.clone())),
+        }),
+        automations.list_contact_activity(pb::ListContactActivityRequest {
+            workspace_id: ws.id(),
+            contact_id: id,
+            page: Some(page),
+        }),
+    );
+    match found {
+        Ok(resp) if resp.get_ref().contact.is_some() => {}
+        Ok(_) => return Err(ApiError::not_found("contact not found").into()),
+        // Not found (or a malformed id) answers as GET /api/v1/contacts/{id} does.
+        Err(s) => return Err(AppError::Contacts(s)),
+    }
+    let resp = activity
+        .map_err(|s| AppError::automations(s, CURSOR))?
+        .into_inner();
+    Ok(Json(ActivityList {
+        activities: resp
+            .activities
+            .into_iter()
+            .map(ActivityView::from)
+            .collect(),
+        next_cursor: Some(resp.next_cursor).filter(|c| !c.is_empty()),
+    }))
+}
