@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_error, jane, spawn_app, spawn_app_without_contacts};
+use crate::helpers::{
+    assert_error, jane, spawn_app, spawn_app_with_automations, spawn_app_without_contacts,
+};
 
 #[tokio::test]
 async fn unknown_routes_are_json_404s() {
@@ -27,7 +29,7 @@ async fn unknown_routes_are_json_404s() {
 
 #[tokio::test]
 async fn health_and_readiness() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_automations().await;
     let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = app.http.get(app.url("/readyz")).send().await.unwrap();
@@ -36,6 +38,7 @@ async fn health_and_readiness() {
     assert_eq!(body["checks"]["database"], "ok", "{body}");
     assert_eq!(body["checks"]["contacts"], "ok", "{body}");
     assert_eq!(body["checks"]["mailer"], "ok", "{body}");
+    assert_eq!(body["checks"]["automations"], "ok", "{body}");
     assert_eq!(body["degraded"], serde_json::json!([]), "{body}");
 }
 

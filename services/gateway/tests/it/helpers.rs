@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 /// stand-in host; tests take the token from a link and call the gateway with it.
 pub const PUBLIC_URL: &str = "http://meisa.test";
 
-/// A gateway on an ephemeral port in front of in-process contacts and mailer services, each with
-/// a fresh database, the mailer delivering to a test SMTP server, and a workspace with an API key
-/// ready to use.
+/// A gateway on an ephemeral port in front of in-process contacts and mailer services (and, with
+/// [`spawn_app_with_automations`], automations), each with a fresh database, the mailer delivering
+/// to a test SMTP server, and a workspace with an API key ready to use.
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
@@ -40,6 +40,7 @@ pub struct TestApp {
     _gateway_db: TestDb,
     _contacts_db: Option<TestDb>,
     _mailer_db: Option<TestDb>,
+    _automations_db: Option<TestDb>,
 }
 
 /// The services a gateway under test talks to.
@@ -50,18 +51,37 @@ struct Backends {
     mailer_addr: Option<SocketAddr>,
     mailer_db: Option<TestDb>,
     smtp: Option<Arc<SmtpServer>>,
+    automations_addr: Option<SocketAddr>,
+    automations_db: Option<TestDb>,
 }
 
+/// Which services run behind the gateway.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Services {
+    Contacts,
+    ContactsAndMailer,
+    /// Contacts, the mailer and automations: the whole system. Automations reads the streams
+    /// contacts writes (same prefix, same shard count: both `Config::local`s use 4).
+    All,
+}
+
+/// Contacts and the mailer; the automations address has nothing listening on it (most tests do
+/// not need it, and its workers would only add load).
 pub async fn spawn_app() -> TestApp {
-    spawn(true).await
+    spawn(Services::ContactsAndMailer).await
 }
 
 /// Contacts runs; the mailer's address has nothing listening on it.
 pub async fn spawn_app_without_mailer() -> TestApp {
-    spawn(false).await
+    spawn(Services::Contacts).await
 }
 
-async fn spawn(with_mailer: bool) -> TestApp {
+/// Every service: contacts, the mailer and automations.
+pub async fn spawn_app_with_automations() -> TestApp {
+    spawn(Services::All).await
+}
+
+async fn spawn(services: Services) -> TestApp {
     let contacts_db = TestDb::create("contacts").await;
     meisa_contacts::migrate(&contacts_db.url)
         .await
@@ -81,7 +101,7 @@ async fn spawn(with_mailer: bool) -> TestApp {
         let _ = contacts.run(token).await;
     });
 
-    if !with_mailer {
+    if services == Services::Contacts {
         let backends = Backends {
             contacts_addr: Some(contacts_addr),
             contacts_db: Some(contacts_db),
@@ -109,13 +129,36 @@ async fn spawn(with_mailer: bool) -> TestApp {
         let _ = mailer.run(token).await;
     });
 
-    let backends = Backends {
+    let mut backends = Backends {
         contacts_addr: Some(contacts_addr),
         contacts_db: Some(contacts_db),
         mailer_addr: Some(mailer_addr),
         mailer_db: Some(mailer_db),
         smtp: Some(smtp),
+        ..Backends::default()
     };
+    if services == Services::All {
+        let automations_db = TestDb::create("automations").await;
+        meisa_automations::migrate(&automations_db.url)
+            .await
+            .expect("migrate automations");
+        let config = meisa_automations::Config::local(
+            automations_db.url.clone(),
+            meisa_testkit::redis_url(),
+            prefix.clone(),
+            format!("http://{contacts_addr}"),
+            format!("http://{mailer_addr}"),
+        );
+        let automations = meisa_automations::Application::build(config)
+            .await
+            .expect("build automations");
+        backends.automations_addr = Some(automations.grpc_addr());
+        backends.automations_db = Some(automations_db);
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = automations.run(token).await;
+        });
+    }
     start_gateway(backends, prefix, shutdown).await
 }
 
@@ -147,6 +190,7 @@ async fn start_gateway(
         url_or_nothing(backends.contacts_addr),
     );
     config.mailer_url = url_or_nothing(backends.mailer_addr);
+    config.automations_url = url_or_nothing(backends.automations_addr);
     let mailer_url = config.mailer_url.clone();
     let app = Application::build(config).await.expect("build gateway");
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -174,6 +218,7 @@ async fn start_gateway(
         _gateway_db: gateway_db,
         _contacts_db: backends.contacts_db,
         _mailer_db: backends.mailer_db,
+        _automations_db: backends.automations_db,
     }
 }
 

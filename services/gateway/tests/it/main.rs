@@ -1,9 +1,10 @@
 //! Gateway integration tests: every test gets its own gateway and contacts databases, its own
 //! stream prefix and its own ports, so the suite runs in parallel against one Postgres and one
 //! Redis. `blackbox` runs the real binaries as processes. The mailer runs in-process too,
-//! delivering to the testkit SMTP server.
+//! delivering to the testkit SMTP server; `automations` also runs the automations service.
 
 mod auth;
+mod automations;
 mod batch;
 mod blackbox;
 mod custom_fields;
