@@ -107,7 +107,7 @@ fn rejected(
 
 #[tonic::async_trait]
 impl ContactsService for ContactsApi {
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn upsert(
         &self,
         req: Request<pb::UpsertRequest>,
@@ -126,7 +126,7 @@ impl ContactsService for ContactsApi {
         Ok(Response::new(upsert_response(outcome)))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn batch_upsert(
         &self,
         req: Request<pb::BatchUpsertRequest>,
@@ -184,7 +184,7 @@ impl ContactsService for ContactsApi {
         Ok(Response::new(pb::BatchUpsertResponse { results }))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn get_contact(
         &self,
         req: Request<pb::GetContactRequest>,
@@ -211,7 +211,7 @@ impl ContactsService for ContactsApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn list_contacts(
         &self,
         req: Request<pb::ListContactsRequest>,
@@ -242,7 +242,7 @@ impl ContactsService for ContactsApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn delete_contact(
         &self,
         req: Request<pb::DeleteContactRequest>,
@@ -256,7 +256,7 @@ impl ContactsService for ContactsApi {
         Ok(Response::new(pb::DeleteContactResponse {}))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn add_tags(
         &self,
         req: Request<pb::AddTagsRequest>,
@@ -271,7 +271,7 @@ impl ContactsService for ContactsApi {
         Ok(Response::new(pb::AddTagsResponse { contact, changed }))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn remove_tags(
         &self,
         req: Request<pb::RemoveTagsRequest>,
@@ -288,7 +288,7 @@ impl ContactsService for ContactsApi {
         Ok(Response::new(pb::RemoveTagsResponse { contact, changed }))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn set_subscribed(
         &self,
         req: Request<pb::SetSubscribedRequest>,
@@ -306,7 +306,7 @@ impl ContactsService for ContactsApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn list_fields(
         &self,
         req: Request<pb::ListFieldsRequest>,
@@ -334,7 +334,7 @@ impl ContactsService for ContactsApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn list_changes(
         &self,
         req: Request<pb::ListChangesRequest>,
@@ -385,7 +385,7 @@ impl ContactsService for ContactsApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "info"))]
     async fn replay_changes(
         &self,
         req: Request<pb::ReplayChangesRequest>,
