@@ -23,6 +23,8 @@ pub struct Config {
     /// Longest time between two sweeps of clock-driven conditions (a sweep also runs as soon as
     /// the earliest pending check is due).
     pub sweep_interval: Duration,
+    /// How many action jobs / sequence steps run at once in this process (each mostly waits on
+    /// a call to contacts or the mailer).
     pub action_workers: usize,
     pub scheduler_workers: usize,
     /// How long a claimed action job or enrollment stays claimed; a worker that dies releases its
@@ -94,8 +96,8 @@ impl Config {
             },
             scheduler_poll: config::duration("MEISA_SCHEDULER_POLL", Duration::from_secs(1))?,
             sweep_interval: config::duration("MEISA_SWEEP_INTERVAL", Duration::from_secs(60))?,
-            action_workers: config::parsed("MEISA_ACTION_WORKERS", 4usize)?.max(1),
-            scheduler_workers: config::parsed("MEISA_SCHEDULER_WORKERS", 4usize)?.max(1),
+            action_workers: config::parsed("MEISA_ACTION_WORKERS", 32usize)?.max(1),
+            scheduler_workers: config::parsed("MEISA_SCHEDULER_WORKERS", 32usize)?.max(1),
             job_lease: config::duration("MEISA_JOB_LEASE", Duration::from_secs(60))?,
             action_max_attempts: config::parsed("MEISA_ACTION_MAX_ATTEMPTS", 20i32)?.max(1),
             processed_retention: config::duration(
@@ -135,8 +137,8 @@ impl Config {
             },
             scheduler_poll: Duration::from_millis(100),
             sweep_interval: Duration::from_secs(1),
-            action_workers: 2,
-            scheduler_workers: 2,
+            action_workers: 8,
+            scheduler_workers: 8,
             job_lease: Duration::from_secs(15),
             action_max_attempts: 20,
             processed_retention: Duration::from_secs(14 * 86_400),

@@ -39,8 +39,8 @@ pub enum StartError {
     Config(#[from] meisa_runtime::config::ConfigError),
     #[error("cannot reach the automations database (DATABASE_URL): {0}")]
     Db(#[from] sqlx::Error),
-    #[error("migrations failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Migrate(#[from] meisa_runtime::db::MigrateError),
     #[error("REDIS_URL is not a valid Redis URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("cannot listen on {addr} (MEISA_GRPC_ADDR): {source}")]
@@ -54,19 +54,10 @@ pub enum StartError {
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
 }
 
-/// Creates the database when it does not exist yet, then applies the migrations.
+/// Creates the database when it does not exist yet (race-safe: parallel Jobs or tests), then
+/// applies the migrations.
 pub async fn migrate(database_url: &str) -> Result<(), StartError> {
-    use sqlx::migrate::MigrateDatabase;
-    if !sqlx::Postgres::database_exists(database_url).await? {
-        tracing::info!("creating the automations database");
-        sqlx::Postgres::create_database(database_url).await?;
-    }
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(database_url)
-        .await?;
-    store::MIGRATOR.run(&pool).await?;
-    pool.close().await;
+    meisa_runtime::db::migrate(database_url, &store::MIGRATOR).await?;
     Ok(())
 }
 
@@ -124,55 +115,56 @@ impl Application {
         let wakers = Wakers::default();
         // Workers stop on their own token, after the API stops taking calls.
         let workers = CancellationToken::new();
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(worker::consumer::run(
-            Arc::new(Consumer {
-                store: store.clone(),
-                redis,
-                contacts: contacts.clone(),
-                prefix: config.stream_prefix.clone(),
-                shards: config.shards,
-                cfg: config.consumer.clone(),
-                wakers: wakers.clone(),
-            }),
-            workers.clone(),
-        )));
-        tasks.extend(worker::actions::spawn(
-            Arc::new(Actions {
-                store: store.clone(),
-                contacts: contacts.clone(),
-                mailer: mailer.clone(),
-                lease: config.job_lease,
-                poll: config.scheduler_poll,
-                max_attempts: config.action_max_attempts,
-                wakers: wakers.clone(),
-            }),
-            config.action_workers,
-            workers.clone(),
-        ));
-        tasks.extend(worker::scheduler::spawn(
-            Arc::new(Scheduler {
-                store: store.clone(),
-                contacts: contacts.clone(),
-                mailer: mailer.clone(),
-                lease: config.job_lease,
-                poll: config.scheduler_poll,
-                wakers: wakers.clone(),
-            }),
-            config.scheduler_workers,
-            workers.clone(),
-        ));
-        tasks.push(tokio::spawn(worker::sweep::run(
-            Arc::new(Sweeper {
-                store: store.clone(),
-                contacts: contacts.clone(),
-                interval: config.sweep_interval,
-                lease: config.job_lease,
-                processed_retention: config.processed_retention,
-                wakers: wakers.clone(),
-            }),
-            workers.clone(),
-        )));
+        let tasks = vec![
+            tokio::spawn(worker::consumer::run(
+                Arc::new(Consumer {
+                    store: store.clone(),
+                    redis,
+                    contacts: contacts.clone(),
+                    prefix: config.stream_prefix.clone(),
+                    shards: config.shards,
+                    cfg: config.consumer.clone(),
+                    wakers: wakers.clone(),
+                }),
+                workers.clone(),
+            )),
+            tokio::spawn(worker::actions::run(
+                Arc::new(Actions {
+                    store: store.clone(),
+                    contacts: contacts.clone(),
+                    mailer: mailer.clone(),
+                    lease: config.job_lease,
+                    poll: config.scheduler_poll,
+                    max_attempts: config.action_max_attempts,
+                    wakers: wakers.clone(),
+                }),
+                config.action_workers,
+                workers.clone(),
+            )),
+            tokio::spawn(worker::scheduler::run(
+                Arc::new(Scheduler {
+                    store: store.clone(),
+                    contacts: contacts.clone(),
+                    mailer: mailer.clone(),
+                    lease: config.job_lease,
+                    poll: config.scheduler_poll,
+                    wakers: wakers.clone(),
+                }),
+                config.scheduler_workers,
+                workers.clone(),
+            )),
+            tokio::spawn(worker::sweep::run(
+                Arc::new(Sweeper {
+                    store: store.clone(),
+                    contacts: contacts.clone(),
+                    interval: config.sweep_interval,
+                    lease: config.job_lease,
+                    processed_retention: config.processed_retention,
+                    wakers: wakers.clone(),
+                }),
+                workers.clone(),
+            )),
+        ];
 
         let (mut routes, health) = meisa_runtime::grpc::base_routes()?;
         routes.add_service(AutomationsServiceServer::new(api::Api::new(

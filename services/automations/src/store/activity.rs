@@ -122,26 +122,40 @@ impl Entry {
 }
 
 pub async fn record(conn: &mut PgConnection, e: &Entry) -> Result<(), sqlx::Error> {
+    record_all(conn, std::slice::from_ref(e)).await
+}
+
+/// Several entries in one statement, in order.
+pub async fn record_all(conn: &mut PgConnection, entries: &[Entry]) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&Entry) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO activity (workspace_id, contact_id, kind, automation_id, sequence_id,
             enrollment_id, event_id, action_index, action_type, step_index, step_type, message_id,
             emailed, detail, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())",
+         SELECT ws, ct, k, aut, seq, enr, ev, ai, at, si, st, msg, em, d, now()
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::int[], $9::text[], $10::int[], $11::text[], $12::text[],
+                     $13::bool[], $14::text[])
+           WITH ORDINALITY AS r(ws, ct, k, aut, seq, enr, ev, ai, at, si, st, msg, em, d, n)
+         ORDER BY n",
     )
-    .bind(&e.workspace_id)
-    .bind(&e.contact_id)
-    .bind(e.kind.as_str())
-    .bind(&e.automation_id)
-    .bind(&e.sequence_id)
-    .bind(&e.enrollment_id)
-    .bind(&e.event_id)
-    .bind(e.action_index)
-    .bind(&e.action_type)
-    .bind(e.step_index)
-    .bind(&e.step_type)
-    .bind(&e.message_id)
-    .bind(e.emailed)
-    .bind(&e.detail)
+    .bind(col(|e| Some(e.workspace_id.clone())))
+    .bind(col(|e| e.contact_id.clone()))
+    .bind(col(|e| Some(e.kind.as_str().to_string())))
+    .bind(col(|e| e.automation_id.clone()))
+    .bind(col(|e| e.sequence_id.clone()))
+    .bind(col(|e| e.enrollment_id.clone()))
+    .bind(col(|e| e.event_id.clone()))
+    .bind(entries.iter().map(|e| e.action_index).collect::<Vec<_>>())
+    .bind(col(|e| e.action_type.clone()))
+    .bind(entries.iter().map(|e| e.step_index).collect::<Vec<_>>())
+    .bind(col(|e| e.step_type.clone()))
+    .bind(col(|e| e.message_id.clone()))
+    .bind(entries.iter().map(|e| e.emailed).collect::<Vec<_>>())
+    .bind(col(|e| Some(e.detail.clone())))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -15,20 +15,14 @@ pub async fn lock_shard(
     group: &str,
     shard: u32,
 ) -> Result<Option<u64>, sqlx::Error> {
-    let shard = i32::try_from(shard).unwrap_or(i32::MAX);
-    sqlx::query(
-        "INSERT INTO consumer_shards (group_name, shard, last_seq) VALUES ($1, $2, NULL)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(group)
-    .bind(shard)
-    .execute(&mut *conn)
-    .await?;
+    // One statement: creates the row on first use, otherwise a no-op update that locks it.
     let last: Option<i64> = sqlx::query_scalar(
-        "SELECT last_seq FROM consumer_shards WHERE group_name = $1 AND shard = $2 FOR UPDATE",
+        "INSERT INTO consumer_shards (group_name, shard, last_seq) VALUES ($1, $2, NULL)
+         ON CONFLICT (group_name, shard) DO UPDATE SET last_seq = consumer_shards.last_seq
+         RETURNING last_seq",
     )
     .bind(group)
-    .bind(shard)
+    .bind(i32::try_from(shard).unwrap_or(i32::MAX))
     .fetch_one(&mut *conn)
     .await?;
     Ok(last.and_then(|s| u64::try_from(s).ok()))

@@ -183,13 +183,16 @@ pub async fn update_automation(
     .await?;
     if row.is_some() {
         super::projections::delete_for_automation(conn, workspace_id, id).await?;
+        if !def.enabled {
+            cancel_pending(conn, workspace_id, id, "automation disabled").await?;
+        }
     }
     row.as_ref().map(automation_row).transpose()
 }
 
 /// Enables or disables. Disabling drops the projections (they would go stale, since a disabled
-/// automation's projections are not maintained); enabling a time-dependent automation backfills
-/// them.
+/// automation's projections are not maintained) and cancels its queued actions; enabling a
+/// time-dependent automation backfills them.
 pub async fn set_enabled(
     conn: &mut PgConnection,
     workspace_id: &str,
@@ -211,6 +214,9 @@ pub async fn set_enabled(
     .await?;
     if row.is_some() && !enabled {
         super::projections::delete_for_automation(conn, workspace_id, id).await?;
+        // Disabling is how a team stops an automation that misbehaves: what it queued and has
+        // not started is dropped too (a call in flight finishes).
+        cancel_pending(conn, workspace_id, id, "automation disabled").await?;
     }
     row.as_ref().map(automation_row).transpose()
 }
@@ -230,15 +236,7 @@ pub async fn delete_automation(
     if done.rows_affected() == 0 {
         return Ok(false);
     }
-    sqlx::query(
-        "UPDATE action_jobs SET status = 'cancelled', lease_until = NULL, updated_at = now(),
-            last_error = 'automation deleted'
-         WHERE workspace_id = $1 AND automation_id = $2 AND status IN ('pending', 'running')",
-    )
-    .bind(workspace_id)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+    cancel_pending(conn, workspace_id, id, "automation deleted").await?;
     super::projections::delete_for_automation(conn, workspace_id, id).await?;
     sqlx::query("DELETE FROM reentry WHERE workspace_id = $1 AND automation_id = $2")
         .bind(workspace_id)
@@ -246,6 +244,26 @@ pub async fn delete_automation(
         .execute(&mut *conn)
         .await?;
     Ok(true)
+}
+
+/// Cancels the automation's queued actions that have not started (a running one finishes; its
+/// outcome is still recorded).
+async fn cancel_pending(
+    conn: &mut PgConnection,
+    workspace_id: &str,
+    id: &str,
+    why: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE action_jobs SET status = 'cancelled', updated_at = now(), last_error = $3
+         WHERE workspace_id = $1 AND automation_id = $2 AND status = 'pending'",
+    )
+    .bind(workspace_id)
+    .bind(id)
+    .bind(why)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Automations whose enroll or exit action names the sequence: `(automation id, action index)`.

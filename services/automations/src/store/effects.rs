@@ -4,22 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-pub async fn firing_exists(
-    conn: &mut PgConnection,
-    workspace_id: &str,
-    automation_id: &str,
-    event_id: &str,
-) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(
-        "SELECT 1 FROM firings WHERE workspace_id = $1 AND automation_id = $2 AND event_id = $3",
-    )
-    .bind(workspace_id)
-    .bind(automation_id)
-    .bind(event_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .is_some())
-}
+use crate::domain::Reentry;
 
 pub async fn insert_firing(
     conn: &mut PgConnection,
@@ -41,24 +26,32 @@ pub async fn insert_firing(
     Ok(done.rows_affected() == 1)
 }
 
-/// When the automation last fired for the contact (`None`: never), with the row locked until the
-/// transaction ends, so two firings for one contact decide reentry one after the other.
-pub async fn lock_reentry(
+/// Reentry (DESIGN §3) decided and recorded in one place: whether the automation may fire for
+/// the contact at `now`, and if so, `now` becomes its last firing. The row is locked until the
+/// transaction ends, so two firings for one contact decide one after the other.
+pub async fn take_reentry(
     conn: &mut PgConnection,
     workspace_id: &str,
     automation_id: &str,
     contact_id: &str,
-) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query(
+    reentry: &Reentry,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    // First firing for this contact (the common case): one statement.
+    let inserted = sqlx::query(
         "INSERT INTO reentry (workspace_id, automation_id, contact_id, last_fired_at)
-         VALUES ($1, $2, $3, NULL) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
     )
     .bind(workspace_id)
     .bind(automation_id)
     .bind(contact_id)
+    .bind(now)
     .execute(&mut *conn)
     .await?;
-    sqlx::query_scalar(
+    if inserted.rows_affected() == 1 {
+        return Ok(true);
+    }
+    let last: Option<DateTime<Utc>> = sqlx::query_scalar(
         "SELECT last_fired_at FROM reentry
          WHERE workspace_id = $1 AND automation_id = $2 AND contact_id = $3 FOR UPDATE",
     )
@@ -66,16 +59,10 @@ pub async fn lock_reentry(
     .bind(automation_id)
     .bind(contact_id)
     .fetch_one(&mut *conn)
-    .await
-}
-
-pub async fn set_reentry(
-    conn: &mut PgConnection,
-    workspace_id: &str,
-    automation_id: &str,
-    contact_id: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+    .await?;
+    if !reentry.allows(last, now) {
+        return Ok(false);
+    }
     sqlx::query(
         "UPDATE reentry SET last_fired_at = $4
          WHERE workspace_id = $1 AND automation_id = $2 AND contact_id = $3",
@@ -83,10 +70,10 @@ pub async fn set_reentry(
     .bind(workspace_id)
     .bind(automation_id)
     .bind(contact_id)
-    .bind(at)
+    .bind(now)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Erasure (DESIGN §2): pending actions are cancelled, projections (the only copies of field

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Wakers, backoff, chrono};
+
 use crate::{
     clients::{Contacts, Found, Mailer, message_accepted, message_status_name},
     domain::Action,
@@ -36,43 +37,31 @@ pub struct Actions {
     pub wakers: Wakers,
 }
 
-pub fn spawn(
-    a: Arc<Actions>,
-    workers: usize,
-    shutdown: CancellationToken,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..workers)
-        .map(|_| tokio::spawn(worker(a.clone(), shutdown.clone())))
-        .collect()
-}
-
-async fn worker(a: Arc<Actions>, shutdown: CancellationToken) {
-    while !shutdown.is_cancelled() {
-        let claimed = match jobs::claim(&a.store.pool, 1, a.lease).await {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::warn!(error = %e, "claiming action jobs failed");
-                Vec::new()
+/// Runs up to `concurrency` jobs at once until `shutdown`, then finishes those in hand.
+pub async fn run(a: Arc<Actions>, concurrency: usize, shutdown: CancellationToken) {
+    let claimer = a.clone();
+    super::dispatch(
+        concurrency,
+        a.poll,
+        a.wakers.jobs.clone(),
+        shutdown,
+        "action jobs",
+        move |n| {
+            let a = claimer.clone();
+            async move { jobs::claim(&a.store.pool, n, a.lease).await }
+        },
+        move |job: Job| {
+            let a = a.clone();
+            async move {
+                let span = tracing::info_span!("action", job = %job.id, automation = %job.automation_id, index = job.action_index);
+                meisa_runtime::telemetry::set_parent_from_traceparent(&span, &job.traceparent);
+                if let Err(e) = run_job(&a, &job).instrument(span).await {
+                    tracing::warn!(job = %job.id, error = %e, "recording an action's outcome failed; it will run again when its lease ends");
+                }
             }
-        };
-        if claimed.is_empty() {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = a.wakers.jobs.notified() => {}
-                _ = tokio::time::sleep(a.poll) => {}
-            }
-            continue;
-        }
-        // More may be waiting: let another worker look while this one runs the job.
-        a.wakers.jobs.notify_one();
-        for job in claimed {
-            let span = tracing::info_span!("action", job = %job.id, automation = %job.automation_id, index = job.action_index);
-            meisa_runtime::telemetry::set_parent_from_traceparent(&span, &job.traceparent);
-            if let Err(e) = run_job(&a, &job).instrument(span).await {
-                tracing::warn!(job = %job.id, error = %e, "recording an action's outcome failed; it will run again when its lease ends");
-            }
-        }
-    }
+        },
+    )
+    .await;
 }
 
 enum Outcome {

@@ -239,19 +239,18 @@ async fn read_shard(c: &Consumer, shard: u32, stop: &CancellationToken) -> Resul
         } else {
             HashMap::new()
         };
-        let mut wake = Wake::default();
         let mut failed = false;
         // The batch in hand is finished even when stopping: these entries are in flight.
         for entry in &entries {
             let deliveries = counts.get(&entry.id).copied().unwrap_or(1);
             match handle_with_retry(c, shard, entry, deliveries, stop).await {
                 Ok(w) => {
-                    wake.merge(w);
+                    // At once, not after the batch: the workers start while the rest is applied.
+                    c.wakers.wake(w);
                     ack(&mut conn, &key, group, &entry.id).await?;
                 }
                 Err(e) if e.is_transient() => {
                     // Stopping while a dependency is down: leave the rest pending.
-                    c.wakers.wake(wake);
                     return Ok(());
                 }
                 Err(e) => {
@@ -261,7 +260,6 @@ async fn read_shard(c: &Consumer, shard: u32, stop: &CancellationToken) -> Resul
                 }
             }
         }
-        c.wakers.wake(wake);
         if failed {
             check_pending = true;
             failures += 1;

@@ -46,22 +46,19 @@ pub async fn fire(
     now: DateTime<Utc>,
 ) -> Result<Option<Wake>> {
     let ws = a.workspace_id.as_str();
-    if effects::firing_exists(conn, ws, &a.id, event_id).await? {
-        return Ok(None);
-    }
-    let last = effects::lock_reentry(conn, ws, &a.id, contact_id).await?;
-    if !a.def.reentry.allows(last, now) {
+    if !effects::take_reentry(conn, ws, &a.id, contact_id, &a.def.reentry, now).await? {
         tracing::debug!(automation = %a.id, contact = contact_id, event = event_id, "reentry: not firing again");
         return Ok(None);
     }
-    effects::set_reentry(conn, ws, &a.id, contact_id, now).await?;
-    effects::insert_firing(conn, ws, &a.id, event_id, contact_id).await?;
-    activity::record(
-        conn,
-        &Entry::new(ws, contact_id, Kind::Triggered).automation(Some(&a.id), Some(event_id)),
-    )
-    .await?;
+    if !effects::insert_firing(conn, ws, &a.id, event_id, contact_id).await? {
+        // Processed events and locked sweep rows make this unreachable; if it happens anyway
+        // the automation already fired for this event and must not act twice.
+        tracing::warn!(automation = %a.id, event = event_id, "already fired for this event");
+        return Ok(None);
+    }
     tracing::info!(automation = %a.id, contact = contact_id, event = event_id, "automation fired");
+    let mut log =
+        vec![Entry::new(ws, contact_id, Kind::Triggered).automation(Some(&a.id), Some(event_id))];
 
     let mut wake = Wake::default();
     let traceparent = meisa_runtime::telemetry::current_traceparent();
@@ -71,6 +68,8 @@ pub async fn fire(
         let base = Entry::new(ws, contact_id, Kind::ActionDone)
             .automation(Some(&a.id), Some(event_id))
             .action(i, action.type_name());
+        let mut exits = Vec::new();
+        let mut enrolled = None;
         let (status, detail) = match action {
             Action::Enroll { sequence_id } => {
                 if !definitions::lock_sequence(conn, ws, sequence_id).await? {
@@ -88,15 +87,14 @@ pub async fn fire(
                     .await?
                     {
                         Some(enrollment_id) => {
-                            activity::record(
-                                conn,
-                                &Entry::new(ws, contact_id, Kind::Enrolled)
+                            wake.scheduler = true;
+                            let detail = format!("enrolled as {enrollment_id}");
+                            enrolled = Some(
+                                Entry::new(ws, contact_id, Kind::Enrolled)
                                     .automation(Some(&a.id), Some(event_id))
                                     .enrollment(sequence_id, &enrollment_id),
-                            )
-                            .await?;
-                            wake.scheduler = true;
-                            ("done", format!("enrolled as {enrollment_id}"))
+                            );
+                            ("done", detail)
                         }
                         None => ("done", "already enrolled (active)".to_string()),
                     }
@@ -111,12 +109,11 @@ pub async fn fire(
                     "exit_action",
                 )
                 .await?;
-                record_exits(conn, ws, Some(contact_id), &ended, "exit_action").await?;
-                let detail = if ended.is_empty() {
-                    "not enrolled".to_string()
-                } else {
-                    format!("exited {}", ended[0].id)
+                let detail = match ended.first() {
+                    None => "not enrolled".to_string(),
+                    Some(e) => format!("exited {}", e.id),
                 };
+                exits = ended;
                 ("done", detail)
             }
             Action::AddTag { .. } | Action::RemoveTag { .. } | Action::SendEmail { .. } => {
@@ -142,21 +139,44 @@ pub async fn fire(
         if inserted.is_none() {
             continue;
         }
+        log.extend(enrolled);
+        log.extend(exit_entries(ws, Some(contact_id), &exits, "exit_action"));
         match status {
             "pending" => wake.jobs = true,
             "failed" => {
                 let mut e = base.detail(detail);
                 e.kind = Kind::ActionFailed;
-                activity::record(conn, &e).await?;
+                log.push(e);
             }
-            _ => activity::record(conn, &base.detail(detail)).await?,
+            _ => log.push(base.detail(detail)),
         }
     }
+    activity::record_all(conn, &log).await?;
     Ok(Some(wake))
 }
 
-/// Records the end of enrollments as EXITED activity, credited to the automation that created
-/// each (so its stats count its enrollments' exits).
+/// EXITED activity for ended enrollments, credited to the automation that created each (so its
+/// stats count its enrollments' exits).
+fn exit_entries(
+    workspace_id: &str,
+    contact_id: Option<&str>,
+    ended: &[enrollments::Ended],
+    reason: &str,
+) -> Vec<Entry> {
+    ended
+        .iter()
+        .map(|e| {
+            let mut entry = Entry::new(workspace_id, "", Kind::Exited)
+                .automation(e.automation_id.as_deref(), None)
+                .enrollment(&e.sequence_id, &e.id)
+                .detail(reason);
+            entry.contact_id = contact_id.map(str::to_string);
+            entry
+        })
+        .collect()
+}
+
+/// Records the end of enrollments as EXITED activity.
 pub async fn record_exits(
     conn: &mut PgConnection,
     workspace_id: &str,
@@ -164,13 +184,6 @@ pub async fn record_exits(
     ended: &[enrollments::Ended],
     reason: &str,
 ) -> Result<()> {
-    for e in ended {
-        let mut entry = Entry::new(workspace_id, "", Kind::Exited)
-            .automation(e.automation_id.as_deref(), None)
-            .enrollment(&e.sequence_id, &e.id)
-            .detail(reason);
-        entry.contact_id = contact_id.map(str::to_string);
-        activity::record(conn, &entry).await?;
-    }
+    activity::record_all(conn, &exit_entries(workspace_id, contact_id, ended, reason)).await?;
     Ok(())
 }

@@ -80,7 +80,11 @@ pub async fn apply(conn: &mut PgConnection, ev: &EventView, now: DateTime<Utc>) 
             ev.depth
         );
     }
-    exit_for_new_state(conn, ev, after, now).await?;
+    // A new contact has no enrollment that predates this event (one made just now starts with
+    // the same checks before its first step).
+    if ev.kind == EventKind::Updated {
+        exit_for_new_state(conn, ev, after, now).await?;
+    }
     Ok(wake)
 }
 

@@ -42,57 +42,39 @@ pub struct Scheduler {
     pub wakers: Wakers,
 }
 
-pub fn spawn(
-    s: Arc<Scheduler>,
-    workers: usize,
-    shutdown: CancellationToken,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..workers)
-        .map(|_| tokio::spawn(worker(s.clone(), shutdown.clone())))
-        .collect()
-}
-
-async fn worker(s: Arc<Scheduler>, shutdown: CancellationToken) {
-    while !shutdown.is_cancelled() {
-        let claimed = match enrollments::claim_due(&s.store.pool, 1, s.lease).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "claiming due enrollments failed");
-                Vec::new()
-            }
-        };
-        if claimed.is_empty() {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = s.wakers.scheduler.notified() => {}
-                _ = tokio::time::sleep(s.poll) => {}
-            }
-            continue;
-        }
-        s.wakers.scheduler.notify_one();
-        for e in claimed {
-            let span = tracing::info_span!("enrollment", enrollment = %e.id, sequence = %e.sequence_id, step = e.current_step);
-            meisa_runtime::telemetry::set_parent_from_traceparent(&span, &e.traceparent);
-            match run(&s, &e).instrument(span).await {
-                Ok(()) => {}
-                Err(err) if err.is_transient() => {
+/// Runs up to `concurrency` enrollments at once until `shutdown`, then finishes those in hand.
+pub async fn run(s: Arc<Scheduler>, concurrency: usize, shutdown: CancellationToken) {
+    let claimer = s.clone();
+    super::dispatch(
+        concurrency,
+        s.poll,
+        s.wakers.scheduler.clone(),
+        shutdown,
+        "due enrollments",
+        move |n| {
+            let s = claimer.clone();
+            async move { enrollments::claim_due(&s.store.pool, n, s.lease).await }
+        },
+        move |e: Enrollment| {
+            let s = s.clone();
+            async move {
+                let span = tracing::info_span!("enrollment", enrollment = %e.id, sequence = %e.sequence_id, step = e.current_step);
+                meisa_runtime::telemetry::set_parent_from_traceparent(&span, &e.traceparent);
+                if let Err(err) = steps(&s, &e).instrument(span).await {
                     let at = Utc::now() + chrono(backoff(e.attempts + 1));
-                    tracing::warn!(enrollment = %e.id, error = %err, retry_at = %at, "step failed; retrying later");
-                    if let Err(db) =
-                        enrollments::release(&s.store.pool, &e.workspace_id, &e.id, Some(at)).await
-                    {
+                    if err.is_transient() {
+                        tracing::warn!(enrollment = %e.id, error = %err, retry_at = %at, "step failed; retrying later");
+                    } else {
+                        tracing::error!(enrollment = %e.id, error = %err, retry_at = %at, "step failed; retrying later");
+                    }
+                    if let Err(db) = enrollments::release(&s.store.pool, &e.workspace_id, &e.id, Some(at)).await {
                         tracing::warn!(enrollment = %e.id, error = %db, "could not release the enrollment; its lease will");
                     }
                 }
-                Err(err) => {
-                    tracing::error!(enrollment = %e.id, error = %err, "step failed; retrying later");
-                    let at = Utc::now() + chrono(backoff(e.attempts + 1));
-                    let _ =
-                        enrollments::release(&s.store.pool, &e.workspace_id, &e.id, Some(at)).await;
-                }
             }
-        }
-    }
+        },
+    )
+    .await;
 }
 
 async fn end(s: &Scheduler, e: &Enrollment, reason: &str) -> Result<()> {
@@ -112,8 +94,16 @@ async fn end(s: &Scheduler, e: &Enrollment, reason: &str) -> Result<()> {
     Ok(())
 }
 
+fn completed(e: &Enrollment, contact_id: &str, step: i32) -> Entry {
+    let mut entry = Entry::new(&e.workspace_id, contact_id, Kind::Completed)
+        .automation(e.automation_id.as_deref(), None)
+        .enrollment(&e.sequence_id, &e.id);
+    entry.step_index = Some(step);
+    entry
+}
+
 /// Runs steps from the enrollment's current one until it waits, ends, or loses its claim.
-async fn run(s: &Scheduler, e: &Enrollment) -> Result<()> {
+async fn steps(s: &Scheduler, e: &Enrollment) -> Result<()> {
     let ws = e.workspace_id.as_str();
     let sequence = {
         let mut conn = s.store.pool.acquire().await?;
@@ -131,11 +121,7 @@ async fn run(s: &Scheduler, e: &Enrollment) -> Result<()> {
         let Some(current) = usize::try_from(step).ok().and_then(|i| steps.get(i)) else {
             let mut tx = s.store.pool.begin().await?;
             if enrollments::complete(&mut tx, ws, &e.id).await? {
-                let mut entry = Entry::new(ws, contact_id, Kind::Completed)
-                    .automation(e.automation_id.as_deref(), None)
-                    .enrollment(&e.sequence_id, &e.id);
-                entry.step_index = Some(step);
-                activity::record(&mut tx, &entry).await?;
+                activity::record(&mut tx, &completed(e, contact_id, step)).await?;
             }
             tx.commit().await?;
             return Ok(());
@@ -214,14 +200,20 @@ async fn run(s: &Scheduler, e: &Enrollment) -> Result<()> {
                         entry
                     }
                 };
+                // After the last email the enrollment completes in the same transaction.
+                let last = index + 1 >= steps.len();
                 let mut tx = s.store.pool.begin().await?;
                 let advanced =
                     enrollments::advance(&mut tx, ws, &e.id, step, Utc::now(), false).await?;
                 if advanced {
-                    activity::record(&mut tx, &entry).await?;
+                    let mut log = vec![entry];
+                    if last && enrollments::complete(&mut tx, ws, &e.id).await? {
+                        log.push(completed(e, contact_id, step + 1));
+                    }
+                    activity::record_all(&mut tx, &log).await?;
                 }
                 tx.commit().await?;
-                if !advanced {
+                if !advanced || last {
                     return Ok(());
                 }
                 step += 1;
