@@ -10,8 +10,9 @@
 //!
 //! `cargo bench -p meisa-automations --bench latency`. MEISA_BENCH_RATE (default 200 upserts/s),
 //! MEISA_BENCH_SECONDS (default 10) and MEISA_BENCH_PATH (`sequence`, default, or `action`: a
-//! send_email action instead of the sequence) change it. Needs Postgres and Redis like the tests
-//! (MEISA_TEST_PG, MEISA_TEST_REDIS).
+//! send_email action instead of the sequence) change it. The services inherit this process's
+//! environment, so their own settings can be changed the same way (e.g. MEISA_MAIL_WORKERS=8).
+//! Needs Postgres and Redis like the tests (MEISA_TEST_PG, MEISA_TEST_REDIS).
 
 use std::{
     collections::HashMap,

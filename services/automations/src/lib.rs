@@ -52,6 +52,8 @@ pub enum StartError {
     Client(String),
     #[error(transparent)]
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
+    #[error(transparent)]
+    Metrics(#[from] meisa_runtime::metrics::MetricsError),
 }
 
 /// Creates the database when it does not exist yet (race-safe: parallel Jobs or tests), then

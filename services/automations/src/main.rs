@@ -47,6 +47,7 @@ async fn main() -> ExitCode {
             }
             Command::Serve => {
                 let config = Config::from_env()?;
+                meisa_runtime::metrics::install("automations")?;
                 let shutdown = meisa_runtime::shutdown::on_signal();
                 Application::build(config).await?.run(shutdown).await
             }

@@ -120,6 +120,8 @@ async fn run_job(a: &Actions, job: &Job) -> Result<()> {
             )
         }
     };
+    metrics::counter!("meisa_automations_actions_total", "type" => ty.clone(), "outcome" => status)
+        .increment(1);
     if jobs::finish(&mut tx, job, status, &error).await? {
         if let Some(e) = record {
             activity::record(&mut tx, &e).await?;

@@ -239,9 +239,27 @@ async fn read_shard(c: &Consumer, shard: u32, stop: &CancellationToken) -> Resul
         } else {
             HashMap::new()
         };
+        // Under load entries queue up: apply a run of them in one transaction (one commit, one
+        // shard lock) and acknowledge them together. What that cannot take (a gap, an entry to
+        // dead-letter, a failure) is left to the one-by-one path below.
+        let mut start = 0;
+        if !history && entries.len() > 1 {
+            match apply_run(c, shard, &entries[..entries.len().min(MAX_RUN)]).await {
+                Ok((done, wake)) => {
+                    c.wakers.wake(wake);
+                    if done > 0 {
+                        ack_all(&mut conn, &key, group, &entries[..done]).await?;
+                    }
+                    start = done;
+                }
+                Err(e) => {
+                    tracing::debug!(shard, error = %e, "batched apply failed; applying one by one");
+                }
+            }
+        }
         let mut failed = false;
         // The batch in hand is finished even when stopping: these entries are in flight.
-        for entry in &entries {
+        for entry in &entries[start..] {
             let deliveries = counts.get(&entry.id).copied().unwrap_or(1);
             match handle_with_retry(c, shard, entry, deliveries, stop).await {
                 Ok(w) => {
@@ -438,6 +456,21 @@ async fn delivery_counts(
         .collect())
 }
 
+async fn ack_all(
+    conn: &mut MultiplexedConnection,
+    key: &str,
+    group: &str,
+    entries: &[Entry],
+) -> Result<()> {
+    let mut cmd = redis::cmd("XACK");
+    cmd.arg(key).arg(group);
+    for e in entries {
+        cmd.arg(&e.id);
+    }
+    let _: i64 = cmd.query_async(conn).await?;
+    Ok(())
+}
+
 async fn ack(conn: &mut MultiplexedConnection, key: &str, group: &str, id: &str) -> Result<()> {
     let _: i64 = redis::cmd("XACK")
         .arg(key)
@@ -566,6 +599,7 @@ async fn dead_letter(
         }
     }
     tx.commit().await?;
+    metrics::counter!("meisa_automations_dead_letters_total").increment(1);
     tracing::error!(
         event_id = event_id.unwrap_or("?"),
         shard,
@@ -576,6 +610,71 @@ async fn dead_letter(
         "change moved to the dead letters"
     );
     Ok(())
+}
+
+fn count_event(fresh: bool) {
+    let outcome = if fresh { "applied" } else { "duplicate" };
+    metrics::counter!("meisa_automations_events_total", "outcome" => outcome).increment(1);
+}
+
+/// At most this many entries share a transaction: the first of them waits for the last.
+const MAX_RUN: usize = 32;
+
+/// Applies the leading run of `entries` that follow the shard's last seq without a gap, in one
+/// transaction. Returns how many leading entries are done (applied, or already applied) and what
+/// to wake; the caller applies the rest one by one. Dying before the commit leaves all of them
+/// pending, as for a single entry.
+async fn apply_run(c: &Consumer, shard: u32, entries: &[Entry]) -> Result<(usize, Wake)> {
+    let group = c.cfg.group.as_str();
+    let mut tx = c.store.pool.begin().await?;
+    let mut last = cstore::lock_shard(&mut tx, group, shard).await?;
+    let start = last;
+    let mut wake = Wake::default();
+    let mut done = 0;
+    for entry in entries {
+        let Ok((seq, event)) = decode(entry) else {
+            break;
+        };
+        match last {
+            Some(l) if seq <= l => {
+                done += 1;
+                continue;
+            }
+            Some(l) if seq > l + 1 => break,
+            _ => {}
+        }
+        let view = EventView::from_proto(&event).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let span = tracing::info_span!("change", event_id = %event.event_id, shard, seq);
+        meisa_runtime::telemetry::set_parent_from_traceparent(&span, &event.traceparent);
+        let fresh = cstore::mark_processed(
+            &mut tx,
+            &Processed {
+                event_id: &view.event_id,
+                shard,
+                seq,
+                depth: view.depth,
+                cause_automation_id: view.cause_automation_id.as_deref(),
+                cause_event_id: view.cause_event_id.as_deref(),
+                dead: false,
+            },
+        )
+        .await?;
+        count_event(fresh);
+        if fresh {
+            wake.merge(
+                process::apply(&mut tx, &view, Utc::now())
+                    .instrument(span)
+                    .await?,
+            );
+        }
+        last = Some(seq);
+        done += 1;
+    }
+    if let Some(l) = last.filter(|l| Some(*l) != start) {
+        cstore::set_last_seq(&mut tx, group, shard, l).await?;
+    }
+    tx.commit().await?;
+    Ok((done, wake))
 }
 
 enum Step {
@@ -647,6 +746,7 @@ async fn step(
         },
     )
     .await?;
+    count_event(fresh);
     let wake = if fresh {
         process::apply(&mut tx, &view, Utc::now()).await?
     } else {
@@ -667,6 +767,7 @@ async fn lost(
     to: u64,
 ) -> Result<()> {
     let reason = format!("seq {from}..={to} missing from the stream and from ReplayChanges");
+    metrics::counter!("meisa_automations_dead_letters_total").increment(1);
     tracing::error!(shard, from, to, "{reason}; those changes trigger nothing");
     cstore::dead_letter(
         conn,
@@ -693,6 +794,7 @@ async fn replay(c: &Consumer, shard: u32, from: u64, to: u64) -> Result<Wake> {
         to,
         "gap in the change stream; replaying from the contacts service"
     );
+    metrics::counter!("meisa_automations_gap_replays_total").increment(1);
     let mut wake = Wake::default();
     let mut next = from;
     while next <= to {

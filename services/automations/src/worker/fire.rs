@@ -57,6 +57,7 @@ pub async fn fire(
         return Ok(None);
     }
     tracing::info!(automation = %a.id, contact = contact_id, event = event_id, "automation fired");
+    metrics::counter!("meisa_automations_firings_total").increment(1);
     let mut log =
         vec![Entry::new(ws, contact_id, Kind::Triggered).automation(Some(&a.id), Some(event_id))];
 

@@ -64,6 +64,7 @@ pub async fn apply(conn: &mut PgConnection, ev: &EventView, now: DateTime<Utc>) 
         }
     }
     if !suppressed.is_empty() {
+        metrics::counter!("meisa_automations_loop_guard_total").increment(1);
         let chain = consumer::causation_chain(
             conn,
             ev.cause_automation_id.as_deref(),

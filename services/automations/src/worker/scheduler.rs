@@ -78,6 +78,8 @@ pub async fn run(s: Arc<Scheduler>, concurrency: usize, shutdown: CancellationTo
 }
 
 async fn end(s: &Scheduler, e: &Enrollment, reason: &str) -> Result<()> {
+    metrics::counter!("meisa_automations_enrollments_exited_total", "reason" => reason.to_string())
+        .increment(1);
     let mut tx = s.store.pool.begin().await?;
     if let Some(ended) = enrollments::exit_one(&mut tx, &e.workspace_id, &e.id, reason).await? {
         record_exits(
@@ -185,6 +187,12 @@ async fn steps(s: &Scheduler, e: &Enrollment) -> Result<()> {
                         }),
                     })
                     .await;
+                let outcome = match &sent {
+                    Ok(m) => message_status_name(m.status),
+                    Err(_) => "error",
+                };
+                metrics::counter!("meisa_automations_email_steps_total", "outcome" => outcome)
+                    .increment(1);
                 let entry = match sent {
                     Ok(m) => base()
                         .email(&m.id, message_accepted(m.status))

@@ -140,6 +140,7 @@ async fn sweep(s: &Sweeper) -> Result<usize> {
                 d.next_check_at.to_rfc3339_opts(SecondsFormat::Micros, true)
             );
             let span = tracing::info_span!("sweep", automation = %a.id, contact = %d.contact_id);
+            metrics::counter!("meisa_automations_sweep_flips_total").increment(1);
             if let Some(w) = fire(&mut tx, a, &d.contact_id, &event_id, 0, now)
                 .instrument(span)
                 .await?
