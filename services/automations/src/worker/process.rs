@@ -181,3 +181,75 @@ async fn exit_for_new_state(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use meisa_proto::events::ChangeKind;
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::{
+        AutomationDef,
+        event::tests::{change, contact, event, int},
+    };
+
+    fn automation(v: serde_json::Value) -> AutomationRow {
+        let def = AutomationDef::parse(&v).unwrap();
+        AutomationRow {
+            workspace_id: "ws_1".into(),
+            id: "aut_1".into(),
+            time_dependent: def.is_time_dependent(),
+            def,
+            unseen_fields: vec![],
+            revision: 1,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn posts(from: Option<i64>, to: i64) -> EventView {
+        event(
+            if from.is_some() {
+                ChangeKind::Updated
+            } else {
+                ChangeKind::Created
+            },
+            vec![change(
+                "custom_fields.posts_generated",
+                from.map(int),
+                Some(int(to)),
+            )],
+            contact(&[("posts_generated", int(to))], &[]),
+            0,
+        )
+    }
+
+    fn fires(a: &AutomationRow, ev: &EventView) -> bool {
+        matches(
+            a,
+            ev,
+            ev.before().as_ref(),
+            ev.after.as_ref().unwrap(),
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn condition_met_fires_on_the_change_that_makes_it_true() {
+        let a = automation(json!({"name": "n", "trigger": {"type": "condition_met"},
+            "conditions": {"all": [{"field": "posts_generated", "op": "gte", "value": 5}]}}));
+        assert!(!fires(&a, &posts(Some(3), 4)));
+        assert!(fires(&a, &posts(Some(4), 5)));
+        assert!(!fires(&a, &posts(Some(5), 6)), "already true before");
+        assert!(fires(&a, &posts(None, 7)), "a new contact was false before");
+    }
+
+    #[test]
+    fn conditions_must_hold_after_the_change() {
+        let a = automation(json!({"name": "n",
+            "trigger": {"type": "contact_updated", "field": "posts_generated"},
+            "conditions": {"all": [{"field": "posts_generated", "op": "gt", "value": 10}]}}));
+        assert!(!fires(&a, &posts(Some(3), 4)));
+        assert!(fires(&a, &posts(Some(11), 12)));
+    }
+}
