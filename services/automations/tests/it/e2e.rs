@@ -387,3 +387,53 @@ async fn automations_that_trigger_each_other_stop_at_the_depth_limit() {
         "the loop guard logs what it stopped"
     );
 }
+
+#[tokio::test]
+async fn an_exit_action_ends_the_enrollment() {
+    let st = stack().await;
+    let tpl = st.template("Later", "Later").await;
+    let seq = st
+        .sequence(
+            json!({"name": "Slow", "steps": [{"type": "wait", "duration": "1h"},
+                                                  {"type": "email", "template_id": tpl}]}),
+        )
+        .await;
+    st.automation(json!({"name": "Enroll", "enabled": true,
+        "trigger": {"type": "contact_created"},
+        "actions": [{"type": "enroll", "sequence_id": seq}]}))
+        .await;
+    let stop = st
+        .automation(json!({"name": "Stop", "enabled": true,
+            "trigger": {"type": "tag_added", "tag": "stop"},
+            "actions": [{"type": "exit", "sequence_id": seq}]}))
+        .await;
+    let jane = st.upsert("jane@example.com", &[]).await;
+    eventually(Duration::from_secs(10), "jane enrolled", || async {
+        (!st.enrollments(&jane.id).await.is_empty()).then_some(())
+    })
+    .await;
+    st.contacts
+        .clone()
+        .add_tags(cpb::AddTagsRequest {
+            workspace_id: WS.into(),
+            id: jane.id.clone(),
+            tags: vec!["stop".into()],
+            causation: None,
+        })
+        .await
+        .expect("add tag");
+    let e = eventually(
+        Duration::from_secs(10),
+        "the enrollment to exit",
+        || async {
+            st.enrollments(&jane.id)
+                .await
+                .into_iter()
+                .find(|e| e.status == EnrollmentStatus::Exited as i32)
+        },
+    )
+    .await;
+    assert_eq!(e.exit_reason, "exit_action");
+    assert_eq!(st.automation_stats(&stop).await.actions_done, 1);
+    assert_eq!(st.smtp.message_count(), 0);
+}
