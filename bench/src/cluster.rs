@@ -169,13 +169,16 @@ COMMIT;
     }
 }
 
+/// utime + stime, plus the time of children already reaped (cutime + cstime): Postgres backends
+/// come and go, and their CPU lands in the postmaster's children counters when they exit.
 fn proc_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    // Fields after the parenthesised command name; utime, stime, cutime, cstime are 12th to 15th.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks: f64 = (11..=14)
+        .filter_map(|i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
     ticks / 100.0
 }
 

@@ -49,7 +49,7 @@ impl Config {
                 "MEISA_RELAY_POLL_INTERVAL",
                 Duration::from_millis(500),
             )?,
-            writer_lanes: config::parsed("MEISA_WRITER_LANES", 4)?,
+            writer_lanes: config::parsed("MEISA_WRITER_LANES", 8)?,
             db_max_connections: config::parsed("MEISA_DB_MAX_CONNECTIONS", 16)?,
             relay_enabled: true,
         })
