@@ -34,30 +34,33 @@ async fn killing_automations_at_random_points_sends_every_email_exactly_once() {
         "actions": [{"type": "enroll", "sequence_id": seq}]}))
         .await;
 
-    // Contacts flow in at ~100/s in the background while the automations process is killed.
+    // Contacts flow in from 8 concurrent clients while the automations process is killed, so
+    // that kills land while events are being applied, actions run and sequences wait.
     let created = Arc::new(AtomicUsize::new(0));
-    let upserts = {
-        let contacts = st.contacts.clone();
-        let created = created.clone();
-        tokio::spawn(async move {
-            for i in 0..CONTACTS {
-                let mut c = contacts.clone();
-                c.upsert(meisa_proto::contacts::UpsertRequest {
-                    workspace_id: WS.into(),
-                    contact: Some(meisa_proto::contacts::ContactInput {
-                        email: format!("user{i}@example.com"),
-                        external_id: format!("usr_{i}"),
-                        ..Default::default()
-                    }),
-                    causation: None,
-                })
-                .await
-                .expect("upsert");
-                created.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+    let upserts: Vec<_> = (0..8)
+        .map(|lane| {
+            let contacts = st.contacts.clone();
+            let created = created.clone();
+            tokio::spawn(async move {
+                for i in (lane..CONTACTS).step_by(8) {
+                    let mut c = contacts.clone();
+                    c.upsert(meisa_proto::contacts::UpsertRequest {
+                        workspace_id: WS.into(),
+                        contact: Some(meisa_proto::contacts::ContactInput {
+                            email: format!("user{i}@example.com"),
+                            external_id: format!("usr_{i}"),
+                            ..Default::default()
+                        }),
+                        causation: None,
+                    })
+                    .await
+                    .expect("upsert");
+                    created.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
         })
-    };
+        .collect();
 
     let kills = rand::rng().random_range(3..=5);
     for k in 0..kills {
@@ -72,7 +75,9 @@ async fn killing_automations_at_random_points_sends_every_email_exactly_once() {
         );
         st.start_automations().await;
     }
-    upserts.await.expect("upserts");
+    for u in upserts {
+        u.await.expect("upserts");
+    }
 
     // Settling includes the killed process's leases running out (shards 2s, jobs and steps 11s).
     st.smtp
