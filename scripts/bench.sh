@@ -10,3 +10,7 @@ if [ -f services/mailer/benches/throughput.rs ]; then
   echo; echo "== mailer: render + enqueue + deliver"
   cargo bench -q -p meisa-mailer --bench throughput
 fi
+if [ -f services/automations/benches/latency.rs ]; then
+  echo; echo "== automations: contact created → welcome email accepted by SMTP, 200 upserts/s"
+  cargo bench -q -p meisa-automations --bench latency
+fi
