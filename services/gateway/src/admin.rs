@@ -17,19 +17,18 @@ pub enum AdminError {
     Connect(#[source] sqlx::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Migrate(#[from] crate::MigrateError),
     #[error("{0}")]
     Invalid(String),
 }
 
+/// Admin commands work on a fresh server too: the database is created and migrated first.
 pub async fn connect(database_url: &str) -> Result<PgPool, AdminError> {
-    store::ensure_database(database_url)
+    crate::migrate(database_url).await?;
+    store::connect(database_url, 2)
         .await
-        .map_err(AdminError::Connect)?;
-    let pool = store::connect(database_url, 2)
-        .await
-        .map_err(AdminError::Connect)?;
-    store::migrate(&pool).await?;
-    Ok(pool)
+        .map_err(AdminError::Connect)
 }
 
 pub async fn create_workspace(pool: &PgPool, name: &str) -> Result<CreatedWorkspace, AdminError> {

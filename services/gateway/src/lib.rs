@@ -43,26 +43,12 @@ pub enum BuildError {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum MigrateError {
-    #[error("cannot connect to DATABASE_URL: {0}")]
-    Connect(#[source] sqlx::Error),
-    #[error(transparent)]
-    Migrate(#[from] store::StoreError),
-}
+pub use meisa_runtime::db::MigrateError;
 
 /// Applies the gateway's embedded migrations (what `gateway migrate` runs as a Kubernetes Job),
 /// creating the database first if it does not exist.
 pub async fn migrate(database_url: &str) -> Result<(), MigrateError> {
-    store::ensure_database(database_url)
-        .await
-        .map_err(MigrateError::Connect)?;
-    let pool = store::connect(database_url, 1)
-        .await
-        .map_err(MigrateError::Connect)?;
-    store::migrate(&pool).await?;
-    pool.close().await;
-    Ok(())
+    meisa_runtime::db::migrate(database_url, &store::MIGRATOR).await
 }
 
 pub struct Application {

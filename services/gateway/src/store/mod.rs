@@ -14,8 +14,6 @@ use sqlx::{
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 impl StoreError {
@@ -48,16 +46,7 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
         .await
 }
 
-/// Creates the database named in `database_url` when it does not exist yet, so `gateway migrate`
-/// and `gateway admin …` work on a fresh Postgres server.
-pub async fn ensure_database(database_url: &str) -> Result<(), sqlx::Error> {
-    meisa_runtime::db::ensure_database(database_url).await
-}
-
-pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    sqlx::migrate!("./migrations").run(pool).await?;
-    Ok(())
-}
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query("SELECT 1").execute(pool).await?;
