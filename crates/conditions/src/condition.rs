@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Number, Value};
 
-use crate::date::parse_date;
+use meisa_model::parse_date;
 use crate::duration::Duration;
 use crate::error::ConditionError;
 use crate::field::Field;
@@ -283,7 +283,7 @@ impl Leaf {
         let mut m = Map::new();
         // has_tag and lacks_tag always test the tag set, whatever a hand-built leaf holds.
         let field = match self.op {
-            Op::HasTag(_) | Op::LacksTag(_) => Field::Tags.name().to_string(),
+            Op::HasTag(_) | Op::LacksTag(_) => Field::TAGS.name().to_string(),
             _ => self.field.name().to_string(),
         };
         m.insert("field".into(), Value::String(field));
@@ -496,7 +496,7 @@ fn parse_field(v: Option<&Value>, kind: OpKind, path: &str) -> Result<Field, Con
     let tag_op = matches!(kind, OpKind::HasTag | OpKind::LacksTag);
     let name = match v {
         // has_tag and lacks_tag can only mean the tag set, so the field may be left out.
-        None if tag_op => return Ok(Field::Tags),
+        None if tag_op => return Ok(Field::TAGS),
         None => {
             return Err(ConditionError::new(
                 path,
@@ -512,7 +512,7 @@ fn parse_field(v: Option<&Value>, kind: OpKind, path: &str) -> Result<Field, Con
         }
     };
     let field = Field::parse(name).map_err(|m| ConditionError::new(path, m))?;
-    if tag_op && field != Field::Tags {
+    if tag_op && field != Field::TAGS {
         return Err(ConditionError::new(
             path,
             format!(

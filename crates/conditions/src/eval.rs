@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use chrono::{DateTime, Utc};
 
 use crate::condition::{Condition, Leaf, Op, Scalar};
-use crate::date::parse_date;
+use meisa_model::parse_date;
 use crate::field::Field;
 use crate::state::{Got, State};
 
@@ -62,7 +62,7 @@ pub fn next_flip(
     let leaves = condition.leaves();
     let mut steps: Vec<DateTime<Utc>> = Vec::new();
     for leaf in leaves.iter().filter(|l| is_clock_leaf(l)) {
-        if leaf.field == Field::Tags {
+        if leaf.field == Field::TAGS {
             continue;
         }
         let Some(t) = state.get(&leaf.field).as_date() else {
@@ -123,12 +123,12 @@ fn evaluate_leaf(leaf: &Leaf, state: &State, now: DateTime<Utc>) -> bool {
         Op::LacksTag(tag) => return !state.tags.contains(tag),
         _ => {}
     }
-    if leaf.field == Field::Tags {
+    if leaf.field == Field::TAGS {
         return evaluate_tags(&leaf.op, state);
     }
     // The contacts service stores emails lower-cased and compares them case-insensitively
     // (DESIGN §2); a condition written with `Jane@Example.com` means the same contact.
-    let fold_case = leaf.field == Field::Email;
+    let fold_case = leaf.field == Field::EMAIL;
     let got = state.get(&leaf.field);
     if matches!(got, Got::Missing) {
         return matches!(leaf.op, Op::Ne(_) | Op::NotExists);

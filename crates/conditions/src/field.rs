@@ -1,56 +1,15 @@
-//! The fields a condition can name: the built-ins of DESIGN §2 and custom fields.
+//! The fields a condition can name: a built-in of DESIGN §2 or a custom field (the vocabulary is
+//! meisa-model's; this is how a leaf spells and reads it).
 
 use std::fmt;
 
-/// The type a workspace has fixed for a custom field (DESIGN §2), as the field registry reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FieldType {
-    String,
-    Number,
-    Boolean,
-    Date,
-}
-
-impl FieldType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::String => "string",
-            Self::Number => "number",
-            Self::Boolean => "boolean",
-            Self::Date => "date",
-        }
-    }
-
-    /// The registry's spelling (`"string"`, `"number"`, `"boolean"`, `"date"`).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "string" => Some(Self::String),
-            "number" => Some(Self::Number),
-            "boolean" => Some(Self::Boolean),
-            "date" => Some(Self::Date),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for FieldType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use meisa_model::{BuiltIn, CUSTOM_PREFIX, FieldName, FieldNameError, FieldType};
 
 /// A field named by a leaf. Built-in names always mean the built-in field; anything else is a
 /// custom field, held by its bare name (`custom_fields.plan` is read as `plan`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
-    Email,
-    FirstName,
-    LastName,
-    ExternalId,
-    Subscribed,
-    Tags,
-    CreatedAt,
-    UpdatedAt,
+    BuiltIn(BuiltIn),
     Custom(String),
 }
 
@@ -63,74 +22,43 @@ pub(crate) enum Kind {
     Tags,
 }
 
-const PREFIX: &str = "custom_fields.";
-const MAX_NAME_LEN: usize = 64;
-
 impl Field {
-    pub const BUILT_IN: [Field; 8] = [
-        Field::Email,
-        Field::FirstName,
-        Field::LastName,
-        Field::ExternalId,
-        Field::Subscribed,
-        Field::Tags,
-        Field::CreatedAt,
-        Field::UpdatedAt,
-    ];
+    pub const TAGS: Field = Field::BuiltIn(BuiltIn::Tags);
+    pub const EMAIL: Field = Field::BuiltIn(BuiltIn::Email);
 
     /// Reads a field name as a leaf writes it. The error is a message for the `.field` path.
     pub fn parse(name: &str) -> Result<Self, String> {
-        if let Some(custom) = name.strip_prefix(PREFIX) {
-            if let Some(builtin) = Self::built_in(custom) {
-                return Err(format!(
+        let custom = match name.strip_prefix(CUSTOM_PREFIX) {
+            Some(custom) => custom,
+            None => match BuiltIn::parse(name) {
+                Some(b) => return Ok(Self::BuiltIn(b)),
+                None => name,
+            },
+        };
+        // A name that breaks the custom field rule can never be sent, so a leaf naming it is a
+        // typo (a space, a dash) that would otherwise never match.
+        FieldName::parse(custom)
+            .map(|n| Self::Custom(n.into_string()))
+            .map_err(|e| match e {
+                FieldNameError::Empty => format!(
+                    "field is empty; name a built-in field ({}) or a custom field",
+                    BuiltIn::list()
+                ),
+                FieldNameError::Syntax => format!(
+                    "{custom:?} is not a field name; custom field names start with a letter followed by letters, digits or _"
+                ),
+                FieldNameError::TooLong => e.to_string(),
+                FieldNameError::BuiltIn(b) => format!(
                     "{custom} is a built-in field, not a custom field; write \"{}\"",
-                    builtin.name()
-                ));
-            }
-            return Self::custom(custom);
-        }
-        match Self::built_in(name) {
-            Some(b) => Ok(b),
-            None => Self::custom(name),
-        }
-    }
-
-    fn built_in(name: &str) -> Option<Self> {
-        Self::BUILT_IN.into_iter().find(|f| f.name() == name)
-    }
-
-    /// The rule of DESIGN §2 for custom field names: a name that breaks it can never be sent,
-    /// so a leaf naming it is a typo (a space, a dash) that would otherwise never match.
-    fn custom(name: &str) -> Result<Self, String> {
-        let mut chars = name.chars();
-        let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-        if name.is_empty() {
-            return Err(
-                "field is empty; name a built-in field (email, first_name, last_name, external_id, subscribed, tags, created_at, updated_at) or a custom field".into(),
-            );
-        }
-        if !starts_with_letter || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "{name:?} is not a field name; custom field names start with a letter followed by letters, digits or _"
-            ));
-        }
-        if name.len() > MAX_NAME_LEN {
-            return Err(format!("field names are at most {MAX_NAME_LEN} characters"));
-        }
-        Ok(Self::Custom(name.to_string()))
+                    b.name()
+                ),
+            })
     }
 
     /// The canonical name: what serialization writes and what the dashboard shows.
     pub fn name(&self) -> &str {
         match self {
-            Self::Email => "email",
-            Self::FirstName => "first_name",
-            Self::LastName => "last_name",
-            Self::ExternalId => "external_id",
-            Self::Subscribed => "subscribed",
-            Self::Tags => "tags",
-            Self::CreatedAt => "created_at",
-            Self::UpdatedAt => "updated_at",
+            Self::BuiltIn(b) => b.name(),
             Self::Custom(name) => name,
         }
     }
@@ -141,15 +69,10 @@ impl Field {
 
     /// The type of a built-in field; `None` for custom fields, whose type the registry knows.
     pub(crate) fn built_in_kind(&self) -> Option<Kind> {
-        Some(match self {
-            Self::Email | Self::FirstName | Self::LastName | Self::ExternalId => {
-                Kind::Typed(FieldType::String)
-            }
-            Self::Subscribed => Kind::Typed(FieldType::Boolean),
-            Self::CreatedAt | Self::UpdatedAt => Kind::Typed(FieldType::Date),
-            Self::Tags => Kind::Tags,
-            Self::Custom(_) => return None,
-        })
+        match self {
+            Self::BuiltIn(b) => Some(b.field_type().map_or(Kind::Tags, Kind::Typed)),
+            Self::Custom(_) => None,
+        }
     }
 }
 
@@ -165,15 +88,15 @@ mod tests {
 
     #[test]
     fn built_ins_and_custom_names() {
-        assert_eq!(Field::parse("email"), Ok(Field::Email));
-        assert_eq!(Field::parse("tags"), Ok(Field::Tags));
+        assert_eq!(Field::parse("email"), Ok(Field::EMAIL));
+        assert_eq!(Field::parse("tags"), Ok(Field::TAGS));
         assert_eq!(Field::parse("plan"), Ok(Field::Custom("plan".into())));
         assert_eq!(
             Field::parse("custom_fields.plan"),
             Ok(Field::Custom("plan".into()))
         );
-        for f in Field::BUILT_IN {
-            assert_eq!(Field::parse(f.name()), Ok(f.clone()));
+        for b in BuiltIn::ALL {
+            assert_eq!(Field::parse(b.name()), Ok(Field::BuiltIn(b)));
         }
     }
 

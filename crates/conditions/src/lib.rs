@@ -35,7 +35,6 @@
 #![forbid(unsafe_code)]
 
 mod condition;
-mod date;
 mod duration;
 mod error;
 mod eval;
@@ -50,6 +49,7 @@ pub use condition::{
 pub use duration::{Duration, DurationError, MAX_SECONDS, Unit};
 pub use error::ConditionError;
 pub use eval::{became_true, evaluate, is_time_dependent, next_flip};
-pub use field::{Field, FieldType};
+pub use field::Field;
+pub use meisa_model::{BuiltIn, FieldType};
 pub use state::State;
 pub use validate::{Validation, validate};

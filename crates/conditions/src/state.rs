@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::date::parse_date;
+use meisa_model::{BuiltIn, parse_date};
 use crate::field::Field;
 
 /// A contact's current state: built-in fields, custom fields and tags.
@@ -50,15 +50,15 @@ impl State {
             v.as_deref().map_or(Got::Missing, Got::Str)
         }
         match field {
-            Field::Email => s(&self.email),
-            Field::FirstName => s(&self.first_name),
-            Field::LastName => s(&self.last_name),
-            Field::ExternalId => s(&self.external_id),
-            Field::Subscribed => self.subscribed.map_or(Got::Missing, Got::Bool),
-            Field::CreatedAt => self.created_at.map_or(Got::Missing, Got::Date),
-            Field::UpdatedAt => self.updated_at.map_or(Got::Missing, Got::Date),
+            Field::BuiltIn(BuiltIn::Email) => s(&self.email),
+            Field::BuiltIn(BuiltIn::FirstName) => s(&self.first_name),
+            Field::BuiltIn(BuiltIn::LastName) => s(&self.last_name),
+            Field::BuiltIn(BuiltIn::ExternalId) => s(&self.external_id),
+            Field::BuiltIn(BuiltIn::Subscribed) => self.subscribed.map_or(Got::Missing, Got::Bool),
+            Field::BuiltIn(BuiltIn::CreatedAt) => self.created_at.map_or(Got::Missing, Got::Date),
+            Field::BuiltIn(BuiltIn::UpdatedAt) => self.updated_at.map_or(Got::Missing, Got::Date),
             // The tag set is read by the tag ops directly; as a scalar it is nothing.
-            Field::Tags => {
+            Field::BuiltIn(BuiltIn::Tags) => {
                 if self.tags.is_empty() {
                     Got::Missing
                 } else {

@@ -2,9 +2,11 @@
 //! that does not fit the field's known type is rejected at save time).
 
 use crate::condition::{Condition, Leaf, Op, Scalar};
-use crate::date::parse_date;
+use meisa_model::parse_date;
 use crate::error::ConditionError;
-use crate::field::{Field, FieldType, Kind};
+use meisa_model::FieldType;
+
+use crate::field::{Field, Kind};
 
 /// What a valid condition still wants the dashboard to know.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

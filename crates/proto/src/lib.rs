@@ -40,3 +40,8 @@ pub use meisa::mailer::v1 as mailer;
 /// The encoded `FileDescriptorSet` of every Meisa proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/meisa_descriptor.bin"));
+
+mod convert;
+pub use convert::{
+    FieldTypeError, datetime, field_type, field_type_of, json_to_value, timestamp, value_to_json,
+};

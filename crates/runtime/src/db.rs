@@ -11,6 +11,25 @@ pub enum MigrateError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// The database could not be reached or is going away (as opposed to a query that is wrong): the
+/// caller gets "unavailable, retry" rather than an internal error, and work is retried.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections: a server
+        // restarting or full, not a bad query.
+        sqlx::Error::Database(d) => matches!(
+            d.code().as_deref(),
+            Some("57P01" | "57P02" | "57P03" | "53300")
+        ),
+        _ => false,
+    }
+}
+
 /// Creates the database named in `database_url` when it does not exist yet. A role without
 /// CREATEDB gets an error only when the database is really missing.
 pub async fn ensure_database(database_url: &str) -> Result<(), sqlx::Error> {

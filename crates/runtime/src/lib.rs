@@ -1,11 +1,15 @@
-//! The runtime every Meisa service shares. Each module is one concern:
-//! configuration from the environment, telemetry, shutdown, gRPC serving, and the one table that
-//! maps error kinds to gRPC codes and HTTP statuses.
+//! The runtime every Meisa service shares. Each module is one concern: configuration from the
+//! environment, telemetry, shutdown, serving gRPC and calling it, page sizes, the database's
+//! setup and health, metrics, and the one table that maps error kinds to gRPC codes and HTTP
+//! statuses.
 
+pub mod announce;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod errors;
 pub mod grpc;
 pub mod metrics;
+pub mod paging;
 pub mod shutdown;
 pub mod telemetry;

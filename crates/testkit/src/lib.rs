@@ -5,9 +5,17 @@
 //! `MEISA_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`) and `MEISA_TEST_REDIS`
 //! (default `redis://127.0.0.1:6379`) point the tests elsewhere.
 
+// Test support: a failure here is a failed test, so it panics with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use sqlx::{Connection, Executor, PgConnection};
 
+pub mod process;
 pub mod smtp;
+pub mod wait;
+
+pub use process::Service;
+pub use wait::{eventually, streams_caught_up, until_streams_caught_up};
 
 pub fn pg_server_url() -> String {
     std::env::var("MEISA_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())

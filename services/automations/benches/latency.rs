@@ -14,6 +14,9 @@
 //! environment, so their own settings can be changed the same way (e.g. MEISA_MAIL_WORKERS=8).
 //! Needs Postgres and Redis like the tests (MEISA_TEST_PG, MEISA_TEST_REDIS).
 
+// A test fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{
     collections::HashMap,
     path::PathBuf,

@@ -6,6 +6,9 @@
 //! `cargo bench -p meisa-mailer --bench throughput` (MEISA_BENCH_EMAILS changes N, default 5000).
 //! Needs Postgres like the tests (MEISA_TEST_PG).
 
+// A test fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;

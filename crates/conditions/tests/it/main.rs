@@ -1,5 +1,8 @@
 //! One integration binary for the crate (STYLE: `tests/it/main.rs`).
 
+// A test fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod eval;
 mod flip;
 mod parse;

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use meisa_conditions::{
+    BuiltIn,
     Condition, DateValue, Duration, Field, Leaf, Op, Scalar, State, Unit, became_true, evaluate,
     next_flip,
 };
@@ -93,7 +94,7 @@ const CUSTOM: [&str; 6] = ["plan", "posts", "signup_date", "flag", "weird", "nop
 
 fn field() -> impl Strategy<Value = Field> {
     prop_oneof![
-        prop::sample::select(Field::BUILT_IN.to_vec()),
+        prop::sample::select(BuiltIn::ALL.map(Field::BuiltIn).to_vec()),
         prop::sample::select(CUSTOM.to_vec()).prop_map(|n| Field::Custom(n.into())),
     ]
 }
@@ -127,7 +128,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn leaf() -> impl Strategy<Value = Leaf> {
     (field(), op()).prop_map(|(field, op)| match op {
         Op::HasTag(_) | Op::LacksTag(_) => Leaf {
-            field: Field::Tags,
+            field: Field::BuiltIn(BuiltIn::Tags),
             op,
         },
         op => Leaf { field, op },
@@ -392,7 +393,7 @@ fn same_typed() -> impl Strategy<Value = (Field, State, Scalar)> {
             Scalar::String(b)
         )),
         (text(), text()).prop_map(|(a, b)| (
-            Field::Email,
+            Field::BuiltIn(BuiltIn::Email),
             State {
                 email: Some(a),
                 ..State::default()
@@ -400,7 +401,7 @@ fn same_typed() -> impl Strategy<Value = (Field, State, Scalar)> {
             Scalar::String(b)
         )),
         (any::<bool>(), any::<bool>()).prop_map(|(a, b)| (
-            Field::Subscribed,
+            Field::BuiltIn(BuiltIn::Subscribed),
             State {
                 subscribed: Some(a),
                 ..State::default()
@@ -408,7 +409,7 @@ fn same_typed() -> impl Strategy<Value = (Field, State, Scalar)> {
             Scalar::Bool(b)
         )),
         (instant(), date_text()).prop_map(|(a, b)| (
-            Field::CreatedAt,
+            Field::BuiltIn(BuiltIn::CreatedAt),
             State {
                 created_at: Some(a),
                 ..State::default()
@@ -429,8 +430,8 @@ fn clock_condition() -> impl Strategy<Value = Condition> {
         Field::Custom("a".into()),
         Field::Custom("a".into()),
         Field::Custom("b".into()),
-        Field::CreatedAt,
-        Field::CreatedAt,
+        Field::BuiltIn(BuiltIn::CreatedAt),
+        Field::BuiltIn(BuiltIn::CreatedAt),
         Field::Custom("missing".into()),
     ]);
     let clock_leaf = (f, prop::bool::ANY, short).prop_map(|(field, older, d)| {

@@ -3,6 +3,9 @@
 //! Redis. `blackbox` runs the real binaries as processes. The mailer runs in-process too,
 //! delivering to the testkit SMTP server; `automations` also runs the automations service.
 
+// A test fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod auth;
 mod automations;
 mod batch;

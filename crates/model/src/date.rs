@@ -1,20 +1,23 @@
-//! Dates as DESIGN §2 accepts them: RFC 3339 or `YYYY-MM-DD` (midnight UTC).
+//! Dates as DESIGN §2 accepts them: RFC 3339 or `YYYY-MM-DD` (midnight UTC). The contacts
+//! service fixes a field as a date with this rule and conditions read dates with it, so a value
+//! that made a field a date is a date everywhere.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-/// Reads a date the way the contacts service recognises one, so a value that made a field a
-/// date there is a date here too.
-pub(crate) fn parse_date(s: &str) -> Option<DateTime<Utc>> {
+pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    // The length check keeps chrono from accepting `2026-1-5` or `+2026-01-05`, which the
-    // contacts service does not treat as dates either.
+    // The length check keeps chrono from accepting `2026-1-5` or `+2026-01-05`.
     if s.len() != 10 {
         return None;
     }
     let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
     Some(day.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+pub fn is_date(s: &str) -> bool {
+    parse_date(s).is_some()
 }
 
 #[cfg(test)]
@@ -29,6 +32,7 @@ mod tests {
         assert_eq!(d.to_rfc3339(), "2026-11-20T00:00:00+00:00");
         assert!(parse_date("2026-11-20 10:00").is_none());
         assert!(parse_date("2026-1-5").is_none());
+        assert!(parse_date("2026-13-40").is_none());
         assert!(parse_date("soon").is_none());
         assert!(parse_date("").is_none());
     }
