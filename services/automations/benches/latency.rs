@@ -32,6 +32,7 @@ use meisa_proto::{
     mailer::{self as mpb, mailer_service_client::MailerServiceClient},
 };
 use meisa_testkit::{TestDb, free_port, redis_url, smtp::SmtpServer, unique_name};
+use serde_json::json;
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
@@ -195,24 +196,14 @@ async fn main() {
         .expect("template")
         .id;
     let action = if path == "action" {
-        pb::Action {
-            r#type: pb::ActionType::SendEmail as i32,
-            template_id: template,
-            ..Default::default()
-        }
+        json!({"type": "send_email", "template_id": template})
     } else {
         let sequence = automations
             .create_sequence(pb::CreateSequenceRequest {
                 workspace_id: WS.into(),
-                sequence: Some(pb::SequenceInput {
-                    name: "Welcome".into(),
-                    steps: vec![pb::Step {
-                        r#type: pb::StepType::Email as i32,
-                        template_id: template,
-                        duration: String::new(),
-                    }],
-                    exit_when: String::new(),
-                }),
+                definition: json!({"name": "Welcome",
+                    "steps": [{"type": "email", "template_id": template}]})
+                .to_string(),
             })
             .await
             .expect("sequence")
@@ -220,25 +211,14 @@ async fn main() {
             .sequence
             .expect("sequence")
             .id;
-        pb::Action {
-            r#type: pb::ActionType::Enroll as i32,
-            sequence_id: sequence,
-            ..Default::default()
-        }
+        json!({"type": "enroll", "sequence_id": sequence})
     };
     automations
         .create_automation(pb::CreateAutomationRequest {
             workspace_id: WS.into(),
-            automation: Some(pb::AutomationInput {
-                name: "Welcome".into(),
-                enabled: true,
-                trigger: Some(pb::Trigger {
-                    r#type: pb::TriggerType::ContactCreated as i32,
-                    ..Default::default()
-                }),
-                actions: vec![action],
-                ..Default::default()
-            }),
+            definition: json!({"name": "Welcome", "enabled": true,
+                "trigger": {"type": "contact_created"}, "actions": [action]})
+            .to_string(),
         })
         .await
         .expect("automation");
@@ -304,7 +284,7 @@ async fn main() {
                         .into(),
                         ..Default::default()
                     }),
-                    causation: None,
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ());

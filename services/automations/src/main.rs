@@ -47,7 +47,7 @@ async fn main() -> ExitCode {
             }
             Command::Serve => {
                 let config = Config::from_env()?;
-                meisa_runtime::metrics::install("automations")?;
+                meisa_runtime::metrics::install("automations").await?;
                 let shutdown = meisa_runtime::shutdown::on_signal();
                 Application::build(config).await?.run(shutdown).await
             }

@@ -43,7 +43,7 @@ async fn main() -> std::process::ExitCode {
             }
             Command::Serve => {
                 let config = Config::from_env()?;
-                meisa_runtime::metrics::install("contacts")?;
+                meisa_runtime::metrics::install("contacts").await?;
                 let shutdown = meisa_runtime::shutdown::on_signal();
                 Application::build(config).await?.run(shutdown).await
             }

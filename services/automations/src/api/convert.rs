@@ -1,12 +1,9 @@
-//! Stored rows → protobuf.
+//! Stored rows → protobuf. Definitions leave as the DESIGN JSON they were read from.
 
 use meisa_proto::automations::{self as pb, ActivityKind, EnrollmentStatus};
 
 use crate::{
-    domain::{
-        event::timestamp,
-        proto::{action_proto, condition_text_of, step_proto, trigger_proto},
-    },
+    domain::event::timestamp,
     store::{
         activity::{ActivityRow, Kind},
         definitions::{AutomationRow, SequenceRow},
@@ -18,12 +15,7 @@ pub fn automation(r: &AutomationRow, unseen: Option<Vec<String>>) -> pb::Automat
     pb::Automation {
         id: r.id.clone(),
         workspace_id: r.workspace_id.clone(),
-        name: r.def.name.clone(),
-        enabled: r.def.enabled,
-        trigger: Some(trigger_proto(&r.def.trigger)),
-        conditions: condition_text_of(&r.def.conditions),
-        actions: r.def.actions.iter().map(action_proto).collect(),
-        reentry: r.def.reentry.as_string(),
+        definition: r.def.to_json().to_string(),
         unseen_fields: unseen.unwrap_or_else(|| r.unseen_fields.clone()),
         created_at: Some(timestamp(r.created_at)),
         updated_at: Some(timestamp(r.updated_at)),
@@ -34,9 +26,7 @@ pub fn sequence(r: &SequenceRow, unseen: Option<Vec<String>>) -> pb::Sequence {
     pb::Sequence {
         id: r.id.clone(),
         workspace_id: r.workspace_id.clone(),
-        name: r.def.name.clone(),
-        steps: r.def.steps.iter().map(step_proto).collect(),
-        exit_when: condition_text_of(&r.def.exit_when),
+        definition: r.def.to_json().to_string(),
         unseen_fields: unseen.unwrap_or_else(|| r.unseen_fields.clone()),
         created_at: Some(timestamp(r.created_at)),
         updated_at: Some(timestamp(r.updated_at)),

@@ -1,5 +1,5 @@
-//! `meisa.automations.v1.AutomationsService`: protobuf in, domain types (through the DESIGN §3
-//! JSON they mirror), stored rows out. Every error leaves as an `ApiError` status (ErrorInfo +
+//! `meisa.automations.v1.AutomationsService`: definitions in as DESIGN §3 JSON text, parsed once
+//! into domain types, stored rows out. Every error leaves as an `ApiError` status (ErrorInfo +
 //! BadRequest with the DESIGN path).
 
 mod convert;
@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     clients::{Contacts, Mailer},
-    domain::{AutomationDef, Reference, SequenceDef, new_id},
+    domain::{AutomationDef, Reference, SequenceDef, document, new_id},
     error::{Error, Result},
     store::{
         Store, activity,
@@ -107,10 +107,11 @@ impl Api {
     async fn automation_input(
         &self,
         ws: &str,
-        input: Option<&pb::AutomationInput>,
+        definition: &str,
     ) -> Result<(AutomationDef, Vec<String>)> {
-        let input = input.ok_or_else(|| ApiError::field("automation", "is required"))?;
-        let def = AutomationDef::from_proto(input).map_err(ApiError::from)?;
+        let def = document(definition)
+            .and_then(|v| AutomationDef::parse(&v))
+            .map_err(ApiError::from)?;
         let registry = self.registry(ws, def.names_custom_fields()).await?;
         let unseen = def
             .validate(&|n: &str| registry.get(n).copied())
@@ -122,10 +123,11 @@ impl Api {
     async fn sequence_input(
         &self,
         ws: &str,
-        input: Option<&pb::SequenceInput>,
+        definition: &str,
     ) -> Result<(SequenceDef, Vec<String>)> {
-        let input = input.ok_or_else(|| ApiError::field("sequence", "is required"))?;
-        let def = SequenceDef::from_proto(input).map_err(ApiError::from)?;
+        let def = document(definition)
+            .and_then(|v| SequenceDef::parse(&v))
+            .map_err(ApiError::from)?;
         let registry = self.registry(ws, def.names_custom_fields()).await?;
         let unseen = def
             .validate(&|n: &str| registry.get(n).copied())
@@ -216,7 +218,7 @@ impl AutomationsService for Api {
     ) -> Rpc<pb::CreateAutomationResponse> {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
-        let (def, unseen) = self.automation_input(ws, req.automation.as_ref()).await?;
+        let (def, unseen) = self.automation_input(ws, &req.definition).await?;
         let id = new_id("aut");
         let row = definitions::insert_automation(&self.store.pool, ws, &id, &def, &unseen).await?;
         if row.time_dependent && row.def.enabled {
@@ -280,7 +282,7 @@ impl AutomationsService for Api {
         let id = required("id", &req.id)?;
         // 404 before validation errors: an unknown id is the first thing to fix.
         self.get_automation_row(ws, id).await?;
-        let (def, unseen) = self.automation_input(ws, req.automation.as_ref()).await?;
+        let (def, unseen) = self.automation_input(ws, &req.definition).await?;
         let mut tx = self.store.pool.begin().await.map_err(Error::from)?;
         let row = definitions::update_automation(&mut tx, ws, id, &def, &unseen)
             .await?
@@ -371,7 +373,7 @@ impl AutomationsService for Api {
     ) -> Rpc<pb::CreateSequenceResponse> {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
-        let (def, unseen) = self.sequence_input(ws, req.sequence.as_ref()).await?;
+        let (def, unseen) = self.sequence_input(ws, &req.definition).await?;
         let id = new_id("seq");
         let row = definitions::insert_sequence(&self.store.pool, ws, &id, &def, &unseen).await?;
         tracing::info!(sequence = %id, steps = def.steps.len(), "sequence created");
@@ -439,7 +441,7 @@ impl AutomationsService for Api {
                 return Err(not_found("sequence", id).into());
             }
         }
-        let (def, unseen) = self.sequence_input(ws, req.sequence.as_ref()).await?;
+        let (def, unseen) = self.sequence_input(ws, &req.definition).await?;
         let row = definitions::update_sequence(&self.store.pool, ws, id, &def, &unseen)
             .await?
             .ok_or_else(|| not_found("sequence", id))?;

@@ -96,14 +96,17 @@ impl AutomationDef {
         })
     }
 
+    /// The definition with every key spelled out (`conditions` null when there are none): what
+    /// is stored and what the API answers.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("name".into(), json!(self.name));
         m.insert("enabled".into(), json!(self.enabled));
         m.insert("trigger".into(), self.trigger.to_json());
-        if let Some(c) = &self.conditions {
-            m.insert("conditions".into(), c.to_json());
-        }
+        m.insert(
+            "conditions".into(),
+            self.conditions.as_ref().map_or(Value::Null, Condition::to_json),
+        );
         m.insert(
             "actions".into(),
             Value::Array(self.actions.iter().map(Action::to_json).collect()),
@@ -212,6 +215,8 @@ mod tests {
         assert_eq!(d.reentry, Reentry::Once);
         assert!(!d.enabled);
         assert_eq!(d.to_json()["reentry"], "once");
+        assert_eq!(d.to_json()["conditions"], Value::Null);
+        assert_eq!(d.to_json()["actions"], json!([]));
     }
 
     #[test]
@@ -344,5 +349,151 @@ mod tests {
             "conditions": {"field": "last_active", "op": "older_than", "value": "14d"}}))
         .unwrap();
         assert!(!d.is_time_dependent(), "only condition_met is swept");
+    }
+}
+
+/// What the gateway used to judge before passing a definition on (shapes: unknown keys, JSON
+/// types, enum names); the one parser now answers every such case, with the same paths.
+#[cfg(test)]
+mod shape_tests {
+    use serde_json::{Value, json};
+
+    use super::AutomationDef;
+    use crate::domain::{SequenceDef, document, trigger::Trigger};
+
+    const SEQ: &str = "seq_0123456789abcdef0123456789abcdef";
+
+    fn upgrade() -> Value {
+        json!({"name": "Upgrade to pro", "enabled": true,
+            "trigger": {"type": "contact_updated", "field": "plan", "from": "free", "to": "pro"},
+            "conditions": {"all": [{"field": "posts_generated", "op": "gte", "value": 5}]},
+            "actions": [{"type": "add_tag", "tag": "pro"}, {"type": "enroll", "sequence_id": SEQ}],
+            "reentry": "once"})
+    }
+
+    #[test]
+    fn the_design_automation_is_answered_as_sent() {
+        let def = AutomationDef::parse(&upgrade()).unwrap();
+        assert_eq!(def.name, "Upgrade to pro");
+        assert!(def.enabled);
+        assert_eq!(def.to_json(), upgrade());
+    }
+
+    #[test]
+    fn null_from_is_not_absent_from() {
+        let mut body = upgrade();
+        body["trigger"] = json!({"type": "contact_updated", "field": "plan", "from": null});
+        let def = AutomationDef::parse(&body).unwrap();
+        assert!(matches!(def.trigger, Trigger::ContactUpdated { .. }));
+        assert_eq!(
+            def.to_json()["trigger"],
+            json!({"type": "contact_updated", "field": "plan", "from": null})
+        );
+    }
+
+    #[test]
+    fn defaults_for_absent_keys() {
+        let def =
+            AutomationDef::parse(&json!({"name": "x", "trigger": {"type": "contact_created"}}))
+                .unwrap();
+        assert!(!def.enabled);
+        assert!(def.conditions.is_none());
+        assert!(def.actions.is_empty());
+        let e = AutomationDef::parse(&json!({"name": "x", "conditions": null})).unwrap_err();
+        assert_eq!(e.path, "trigger", "the trigger is required");
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_an_error_at_definition() {
+        let e = document(r#"{"name": "x", "trigger": "#).unwrap_err();
+        assert_eq!(e.path, "definition");
+        assert!(e.message.contains("line 1"), "{}", e.message);
+    }
+
+    #[test]
+    fn automation_shape_errors_name_the_path() {
+        let cases = [
+            (json!({"nmae": "x"}), "nmae"),
+            (json!({"name": 3}), "name"),
+            (json!({"trigger": {"type": "contact_created"}}), "name"),
+            (json!({"name": "x", "enabled": "yes"}), "enabled"),
+            (json!({"name": "x", "trigger": "contact_created"}), "trigger"),
+            (json!({"name": "x", "trigger": {"type": "signed_up"}}), "trigger.type"),
+            (json!({"name": "x", "trigger": {"type": 1}}), "trigger.type"),
+            (
+                json!({"name": "x", "trigger": {"type": "contact_updated", "feild": "plan"}}),
+                "trigger.feild",
+            ),
+            (
+                json!({"name": "x", "trigger": {"type": "contact_updated", "field": ""}}),
+                "trigger.field",
+            ),
+            (
+                json!({"name": "x", "trigger": {"type": "contact_updated", "field": "plan", "to": ["pro"]}}),
+                "trigger.to",
+            ),
+            (
+                json!({"name": "x", "trigger": {"type": "contact_created"}, "actions": {"type": "add_tag"}}),
+                "actions",
+            ),
+            (
+                json!({"name": "x", "trigger": {"type": "contact_created"}, "actions": [{"type": "add_tag", "tag": "a"}, "enroll"]}),
+                "actions[1]",
+            ),
+            (
+                json!({"name": "x", "trigger": {"type": "contact_created"}, "actions": [{"type": "tag", "tag": "a"}]}),
+                "actions[0].type",
+            ),
+            (
+                json!({"name": "x", "trigger": {"type": "contact_created"}, "actions": [{"type": "enroll", "sequence": SEQ}]}),
+                "actions[0].sequence",
+            ),
+            (
+                json!({"name": "x", "trigger": {"type": "contact_created"}, "actions": [{"type": "enroll", "sequence_id": 7}]}),
+                "actions[0].sequence_id",
+            ),
+            (
+                json!({"name": "x", "trigger": {"type": "contact_created"}, "reentry": 30}),
+                "reentry",
+            ),
+        ];
+        for (body, path) in cases {
+            let e = AutomationDef::parse(&body).unwrap_err();
+            assert_eq!(e.path, path, "{body}: {}", e.message);
+        }
+        assert_eq!(AutomationDef::parse(&json!([])).unwrap_err().path, "");
+    }
+
+    #[test]
+    fn sequence_shape_errors_name_the_path() {
+        let ok = SequenceDef::parse(&json!({"name": "x",
+            "steps": [{"type": "wait", "duration": "2d"}], "exit_when": null}))
+        .unwrap();
+        assert!(ok.exit_when.is_none());
+        let cases = [
+            (json!({"name": "x"}), "steps"),
+            (json!({"name": "x", "steps": null}), "steps"),
+            (json!({"name": "x", "steps": "email"}), "steps"),
+            (
+                json!({"name": "x", "steps": [{"type": "wait", "duration": "2d"}, {"type": "wait", "foo": 1}]}),
+                "steps[1].foo",
+            ),
+            (json!({"name": "x", "steps": [{"type": "sms"}]}), "steps[0].type"),
+            (
+                json!({"name": "x", "steps": [{"type": "wait", "duration": 2}]}),
+                "steps[0].duration",
+            ),
+            (
+                json!({"name": "x", "steps": [{"type": "wait", "duration": ""}]}),
+                "steps[0].duration",
+            ),
+            (json!({"name": "x", "steps": [3]}), "steps[0]"),
+            (json!({"steps": []}), "name"),
+            (json!({"name": "x", "steps": [], "exitWhen": {}}), "exitWhen"),
+        ];
+        for (body, path) in cases {
+            let e = SequenceDef::parse(&body).unwrap_err();
+            assert_eq!(e.path, path, "{body}: {}", e.message);
+        }
     }
 }

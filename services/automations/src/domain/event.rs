@@ -3,7 +3,7 @@
 //! values of the changed paths.
 
 use chrono::{DateTime, Utc};
-use meisa_conditions::{Field, State};
+use meisa_conditions::{BuiltIn, Field, State};
 use meisa_proto::{
     common::{self, value::Kind},
     events::{ChangeKind, ContactChanged},
@@ -219,14 +219,14 @@ pub fn snapshot(state: &State, fields: &[&Field]) -> Value {
     let mut custom = Map::new();
     for f in fields {
         let v = match f {
-            Field::Email => json!(state.email),
-            Field::FirstName => json!(state.first_name),
-            Field::LastName => json!(state.last_name),
-            Field::ExternalId => json!(state.external_id),
-            Field::Subscribed => json!(state.subscribed),
-            Field::Tags => json!(state.tags),
-            Field::CreatedAt => json!(state.created_at.map(|t| t.to_rfc3339())),
-            Field::UpdatedAt => json!(state.updated_at.map(|t| t.to_rfc3339())),
+            Field::BuiltIn(BuiltIn::Email) => json!(state.email),
+            Field::BuiltIn(BuiltIn::FirstName) => json!(state.first_name),
+            Field::BuiltIn(BuiltIn::LastName) => json!(state.last_name),
+            Field::BuiltIn(BuiltIn::ExternalId) => json!(state.external_id),
+            Field::BuiltIn(BuiltIn::Subscribed) => json!(state.subscribed),
+            Field::BuiltIn(BuiltIn::Tags) => json!(state.tags),
+            Field::BuiltIn(BuiltIn::CreatedAt) => json!(state.created_at.map(|t| t.to_rfc3339())),
+            Field::BuiltIn(BuiltIn::UpdatedAt) => json!(state.updated_at.map(|t| t.to_rfc3339())),
             Field::Custom(n) => {
                 if let Some(v) = state.custom_fields.get(n) {
                     custom.insert(n.clone(), v.clone());

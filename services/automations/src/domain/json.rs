@@ -35,6 +35,21 @@ impl From<meisa_conditions::ConditionError> for DefinitionError {
 
 pub type Result<T> = std::result::Result<T, DefinitionError>;
 
+/// A definition as it arrives over gRPC: its DESIGN §3 JSON text. Text that is not JSON at all
+/// is an error at `definition` (the gateway has already refused malformed HTTP bodies).
+pub fn document(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        DefinitionError::new(
+            "definition",
+            format!(
+                "is not valid JSON (line {}, column {}); send the DESIGN §3 JSON object",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
 /// `trigger` + `tag` → `trigger.tag`; an empty root gives `tag`.
 pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {

@@ -55,6 +55,7 @@ impl SequenceDef {
         })
     }
 
+    /// Every key spelled out (`exit_when` null when there is none).
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("name".into(), json!(self.name));
@@ -62,9 +63,10 @@ impl SequenceDef {
             "steps".into(),
             Value::Array(self.steps.iter().map(Step::to_json).collect()),
         );
-        if let Some(c) = &self.exit_when {
-            m.insert("exit_when".into(), c.to_json());
-        }
+        m.insert(
+            "exit_when".into(),
+            self.exit_when.as_ref().map_or(Value::Null, Condition::to_json),
+        );
         Value::Object(m)
     }
 

@@ -1,6 +1,6 @@
 //! Triggers (DESIGN §3): what kind of change makes an automation consider firing.
 
-use meisa_conditions::{DateValue, Field, FieldType};
+use meisa_conditions::{BuiltIn, DateValue, Field, FieldType};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -95,7 +95,7 @@ pub fn values_equal(a: &Value, b: &Value, field: &Field) -> bool {
             if x == y {
                 return true;
             }
-            if *field == Field::Email {
+            if *field == Field::BuiltIn(BuiltIn::Email) {
                 return x.eq_ignore_ascii_case(y);
             }
             match (DateValue::parse(x), DateValue::parse(y)) {
@@ -168,7 +168,7 @@ impl Trigger {
                                 format!("{key} needs a field: say which field's value it is"),
                             ));
                         }
-                        Some(f) if f.field == Field::Tags => {
+                        Some(f) if f.field == Field::BuiltIn(BuiltIn::Tags) => {
                             return Err(DefinitionError::new(
                                 obj.at(key),
                                 "tags have no single value to compare; use a tag_added trigger or a has_tag condition",
@@ -229,10 +229,11 @@ impl Trigger {
                 Some(t) => (t, None),
                 None => return Ok(Some(name.clone())),
             },
-            Field::Subscribed => (FieldType::Boolean, None),
-            // Parsing refused from/to on tags; created_at/updated_at are refused as fields.
-            Field::Tags | Field::CreatedAt | Field::UpdatedAt => return Ok(None),
-            _ => (FieldType::String, None),
+            Field::BuiltIn(b) => match b.field_type() {
+                // Parsing refused from/to on tags; created_at/updated_at are refused as fields.
+                None | Some(FieldType::Date) => return Ok(None),
+                Some(t) => (t, None),
+            },
         };
         for (key, m) in [("from", from), ("to", to)] {
             let Some(ValueMatch::Is(v)) = m else { continue };
@@ -311,11 +312,11 @@ impl Trigger {
 fn parse_field(written: &str, path: &str) -> Result<TriggerField> {
     let field = Field::parse(written).map_err(|m| DefinitionError::new(path, m))?;
     match field {
-        Field::CreatedAt => Err(DefinitionError::new(
+        Field::BuiltIn(BuiltIn::CreatedAt) => Err(DefinitionError::new(
             path,
             "created_at never changes; use a contact_created trigger",
         )),
-        Field::UpdatedAt => Err(DefinitionError::new(
+        Field::BuiltIn(BuiltIn::UpdatedAt) => Err(DefinitionError::new(
             path,
             "updated_at changes with every update; leave field out to fire on any update",
         )),

@@ -113,11 +113,11 @@ async fn definitions_are_checked_against_fields_and_references_at_save_time() {
     let a = st.create_automation(def.clone()).await.expect("accepted");
     assert!(a.id.starts_with("aut_"));
     assert_eq!(a.unseen_fields, ["company_size"]);
-    assert_eq!(a.trigger, automation_input(&def).trigger);
-    assert_eq!(a.actions, automation_input(&def).actions);
-    assert_eq!(a.reentry, "after:30d");
-    let conditions: Value = serde_json::from_str(&a.conditions).expect("json");
-    assert_eq!(conditions, def["conditions"]);
+    let saved = definition(&a.definition);
+    assert_eq!(saved["trigger"], def["trigger"]);
+    assert_eq!(saved["actions"], def["actions"]);
+    assert_eq!(saved["reentry"], "after:30d");
+    assert_eq!(saved["conditions"], def["conditions"]);
 
     // Once the product sends the field, it is no longer unseen.
     st.upsert("jane@example.com", &[("company_size", json!(12))])
@@ -197,7 +197,7 @@ async fn automations_list_update_disable_and_delete() {
     assert!(second.next_cursor.is_empty());
 
     // New automations start disabled unless `enabled` says otherwise.
-    assert!(!first.automations[0].enabled);
+    assert_eq!(definition(&first.automations[0].definition)["enabled"], false);
     let enabled = client
         .enable_automation(pb::EnableAutomationRequest {
             workspace_id: WS.into(),
@@ -208,22 +208,24 @@ async fn automations_list_update_disable_and_delete() {
         .into_inner()
         .automation
         .expect("automation");
-    assert!(enabled.enabled);
+    assert_eq!(definition(&enabled.definition)["enabled"], true);
     let updated = client
         .update_automation(pb::UpdateAutomationRequest {
             workspace_id: WS.into(),
             id: ids[0].clone(),
-            automation: Some(automation_input(&json!({"name": "Renamed",
+            definition: json!({"name": "Renamed",
                 "trigger": {"type": "tag_added", "tag": "vip"},
-                "actions": [{"type": "remove_tag", "tag": "t"}]}))),
+                "actions": [{"type": "remove_tag", "tag": "t"}]})
+            .to_string(),
         })
         .await
         .expect("update")
         .into_inner()
         .automation
         .expect("automation");
-    assert_eq!(updated.name, "Renamed");
-    assert!(!updated.enabled, "update replaces enabled too");
+    let updated = definition(&updated.definition);
+    assert_eq!(updated["name"], "Renamed");
+    assert_eq!(updated["enabled"], false, "update replaces enabled too");
     client
         .delete_automation(pb::DeleteAutomationRequest {
             workspace_id: WS.into(),

@@ -51,7 +51,7 @@ async fn killing_automations_at_random_points_sends_every_email_exactly_once() {
                             external_id: format!("usr_{i}"),
                             ..Default::default()
                         }),
-                        causation: None,
+                        ..Default::default()
                     })
                     .await
                     .expect("upsert");

@@ -348,6 +348,7 @@ impl Stack {
                     ..Default::default()
                 }),
                 causation: None,
+                return_contact: true,
             })
             .await
             .map(|r| r.into_inner())
@@ -426,7 +427,7 @@ impl Stack {
             .clone()
             .create_sequence(pb::CreateSequenceRequest {
                 workspace_id: WS.into(),
-                sequence: Some(sequence_input(&json)),
+                definition: json.to_string(),
             })
             .await
             .map(|r| r.into_inner().sequence.expect("sequence"))
@@ -445,7 +446,7 @@ impl Stack {
             .clone()
             .create_automation(pb::CreateAutomationRequest {
                 workspace_id: WS.into(),
-                automation: Some(automation_input(&json)),
+                definition: json.to_string(),
             })
             .await
             .map(|r| r.into_inner().automation.expect("automation"))
@@ -536,82 +537,7 @@ pub fn value(v: &Value) -> common::Value {
     }
 }
 
-fn s(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn enum_of(v: &Value, key: &str, parse: impl Fn(&str) -> Option<i32>) -> i32 {
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(|t| parse(&t.to_ascii_uppercase()).unwrap_or(99))
-        .unwrap_or(0)
-}
-
-/// DESIGN §3 JSON → protobuf, as the gateway maps it: keys to fields of the same name, type
-/// strings to enums, condition trees to their JSON text.
-pub fn automation_input(v: &Value) -> pb::AutomationInput {
-    let trigger = v.get("trigger").map(|t| pb::Trigger {
-        r#type: enum_of(t, "type", |n| {
-            pb::TriggerType::from_str_name(&format!("TRIGGER_TYPE_{n}")).map(|e| e as i32)
-        }),
-        field: s(t, "field"),
-        from: t.get("from").map(value),
-        to: t.get("to").map(value),
-        tag: s(t, "tag"),
-    });
-    pb::AutomationInput {
-        name: s(v, "name"),
-        enabled: v.get("enabled").and_then(Value::as_bool).unwrap_or(false),
-        trigger,
-        conditions: v
-            .get("conditions")
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
-        actions: v
-            .get("actions")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|x| pb::Action {
-                        r#type: enum_of(x, "type", |n| {
-                            pb::ActionType::from_str_name(&format!("ACTION_TYPE_{n}"))
-                                .map(|e| e as i32)
-                        }),
-                        tag: s(x, "tag"),
-                        sequence_id: s(x, "sequence_id"),
-                        template_id: s(x, "template_id"),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        reentry: s(v, "reentry"),
-    }
-}
-
-pub fn sequence_input(v: &Value) -> pb::SequenceInput {
-    pb::SequenceInput {
-        name: s(v, "name"),
-        steps: v
-            .get("steps")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|x| pb::Step {
-                        r#type: enum_of(x, "type", |n| {
-                            pb::StepType::from_str_name(&format!("STEP_TYPE_{n}")).map(|e| e as i32)
-                        }),
-                        template_id: s(x, "template_id"),
-                        duration: s(x, "duration"),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        exit_when: v
-            .get("exit_when")
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
-    }
+/// An answered definition back as JSON, to compare with what was sent.
+pub fn definition(json: &str) -> Value {
+    serde_json::from_str(json).expect("automations answers definitions as JSON")
 }

@@ -89,13 +89,15 @@ fn page(p: Option<&common::PageRequest>) -> (i64, Option<String>) {
     (i64::from(limit), cursor)
 }
 
-fn upsert_response(o: UpsertOutcome) -> pb::UpsertResponse {
+/// The contact's state is built only for a caller that asked for it: the public upsert answers
+/// without it, and a batch of 1,000 full contacts is most of a 64 MiB message.
+fn upsert_response(o: UpsertOutcome, return_contact: bool) -> pb::UpsertResponse {
     pb::UpsertResponse {
-        id: o.contact.id.clone(),
+        contact: return_contact.then(|| convert::contact(&o.contact)),
+        id: o.contact.id,
         created: o.created,
         version: o.contact.version,
         changed: o.changed,
-        contact: Some(convert::contact(&o.contact)),
     }
 }
 
@@ -123,7 +125,7 @@ impl ContactsService for ContactsApi {
                 meta: meta(req.causation),
             })
             .await?;
-        Ok(Response::new(upsert_response(outcome)))
+        Ok(Response::new(upsert_response(outcome, req.return_contact)))
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
@@ -171,7 +173,7 @@ impl ContactsService for ContactsApi {
                 };
                 pb::BatchUpsertResult {
                     result: Some(match r {
-                        Ok(o) => pb::batch_upsert_result::Result::Ok(upsert_response(o)),
+                        Ok(o) => pb::batch_upsert_result::Result::Ok(upsert_response(o, req.return_contacts)),
                         Err(e) => pb::batch_upsert_result::Result::Error(pb::ItemError {
                             code: e.code.as_str().to_string(),
                             message: e.message,

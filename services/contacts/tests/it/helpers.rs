@@ -120,6 +120,7 @@ impl TestApp {
                 workspace_id: ws.into(),
                 contact: Some(input),
                 causation: None,
+                return_contact: true,
             })
             .await
             .map(|r| r.into_inner())

@@ -407,6 +407,7 @@ async fn fifty_concurrent_upserts_of_one_contact_lose_nothing() {
                     workspace_id: WS.into(),
                     contact: Some(c),
                     causation: None,
+                    return_contact: true,
                 })
                 .await
                 .map(|r| r.into_inner())

@@ -79,6 +79,7 @@ async fn the_process_reports_health_and_serves_metrics() {
             workspace_id: WS.into(),
             contact: Some(contact("m@example.com", "m")),
             causation: None,
+            return_contact: true,
         })
         .await
         .unwrap();

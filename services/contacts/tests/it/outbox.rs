@@ -61,6 +61,7 @@ async fn seq_is_contiguous_per_shard() {
             workspace_id: WS.into(),
             contacts: items,
             causation: None,
+            return_contacts: true,
         })
         .await
         .unwrap()
@@ -150,6 +151,7 @@ async fn killing_the_process_between_commit_and_publish_loses_nothing() {
             workspace_id: WS.into(),
             contact: Some(contact("a@example.com", "u")),
             causation: None,
+            return_contact: true,
         })
         .await
         .unwrap()
@@ -307,6 +309,7 @@ async fn a_replica_whose_relay_does_not_lead_wakes_the_leader_with_notify() {
             workspace_id: WS.into(),
             contact: Some(contact("b@example.com", "b")),
             causation: None,
+            return_contact: true,
         })
         .await
         .unwrap()

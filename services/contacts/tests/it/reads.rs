@@ -262,6 +262,7 @@ async fn batch_upsert_answers_each_item_and_one_bad_item_fails_alone() {
             workspace_id: WS.into(),
             contacts: items,
             causation: None,
+            return_contacts: true,
         })
         .await
         .unwrap()
@@ -297,6 +298,7 @@ async fn a_chain_of_email_changes_in_one_batch_is_applied_in_order() {
             workspace_id: WS.into(),
             contacts: vec![contact("z@example.com", "b"), contact("y@example.com", "a")],
             causation: None,
+            return_contacts: true,
         })
         .await
         .unwrap()

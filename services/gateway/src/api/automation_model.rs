@@ -1,54 +1,25 @@
-//! The public JSON of sequences, automations, enrollments and contact activity (DESIGN §3) and
-//! its mapping to and from the automations protos, which mirror that JSON key for key.
+//! The public JSON of sequences, automations, enrollments and contact activity (DESIGN §3).
 //!
-//! As in [`super::model`], the gateway finds shape errors (unknown keys, wrong JSON types, enum
-//! strings the proto cannot carry) in document order and names the exact path
-//! (`steps[1].foo`, `actions[0].type`). Everything about values (durations, ids, condition
-//! grammar, types against the workspace's fields, references) is the automations service's to
-//! judge: its errors already name the same DESIGN paths, so they pass through unchanged.
-//! Condition trees (`conditions`, `exit_when`) go over as their JSON text, untouched.
+//! Definitions pass through: the automations service is their one parser, over gRPC as over
+//! HTTP, and answers them as the DESIGN JSON it stored. The gateway gives them their envelope
+//! (the id in front, `unseen_fields` and times behind) and describes them for OpenAPI; it never
+//! reads a trigger, a condition, an action or a step. Enrollments, activity and stats are typed
+//! protos, mapped here to their JSON.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use meisa_proto::automations::{
-    self as pb, ActionType, ActivityKind, EnrollmentStatus, StepType, TriggerType,
-};
+use meisa_proto::automations::{self as pb, ActivityKind, EnrollmentStatus};
 use meisa_runtime::errors::ApiError;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
-
-use super::{
-    mail_model::{object, scalar},
-    model::{timestamp, value_to_json, wrong_type},
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{RefOr, schema::Schema},
 };
 
-pub const SEQUENCE_KEYS: &[&str] = &["name", "steps", "exit_when"];
-pub const STEP_KEYS: &[&str] = &["type", "template_id", "duration"];
-pub const AUTOMATION_KEYS: &[&str] = &[
-    "name",
-    "enabled",
-    "trigger",
-    "conditions",
-    "actions",
-    "reentry",
-];
-pub const TRIGGER_KEYS: &[&str] = &["type", "field", "from", "to", "tag"];
-pub const ACTION_KEYS: &[&str] = &["type", "tag", "sequence_id", "template_id"];
+use super::model::timestamp;
 
-const TRIGGER_TYPES: &[(&str, TriggerType)] = &[
-    ("contact_created", TriggerType::ContactCreated),
-    ("contact_updated", TriggerType::ContactUpdated),
-    ("condition_met", TriggerType::ConditionMet),
-    ("tag_added", TriggerType::TagAdded),
-];
-const ACTION_TYPES: &[(&str, ActionType)] = &[
-    ("add_tag", ActionType::AddTag),
-    ("remove_tag", ActionType::RemoveTag),
-    ("enroll", ActionType::Enroll),
-    ("exit", ActionType::Exit),
-    ("send_email", ActionType::SendEmail),
-];
-const STEP_TYPES: &[(&str, StepType)] = &[("email", StepType::Email), ("wait", StepType::Wait)];
 const ENROLLMENT_STATUSES: &[(&str, EnrollmentStatus)] = &[
     ("active", EnrollmentStatus::Active),
     ("completed", EnrollmentStatus::Completed),
@@ -68,7 +39,7 @@ const ACTIVITY_KINDS: &[(&str, ActivityKind)] = &[
 // ------------------------------------------------------------------------------ documentation
 
 /// The body of `POST /api/v1/sequences/` and `PUT /api/v1/sequences/{id}`: exactly these keys.
-/// Documentation only: handlers read a raw JSON value and map it with [`sequence_input`].
+/// Documentation only: the body goes to the automations service as it came.
 #[derive(ToSchema)]
 #[schema(example = json!({
     "name": "Onboarding",
@@ -90,7 +61,7 @@ pub struct SequenceBody {
 }
 
 /// The body of `POST /api/v1/automations/` and `PUT /api/v1/automations/{id}`: exactly these
-/// keys. Documentation only: handlers read a raw JSON value and map it with [`automation_input`].
+/// keys. Documentation only: the body goes to the automations service as it came.
 #[derive(ToSchema)]
 #[schema(example = json!({
     "name": "Upgrade to pro", "enabled": true,
@@ -117,89 +88,6 @@ pub struct AutomationBody {
     reentry: Option<String>,
 }
 
-// ------------------------------------------------------------------------------ JSON → proto
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// Refuses the first key outside `known` (in document order), naming its full path.
-fn reject_unknown(
-    obj: &Map<String, Value>,
-    path: &str,
-    known: &[&str],
-    what: &str,
-) -> Result<(), ApiError> {
-    match obj.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(unknown) => Err(ApiError::field(
-            join(path, unknown),
-            format!("unknown field; {what} takes only {}", known.join(", ")),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn nested_object(value: Value, path: &str, example: &str) -> Result<Map<String, Value>, ApiError> {
-    match value {
-        Value::Object(obj) => Ok(obj),
-        other => Err(wrong_type(
-            path,
-            &format!("an object such as {example}"),
-            &other,
-        )),
-    }
-}
-
-/// A string the proto carries as "" when not given. An empty string would read the same there
-/// and silently mean "not given" (for a trigger's `field`: "any field"), so it is refused here.
-fn optional_text(path: &str, value: Value, hint: &str) -> Result<String, ApiError> {
-    match value {
-        Value::Null => Ok(String::new()),
-        Value::String(s) if s.is_empty() => {
-            Err(ApiError::field(path, format!("cannot be empty; {hint}")))
-        }
-        Value::String(s) => Ok(s),
-        other => Err(wrong_type(path, "a string", &other)),
-    }
-}
-
-fn name(value: Value) -> Result<String, ApiError> {
-    match value {
-        Value::String(s) => Ok(s),
-        Value::Null => Err(ApiError::field("name", "is required")),
-        other => Err(wrong_type("name", "a string", &other)),
-    }
-}
-
-/// An enum given by its JSON name; `None` (null) leaves the proto's UNSPECIFIED, which the
-/// service reports as required with the list of names.
-fn enum_value<T: Copy>(
-    path: &str,
-    value: Value,
-    table: &[(&str, T)],
-    what: &str,
-) -> Result<Option<T>, ApiError> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(s) => match table.iter().find(|(n, _)| *n == s) {
-            Some((_, v)) => Ok(Some(*v)),
-            None => Err(ApiError::field(
-                path,
-                format!("unknown {what} {s:?}; use one of {}", names(table)),
-            )),
-        },
-        other => Err(wrong_type(
-            path,
-            &format!("a string, one of {}", names(table)),
-            &other,
-        )),
-    }
-}
-
 fn names<T>(table: &[(&str, T)]) -> String {
     table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
@@ -208,192 +96,6 @@ fn name_of<T: PartialEq>(table: &[(&'static str, T)], value: Option<T>) -> &'sta
     value
         .and_then(|v| table.iter().find(|(_, t)| *t == v))
         .map_or("unknown", |(n, _)| n)
-}
-
-/// The condition tree as JSON text for the proto; null is "none".
-fn condition_text(value: Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        tree => tree.to_string(),
-    }
-}
-
-/// The body of a sequence create or replace.
-pub fn sequence_input(body: Value) -> Result<pb::SequenceInput, ApiError> {
-    let obj = object(body, "with name, steps and exit_when")?;
-    reject_unknown(&obj, "", SEQUENCE_KEYS, "a sequence")?;
-    let (mut has_name, mut has_steps) = (false, false);
-    let mut input = pb::SequenceInput::default();
-    for (key, value) in obj {
-        match key.as_str() {
-            "name" => {
-                input.name = name(value)?;
-                has_name = true;
-            }
-            "steps" => match value {
-                Value::Null => {}
-                Value::Array(items) => {
-                    has_steps = true;
-                    for (i, item) in items.into_iter().enumerate() {
-                        input.steps.push(step(item, &format!("steps[{i}]"))?);
-                    }
-                }
-                other => return Err(wrong_type("steps", "a list of steps", &other)),
-            },
-            "exit_when" => input.exit_when = condition_text(value),
-            // reject_unknown ran first.
-            _ => {}
-        }
-    }
-    if !has_name {
-        return Err(ApiError::field("name", "is required"));
-    }
-    if !has_steps {
-        return Err(ApiError::field(
-            "steps",
-            "is required; e.g. [{\"type\": \"email\", \"template_id\": \"tpl_…\"}]",
-        ));
-    }
-    Ok(input)
-}
-
-fn step(value: Value, path: &str) -> Result<pb::Step, ApiError> {
-    let obj = nested_object(
-        value,
-        path,
-        "{\"type\": \"email\", \"template_id\": \"tpl_…\"} or {\"type\": \"wait\", \"duration\": \"2d\"}",
-    )?;
-    reject_unknown(&obj, path, STEP_KEYS, "a step")?;
-    let mut step = pb::Step::default();
-    for (key, value) in obj {
-        let at = join(path, &key);
-        match key.as_str() {
-            "type" => {
-                step.r#type =
-                    enum_value(&at, value, STEP_TYPES, "step type")?.map_or(0, |t| t as i32);
-            }
-            "template_id" => {
-                step.template_id = optional_text(&at, value, "name the template (tpl_…)")?
-            }
-            "duration" => {
-                step.duration = optional_text(
-                    &at,
-                    value,
-                    "write an integer and a unit: s, m, h or d (30s, 15m, 2h, 3d)",
-                )?;
-            }
-            _ => {}
-        }
-    }
-    Ok(step)
-}
-
-/// The body of an automation create or replace.
-pub fn automation_input(body: Value) -> Result<pb::AutomationInput, ApiError> {
-    let obj = object(
-        body,
-        "with name, enabled, trigger, conditions, actions and reentry",
-    )?;
-    reject_unknown(&obj, "", AUTOMATION_KEYS, "an automation")?;
-    let mut has_name = false;
-    let mut input = pb::AutomationInput::default();
-    for (key, value) in obj {
-        match key.as_str() {
-            "name" => {
-                input.name = name(value)?;
-                has_name = true;
-            }
-            "enabled" => {
-                input.enabled = match value {
-                    Value::Null => false,
-                    Value::Bool(b) => b,
-                    other => return Err(wrong_type("enabled", "true or false", &other)),
-                }
-            }
-            "trigger" => input.trigger = trigger(value)?,
-            "conditions" => input.conditions = condition_text(value),
-            "actions" => match value {
-                Value::Null => {}
-                Value::Array(items) => {
-                    for (i, item) in items.into_iter().enumerate() {
-                        input.actions.push(action(item, &format!("actions[{i}]"))?);
-                    }
-                }
-                other => return Err(wrong_type("actions", "a list of actions", &other)),
-            },
-            "reentry" => {
-                input.reentry = match value {
-                    Value::Null => String::new(),
-                    Value::String(s) => s,
-                    other => {
-                        return Err(wrong_type(
-                            "reentry",
-                            "a string: \"once\", \"always\" or \"after:<duration>\"",
-                            &other,
-                        ));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if !has_name {
-        return Err(ApiError::field("name", "is required"));
-    }
-    Ok(input)
-}
-
-/// `None` for null: the service says the trigger is required, with an example.
-fn trigger(value: Value) -> Result<Option<pb::Trigger>, ApiError> {
-    if value.is_null() {
-        return Ok(None);
-    }
-    let obj = nested_object(value, "trigger", "{\"type\": \"contact_created\"}")?;
-    reject_unknown(&obj, "trigger", TRIGGER_KEYS, "a trigger")?;
-    let mut trigger = pb::Trigger::default();
-    for (key, value) in obj {
-        let at = join("trigger", &key);
-        match key.as_str() {
-            "type" => {
-                trigger.r#type =
-                    enum_value(&at, value, TRIGGER_TYPES, "trigger type")?.map_or(0, |t| t as i32);
-            }
-            "field" => {
-                trigger.field = optional_text(&at, value, "leave it out to fire on any change")?;
-            }
-            // Present, even as null, means something: null is "the field did not exist" (from)
-            // or "was removed" (to); absent is "any value".
-            "from" => trigger.from = Some(scalar(&at, value)?),
-            "to" => trigger.to = Some(scalar(&at, value)?),
-            "tag" => trigger.tag = optional_text(&at, value, "name the tag")?,
-            _ => {}
-        }
-    }
-    Ok(Some(trigger))
-}
-
-fn action(value: Value, path: &str) -> Result<pb::Action, ApiError> {
-    let obj = nested_object(value, path, "{\"type\": \"add_tag\", \"tag\": \"pro\"}")?;
-    reject_unknown(&obj, path, ACTION_KEYS, "an action")?;
-    let mut action = pb::Action::default();
-    for (key, value) in obj {
-        let at = join(path, &key);
-        match key.as_str() {
-            "type" => {
-                action.r#type =
-                    enum_value(&at, value, ACTION_TYPES, "action type")?.map_or(0, |t| t as i32);
-            }
-            "tag" => action.tag = optional_text(&at, value, "name the tag")?,
-            "sequence_id" => {
-                action.sequence_id = optional_text(&at, value, "name the sequence (seq_…)")?;
-            }
-            "template_id" => {
-                action.template_id = optional_text(&at, value, "name the template (tpl_…)")?;
-            }
-            _ => {}
-        }
-    }
-    Ok(action)
 }
 
 /// `status` of an enrollment list.
@@ -411,25 +113,18 @@ pub fn parse_enrollment_status(s: &str) -> Result<EnrollmentStatus, ApiError> {
         })
 }
 
-// ------------------------------------------------------------------------------ proto → JSON
+
+// ------------------------------------------------------------------------------ answers
 
 fn non_empty(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
 
-/// A stored condition tree back as JSON; the service normalises it (custom fields by bare name).
-fn condition_json(text: &str, what: &str) -> Result<Option<Value>, String> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    serde_json::from_str(text)
-        .map(Some)
-        .map_err(|e| format!("automations answered {what} that is not JSON: {e}"))
-}
 
 /// A trigger as DESIGN §3 writes it: only the keys its type uses, so `"from": null` ("the field
 /// did not exist") and no `from` ("any value") stay distinct.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(ToSchema)]
+#[allow(dead_code)]
 pub struct TriggerView {
     /// contact_created, contact_updated, condition_met or tag_added.
     #[serde(rename = "type")]
@@ -452,21 +147,11 @@ pub struct TriggerView {
     pub tag: Option<String>,
 }
 
-impl From<pb::Trigger> for TriggerView {
-    fn from(t: pb::Trigger) -> Self {
-        Self {
-            kind: name_of(TRIGGER_TYPES, TriggerType::try_from(t.r#type).ok()).into(),
-            field: non_empty(t.field),
-            from: t.from.map(value_to_json),
-            to: t.to.map(value_to_json),
-            tag: non_empty(t.tag),
-        }
-    }
-}
 
 /// `{"type": "add_tag", "tag": "pro"}`, `{"type": "enroll", "sequence_id": "seq_…"}`,
 /// `{"type": "send_email", "template_id": "tpl_…"}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(ToSchema)]
+#[allow(dead_code)]
 pub struct ActionView {
     /// add_tag, remove_tag, enroll, exit or send_email.
     #[serde(rename = "type")]
@@ -480,19 +165,10 @@ pub struct ActionView {
     pub template_id: Option<String>,
 }
 
-impl From<pb::Action> for ActionView {
-    fn from(a: pb::Action) -> Self {
-        Self {
-            kind: name_of(ACTION_TYPES, ActionType::try_from(a.r#type).ok()).into(),
-            tag: non_empty(a.tag),
-            sequence_id: non_empty(a.sequence_id),
-            template_id: non_empty(a.template_id),
-        }
-    }
-}
 
 /// `{"type": "email", "template_id": "tpl_…"}` or `{"type": "wait", "duration": "2d"}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(ToSchema)]
+#[allow(dead_code)]
 pub struct StepView {
     /// email or wait.
     #[serde(rename = "type")]
@@ -506,48 +182,24 @@ pub struct StepView {
     pub duration: Option<String>,
 }
 
-impl From<pb::Step> for StepView {
-    fn from(s: pb::Step) -> Self {
-        Self {
-            kind: name_of(STEP_TYPES, StepType::try_from(s.r#type).ok()).into(),
-            template_id: non_empty(s.template_id),
-            duration: non_empty(s.duration),
-        }
-    }
-}
 
 /// A sequence: its body plus id, `unseen_fields` and times.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SequenceView {
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SequenceDoc {
     #[schema(example = "seq_0192f3a4b5c6d7e8f9a0b1c2d3e4f5a6")]
-    pub id: String,
-    pub name: String,
-    pub steps: Vec<StepView>,
+    id: String,
+    name: String,
+    steps: Vec<StepView>,
     /// The stored condition (custom fields by bare name), or null.
     #[schema(value_type = Option<Object>)]
-    pub exit_when: Option<Value>,
+    exit_when: Option<Value>,
     /// Custom fields `exit_when` names that the workspace has not sent yet (accepted, so a team
     /// can prepare before the product sends the data; the dashboard marks them). Recomputed by
     /// GET on one sequence; lists show it as of the last save.
-    pub unseen_fields: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl TryFrom<pb::Sequence> for SequenceView {
-    type Error = String;
-
-    fn try_from(s: pb::Sequence) -> Result<Self, String> {
-        Ok(Self {
-            exit_when: condition_json(&s.exit_when, "an exit_when")?,
-            id: s.id,
-            name: s.name,
-            steps: s.steps.into_iter().map(StepView::from).collect(),
-            unseen_fields: s.unseen_fields,
-            created_at: timestamp(s.created_at),
-            updated_at: timestamp(s.updated_at),
-        })
-    }
+    unseen_fields: Vec<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -559,50 +211,91 @@ pub struct SequenceList {
 }
 
 /// An automation: its body plus id, `unseen_fields` and times.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AutomationView {
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AutomationDoc {
     #[schema(example = "aut_0192f3a4b5c6d7e8f9a0b1c2d3e4f5a6")]
-    pub id: String,
-    pub name: String,
-    pub enabled: bool,
-    pub trigger: TriggerView,
+    id: String,
+    name: String,
+    enabled: bool,
+    trigger: TriggerView,
     /// The stored condition (custom fields by bare name), or null.
     #[schema(value_type = Option<Object>)]
-    pub conditions: Option<Value>,
-    pub actions: Vec<ActionView>,
+    conditions: Option<Value>,
+    actions: Vec<ActionView>,
     /// Always spelled out: once, always or after:<duration>.
     #[schema(example = "once")]
-    pub reentry: String,
+    reentry: String,
     /// Custom fields the trigger or the conditions name that the workspace has not sent yet
     /// (accepted, so a team can prepare automations before the product sends the data; the
     /// dashboard marks them). Recomputed by GET on one automation; lists, writes and
     /// enable/disable show it as of the last save.
     #[schema(example = json!(["trial_ends_at"]))]
-    pub unseen_fields: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    unseen_fields: Vec<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-impl TryFrom<pb::Automation> for AutomationView {
-    type Error = String;
-
-    fn try_from(a: pb::Automation) -> Result<Self, String> {
-        Ok(Self {
-            conditions: condition_json(&a.conditions, "conditions")?,
-            id: a.id,
-            name: a.name,
-            enabled: a.enabled,
-            trigger: a.trigger.map(TriggerView::from).ok_or_else(|| {
-                "automations answered an automation without a trigger".to_string()
-            })?,
-            actions: a.actions.into_iter().map(ActionView::from).collect(),
-            reentry: a.reentry,
-            unseen_fields: a.unseen_fields,
-            created_at: timestamp(a.created_at),
-            updated_at: timestamp(a.updated_at),
-        })
+/// A definition as the API answers it: `{"id", …the DESIGN §3 keys…, "unseen_fields",
+/// "created_at", "updated_at"}`, built from the JSON the automations service answered without
+/// reading it.
+fn definition_view(
+    id: String,
+    definition: &str,
+    unseen_fields: Vec<String>,
+    created_at: Option<prost_types::Timestamp>,
+    updated_at: Option<prost_types::Timestamp>,
+) -> Result<Map<String, Value>, String> {
+    let body: Map<String, Value> = serde_json::from_str(definition)
+        .map_err(|e| format!("automations answered a definition that is not a JSON object: {e}"))?;
+    let mut view = Map::with_capacity(body.len() + 4);
+    view.insert("id".into(), Value::String(id));
+    view.extend(body);
+    view.insert("unseen_fields".into(), unseen_fields.into());
+    for (key, t) in [("created_at", created_at), ("updated_at", updated_at)] {
+        view.insert(key.into(), serde_json::to_value(timestamp(t)).unwrap_or(Value::Null));
     }
+    Ok(view)
 }
+
+/// The JSON of one definition, described in OpenAPI by `$doc`.
+macro_rules! definition_view_type {
+    ($name:ident, $doc:ident, $proto:ty) => {
+        #[derive(Debug, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(Map<String, Value>);
+
+        impl TryFrom<$proto> for $name {
+            type Error = String;
+
+            fn try_from(d: $proto) -> Result<Self, String> {
+                definition_view(d.id, &d.definition, d.unseen_fields, d.created_at, d.updated_at)
+                    .map(Self)
+            }
+        }
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                $doc::schema()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($name))
+            }
+
+            fn schemas(
+                schemas: &mut Vec<(String, RefOr<Schema>)>,
+            ) {
+                $doc::schemas(schemas);
+            }
+        }
+    };
+}
+
+definition_view_type!(SequenceView, SequenceDoc, pb::Sequence);
+definition_view_type!(AutomationView, AutomationDoc, pb::Automation);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AutomationList {
@@ -773,222 +466,37 @@ pub struct ActivityList {
 
 #[cfg(test)]
 mod tests {
-    use meisa_proto::common::{self, value::Kind};
-    use meisa_runtime::errors::ErrorCode;
     use serde_json::json;
 
     use super::*;
 
-    const SEQ: &str = "seq_0123456789abcdef0123456789abcdef";
-
-    fn upgrade() -> Value {
-        json!({"name": "Upgrade to pro", "enabled": true,
-            "trigger": {"type": "contact_updated", "field": "plan", "from": "free", "to": "pro"},
-            "conditions": {"all": [{"field": "posts_generated", "op": "gte", "value": 5}]},
-            "actions": [{"type": "add_tag", "tag": "pro"}, {"type": "enroll", "sequence_id": SEQ}],
-            "reentry": "once"})
-    }
-
-    fn field_of(e: ApiError) -> String {
-        assert_eq!(e.code, ErrorCode::InvalidField, "{}", e.message);
-        e.field.unwrap_or_default()
-    }
-
     #[test]
-    fn the_design_automation_maps_one_to_one() {
-        let input = automation_input(upgrade()).unwrap();
-        assert_eq!(input.name, "Upgrade to pro");
-        assert!(input.enabled);
-        let t = input.trigger.clone().unwrap();
-        assert_eq!(t.r#type, TriggerType::ContactUpdated as i32);
-        assert_eq!(t.field, "plan");
-        assert_eq!(t.to.unwrap().kind, Some(Kind::StringValue("pro".into())));
-        let conditions: Value = serde_json::from_str(&input.conditions).unwrap();
-        assert_eq!(conditions, upgrade()["conditions"]);
-        assert_eq!(input.actions[1].r#type, ActionType::Enroll as i32);
-        assert_eq!(input.actions[1].sequence_id, SEQ);
-        assert_eq!(input.reentry, "once");
-    }
-
-    #[test]
-    fn null_from_is_not_absent_from() {
-        let mut body = upgrade();
-        body["trigger"] = json!({"type": "contact_updated", "field": "plan", "from": null});
-        let t = automation_input(body).unwrap().trigger.unwrap();
-        assert_eq!(
-            t.from,
-            Some(common::Value {
-                kind: Some(Kind::NullValue(true))
-            })
-        );
-        assert_eq!(t.to, None);
-        let view = TriggerView::from(t);
-        let out = serde_json::to_value(&view).unwrap();
-        assert_eq!(
-            out,
-            json!({"type": "contact_updated", "field": "plan", "from": null})
-        );
-    }
-
-    #[test]
-    fn defaults_for_absent_keys() {
-        let input =
-            automation_input(json!({"name": "x", "trigger": {"type": "contact_created"}})).unwrap();
-        assert!(!input.enabled);
-        assert!(input.conditions.is_empty());
-        assert!(input.actions.is_empty());
-        assert!(input.reentry.is_empty());
-        let input = automation_input(json!({"name": "x", "conditions": null})).unwrap();
-        assert!(input.conditions.is_empty());
-        assert!(
-            input.trigger.is_none(),
-            "the service says trigger is required"
-        );
-    }
-
-    #[test]
-    fn automation_shape_errors_name_the_path() {
-        let cases = [
-            (json!({"nmae": "x"}), "nmae"),
-            (json!({"name": 3}), "name"),
-            (json!({"trigger": {"type": "contact_created"}}), "name"),
-            (json!({"name": "x", "enabled": "yes"}), "enabled"),
-            (
-                json!({"name": "x", "trigger": "contact_created"}),
-                "trigger",
-            ),
-            (
-                json!({"name": "x", "trigger": {"type": "signed_up"}}),
-                "trigger.type",
-            ),
-            (json!({"name": "x", "trigger": {"type": 1}}), "trigger.type"),
-            (
-                json!({"name": "x", "trigger": {"type": "contact_updated", "feild": "plan"}}),
-                "trigger.feild",
-            ),
-            (
-                json!({"name": "x", "trigger": {"type": "contact_updated", "field": ""}}),
-                "trigger.field",
-            ),
-            (
-                json!({"name": "x", "trigger": {"type": "contact_updated", "field": "plan", "to": ["pro"]}}),
-                "trigger.to",
-            ),
-            (
-                json!({"name": "x", "actions": {"type": "add_tag"}}),
-                "actions",
-            ),
-            (
-                json!({"name": "x", "actions": [{"type": "add_tag", "tag": "a"}, "enroll"]}),
-                "actions[1]",
-            ),
-            (
-                json!({"name": "x", "actions": [{"type": "tag", "tag": "a"}]}),
-                "actions[0].type",
-            ),
-            (
-                json!({"name": "x", "actions": [{"type": "enroll", "sequence": SEQ}]}),
-                "actions[0].sequence",
-            ),
-            (
-                json!({"name": "x", "actions": [{"type": "enroll", "sequence_id": 7}]}),
-                "actions[0].sequence_id",
-            ),
-            (json!({"name": "x", "reentry": 30}), "reentry"),
-        ];
-        for (body, path) in cases {
-            let e = automation_input(body.clone()).unwrap_err();
-            assert_eq!(field_of(e), path, "{body}");
-        }
-        assert_eq!(automation_input(json!([])).unwrap_err().field, None);
-    }
-
-    #[test]
-    fn sequences_map_and_name_paths() {
-        let input = sequence_input(json!({"name": "Onboarding",
-            "steps": [{"type": "email", "template_id": "tpl_1"}, {"type": "wait", "duration": "2d"}],
-            "exit_when": {"all": [{"field": "onboarding_completed", "op": "eq", "value": true}]}}))
-        .unwrap();
-        assert_eq!(input.steps.len(), 2);
-        assert_eq!(input.steps[1].r#type, StepType::Wait as i32);
-        assert_eq!(input.steps[1].duration, "2d");
-        assert!(input.exit_when.contains("onboarding_completed"));
-        let ok = sequence_input(json!({"name": "x", "steps": [], "exit_when": null})).unwrap();
-        assert!(ok.exit_when.is_empty());
-        let cases = [
-            (json!({"name": "x"}), "steps"),
-            (json!({"name": "x", "steps": null}), "steps"),
-            (json!({"name": "x", "steps": "email"}), "steps"),
-            (
-                json!({"name": "x", "steps": [{"type": "wait", "duration": "2d"}, {"type": "wait", "foo": 1}]}),
-                "steps[1].foo",
-            ),
-            (
-                json!({"name": "x", "steps": [{"type": "sms"}]}),
-                "steps[0].type",
-            ),
-            (
-                json!({"name": "x", "steps": [{"type": "wait", "duration": 2}]}),
-                "steps[0].duration",
-            ),
-            (
-                json!({"name": "x", "steps": [{"type": "wait", "duration": ""}]}),
-                "steps[0].duration",
-            ),
-            (json!({"name": "x", "steps": [3]}), "steps[0]"),
-            (json!({"steps": []}), "name"),
-            (
-                json!({"name": "x", "steps": [], "exitWhen": {}}),
-                "exitWhen",
-            ),
-        ];
-        for (body, path) in cases {
-            let e = sequence_input(body.clone()).unwrap_err();
-            assert_eq!(field_of(e), path, "{body}");
-        }
-    }
-
-    #[test]
-    fn views_have_the_input_shape() {
+    fn views_put_the_id_first_and_bookkeeping_last() {
         let a = pb::Automation {
             id: "aut_1".into(),
-            name: "Welcome".into(),
-            enabled: true,
-            trigger: Some(pb::Trigger {
-                r#type: TriggerType::ContactCreated as i32,
-                ..Default::default()
-            }),
-            conditions: String::new(),
-            actions: vec![pb::Action {
-                r#type: ActionType::SendEmail as i32,
-                template_id: "tpl_1".into(),
-                ..Default::default()
-            }],
-            reentry: "once".into(),
+            definition: json!({"name": "Welcome", "enabled": true,
+                "trigger": {"type": "contact_created"}, "conditions": null,
+                "actions": [{"type": "send_email", "template_id": "tpl_1"}], "reentry": "once"})
+            .to_string(),
             unseen_fields: vec!["trial".into()],
             ..Default::default()
         };
         let v = serde_json::to_value(AutomationView::try_from(a).unwrap()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["id", "name", "enabled", "trigger", "conditions", "actions", "reentry",
+             "unseen_fields", "created_at", "updated_at"]
+        );
         assert_eq!(v["trigger"], json!({"type": "contact_created"}));
         assert_eq!(v["conditions"], Value::Null);
-        assert_eq!(
-            v["actions"],
-            json!([{"type": "send_email", "template_id": "tpl_1"}])
-        );
         assert_eq!(v["unseen_fields"], json!(["trial"]));
         let s = pb::Sequence {
             id: "seq_1".into(),
-            steps: vec![pb::Step {
-                r#type: StepType::Wait as i32,
-                duration: "2d".into(),
-                ..Default::default()
-            }],
-            exit_when: r#"{"all":[{"field":"plan","op":"eq","value":"pro"}]}"#.into(),
+            definition: "not json".into(),
             ..Default::default()
         };
-        let v = serde_json::to_value(SequenceView::try_from(s).unwrap()).unwrap();
-        assert_eq!(v["steps"], json!([{"type": "wait", "duration": "2d"}]));
-        assert_eq!(v["exit_when"]["all"][0]["value"], "pro");
+        assert!(SequenceView::try_from(s).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `/api/v1/automations/…`: create, list, read, replace, delete, enable, disable, stats; and
 //! `/api/v1/contacts/{id}/activity`, what automations did for one contact. The automations
-//! service owns automations (DESIGN §3) and judges them (trigger values and conditions against
-//! the workspace's fields, references, reentry); the gateway checks the JSON shape.
+//! service owns automations (DESIGN §3) and judges everything about them, their JSON shape
+//! included; the body goes to it as it came.
 
 use axum::{
     Json,
@@ -17,7 +17,7 @@ use meisa_runtime::errors::ApiError;
 use super::{
     AppState,
     automation_model::{
-        self, ActivityList, ActivityView, AutomationBody, AutomationList, AutomationStatsView,
+        ActivityList, ActivityView, AutomationBody, AutomationList, AutomationStatsView,
         AutomationView,
     },
     body::JsonBody,
@@ -62,13 +62,12 @@ pub async fn create_automation(
     ws: Workspace,
     JsonBody(body): JsonBody<DEFINITION_LIMIT>,
 ) -> Result<(StatusCode, Json<AutomationView>), AppError> {
-    let input = automation_model::automation_input(body)?;
     let automation = state
         .automations
         .clone()
         .create_automation(pb::CreateAutomationRequest {
             workspace_id: ws.id(),
-            automation: Some(input),
+            definition: body.to_string(),
         })
         .await
         .map_err(|s| AppError::automations(s, &[]))?
@@ -173,14 +172,13 @@ pub async fn replace_automation(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DEFINITION_LIMIT>,
 ) -> Result<Json<AutomationView>, AppError> {
-    let input = automation_model::automation_input(body)?;
     let automation = state
         .automations
         .clone()
         .update_automation(pb::UpdateAutomationRequest {
             workspace_id: ws.id(),
             id,
-            automation: Some(input),
+            definition: body.to_string(),
         })
         .await
         .map_err(|s| AppError::automations(s, PATH_ID))?

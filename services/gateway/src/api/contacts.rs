@@ -13,7 +13,6 @@ use meisa_proto::{
         self as pb, BatchUpsertRequest, DeleteContactRequest, GetContactRequest,
         ListContactsRequest, UpsertRequest, batch_upsert_result, get_contact_request::By,
     },
-    mailer::EraseContactRequest,
 };
 use meisa_runtime::errors::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -75,6 +74,7 @@ pub async fn upsert(
             workspace_id: ws.id(),
             contact: Some(contact),
             causation: api_causation(),
+            return_contact: false,
         })
         .await?
         .into_inner();
@@ -123,6 +123,7 @@ pub async fn batch_upsert(
                 workspace_id: ws.id(),
                 contacts: inputs,
                 causation: api_causation(),
+                return_contacts: false,
             })
             .await?
             .into_inner();
@@ -210,15 +211,11 @@ pub async fn get_contact(
     find(&state, &ws, By::Id(id)).await.map(Json)
 }
 
-/// Erasure (DESIGN §2): the contact, its history and its personal data in every service: contacts
-/// first, then the mailer (messages, their bodies and `.eml` files, the unsubscribe record).
-/// Answers 204 with no body.
-///
-/// Contacts goes first so that nothing new is sent once erasure starts (automations read the
-/// contact before every step). If the mailer cannot be reached the answer is 503: retry. The
-/// retry finds no contact (404 from contacts) but still erases in the mailer, and answers 404
-/// only once that worked, so a client that retries until it gets 204 or 404 has erased
-/// everything.
+/// Erasure (DESIGN §2): the contact, its history and its personal data in every service.
+/// Answers 204 with no body. Contacts erases its own data at once and announces the erasure on
+/// the change stream; the mailer (messages, their bodies and `.eml` files, the unsubscribe
+/// record) and automations (enrollments, activity) erase theirs when they read it, retrying
+/// until they have, whoever asked for the erasure.
 #[utoipa::path(
     delete, path = "/api/v1/contacts/{id}", tag = "contacts",
     security(("api_key" = [])),
@@ -226,8 +223,8 @@ pub async fn get_contact(
     responses(
         (status = 204, description = "erased"),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such contact in this workspace (its mail data, if any, is erased too)"),
-        (status = 503, body = ErrorBody, description = "contacts or the mailer is unavailable; retry the DELETE"),
+        (status = 404, body = ErrorBody, description = "no such contact in this workspace"),
+        (status = 503, body = ErrorBody, description = "contacts is unavailable; retry the DELETE"),
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -236,44 +233,15 @@ pub async fn delete_contact(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let deleted = state
+    state
         .contacts
         .clone()
         .delete_contact(DeleteContactRequest {
             workspace_id: ws.id(),
-            id: id.clone(),
+            id,
             causation: api_causation(),
         })
-        .await;
-    let contact_missing = match deleted {
-        Ok(_) => false,
-        Err(s) if s.code() == tonic::Code::NotFound => true,
-        Err(s) => return Err(s.into()),
-    };
-    let erased = state
-        .mailer
-        .clone()
-        .erase_contact(EraseContactRequest {
-            workspace_id: ws.id(),
-            contact_id: id,
-        })
-        .await;
-    if let Err(s) = erased {
-        let api = ApiError::from_status(&s);
-        return Err(if api.code == ErrorCode::Unavailable {
-            tracing::warn!(error = %s, "erasure: the mailer is unavailable; the client is told to retry");
-            ApiError::unavailable(
-                "the contact is erased, but its mail history could not be erased yet because \
-                 the mailer is unavailable; retry the DELETE",
-            )
-            .into()
-        } else {
-            AppError::mailer(s, &[])
-        });
-    }
-    if contact_missing {
-        return Err(ApiError::not_found("contact not found").into());
-    }
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

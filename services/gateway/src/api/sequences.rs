@@ -1,7 +1,7 @@
 //! `/api/v1/sequences/…`: create, list, read, replace, delete, stats; and `/api/v1/enrollments/`.
-//! The automations service owns sequences (DESIGN §3) and judges them (durations, template
-//! references, `exit_when` against the workspace's fields); the gateway checks the JSON shape and
-//! passes the workspace.
+//! The automations service owns sequences (DESIGN §3) and judges everything about them (shape,
+//! durations, template references, `exit_when` against the workspace's fields); the body goes to
+//! it as it came.
 
 use axum::{
     Json,
@@ -63,13 +63,12 @@ pub async fn create_sequence(
     ws: Workspace,
     JsonBody(body): JsonBody<DEFINITION_LIMIT>,
 ) -> Result<(StatusCode, Json<SequenceView>), AppError> {
-    let input = automation_model::sequence_input(body)?;
     let sequence = state
         .automations
         .clone()
         .create_sequence(pb::CreateSequenceRequest {
             workspace_id: ws.id(),
-            sequence: Some(input),
+            definition: body.to_string(),
         })
         .await
         .map_err(|s| AppError::automations(s, &[]))?
@@ -194,14 +193,13 @@ pub async fn replace_sequence(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DEFINITION_LIMIT>,
 ) -> Result<Json<SequenceView>, AppError> {
-    let input = automation_model::sequence_input(body)?;
     let sequence = state
         .automations
         .clone()
         .update_sequence(pb::UpdateSequenceRequest {
             workspace_id: ws.id(),
             id,
-            sequence: Some(input),
+            definition: body.to_string(),
         })
         .await
         .map_err(|s| AppError::automations(s, PATH_ID))?

@@ -310,7 +310,7 @@ async fn validation_errors_name_the_design_path() {
                    "exit_when": {"any": [{"field": "posts_generated", "op": "bigger", "value": 1}]}}),
             "exit_when.any[0].op",
         ),
-        // Shapes, judged by the gateway.
+        // Shapes, judged by the same parser.
         (
             "/api/v1/sequences/",
             json!({"name": "S", "steps": [{"type": "wait", "duration": "1d"},
@@ -529,17 +529,16 @@ async fn automations_down_is_a_503_and_readiness_reports_it() {
         error["message"],
         "the automations service is unavailable; retry shortly"
     );
-    // Shapes are still judged without it.
+    // Definitions are judged by automations alone (one parser): without it, a write is a 503
+    // to retry, never an answer the service might contradict.
     let resp = app
         .post_json("/api/v1/sequences/", &json!({"name": "S", "stepz": []}))
         .await;
-    assert_error(
-        resp,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
-        Some("stepz"),
-    )
-    .await;
+    let error = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable", None).await;
+    assert_eq!(
+        error["message"],
+        "the automations service is unavailable; retry shortly"
+    );
     // Ready all the same: upserts do not need it.
     let resp = app.http.get(app.url("/readyz")).send().await.unwrap();
     let ready = ok(resp).await;

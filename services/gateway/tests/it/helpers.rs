@@ -408,6 +408,7 @@ impl TestApp {
                     ..Default::default()
                 }),
                 causation: None,
+                return_contact: true,
             })
             .await
             .expect("import")

@@ -466,19 +466,6 @@ impl MailerService for Api {
     }
 
     #[tracing::instrument(skip_all, err)]
-    async fn erase_contact(
-        &self,
-        req: Request<pb::EraseContactRequest>,
-    ) -> Reply<pb::EraseContactResponse> {
-        let req = req.into_inner();
-        let ws = service::workspace(&req.workspace_id)?;
-        let n = self.mailer.erase_contact(ws, &req.contact_id).await?;
-        Ok(Response::new(pb::EraseContactResponse {
-            messages_deleted: u32::try_from(n).unwrap_or(u32::MAX),
-        }))
-    }
-
-    #[tracing::instrument(skip_all, err)]
     async fn unsubscribe(
         &self,
         req: Request<pb::UnsubscribeRequest>,

@@ -72,6 +72,7 @@ async fn the_link_in_a_received_email_unsubscribes_the_contact_at_contacts() {
                 ..Default::default()
             }),
             causation: None,
+            return_contact: true,
         })
         .await
         .expect("upsert")
