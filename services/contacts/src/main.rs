@@ -43,9 +43,13 @@ async fn main() -> std::process::ExitCode {
             }
             Command::Serve => {
                 let config = Config::from_env()?;
-                meisa_runtime::metrics::install("contacts").await?;
+                let metrics = meisa_runtime::metrics::install("contacts").await?;
                 let shutdown = meisa_runtime::shutdown::on_signal();
-                Application::build(config).await?.run(shutdown).await
+                let app = Application::build(config).await?;
+                let mut addrs = vec![("grpc", app.grpc_addr())];
+                addrs.extend(metrics.map(|m| ("metrics", m)));
+                meisa_runtime::announce::addresses(&addrs);
+                app.run(shutdown).await
             }
         }
     }

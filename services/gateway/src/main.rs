@@ -82,6 +82,7 @@ async fn serve() -> Result<(), String> {
     let app = Application::build(config)
         .await
         .map_err(|e| e.to_string())?;
+    meisa_runtime::announce::addresses(&[("http", app.addr())]);
     let shutdown = meisa_runtime::shutdown::on_signal();
     app.run(shutdown)
         .await

@@ -57,6 +57,7 @@ async fn serve() -> Result<(), String> {
     let app = meisa_mailer::Application::build(config)
         .await
         .map_err(|e| e.to_string())?;
+    meisa_runtime::announce::addresses(&[("grpc", app.grpc_addr())]);
     app.run(meisa_runtime::shutdown::on_signal())
         .await
         .map_err(|e| e.to_string())
