@@ -1,18 +1,18 @@
 //! Starts contacts and gateway as release processes on fresh databases, and runs pgbench.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
-use meisa_testkit::TestDb;
+use meisa_testkit::{Service, TestDb};
 
 pub struct Cluster {
     pub gateway_url: String,
     pub api_key: String,
     pub contacts_db: TestDb,
     _gateway_db: TestDb,
-    children: Vec<(&'static str, Child)>,
+    children: Vec<(&'static str, Service)>,
     prefix: String,
 }
 
@@ -47,30 +47,29 @@ impl Cluster {
         let ws: serde_json::Value = serde_json::from_str(ws.trim())?;
         let api_key = ws["api_key"].as_str().ok_or("no api_key")?.to_string();
 
-        let grpc_port = meisa_testkit::free_port();
-        let http_port = meisa_testkit::free_port();
-        let contacts = Command::new(bin("contacts"))
+        // Each service binds port 0 and announces what it got (MEISA_ADDR_FILE).
+        let mut contacts = Command::new(bin("contacts"));
+        contacts
             .arg("serve")
             .env("DATABASE_URL", &contacts_db.url)
             .env("REDIS_URL", meisa_testkit::redis_url())
-            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+            .env("MEISA_GRPC_ADDR", "127.0.0.1:0")
             .env("MEISA_STREAM_PREFIX", &prefix)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()?;
-        let gateway = Command::new(bin("gateway"))
+            .stdout(Stdio::null());
+        let contacts = Service::spawn(contacts).await;
+        let mut gateway = Command::new(bin("gateway"));
+        gateway
             .arg("serve")
             .env("DATABASE_URL", &gateway_db.url)
-            .env(
-                "MEISA_CONTACTS_URL",
-                format!("http://127.0.0.1:{grpc_port}"),
-            )
-            .env("MEISA_HTTP_PORT", http_port.to_string())
+            .env("MEISA_CONTACTS_URL", contacts.url("grpc"))
+            .env("MEISA_HTTP_HOST", "127.0.0.1")
+            .env("MEISA_HTTP_PORT", "0")
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()?;
+            .stdout(Stdio::null());
+        let gateway = Service::spawn(gateway).await;
         let cluster = Self {
-            gateway_url: format!("http://127.0.0.1:{http_port}"),
+            gateway_url: gateway.url("http"),
             api_key,
             contacts_db,
             _gateway_db: gateway_db,
@@ -97,7 +96,7 @@ impl Cluster {
         let mut out: Vec<(String, f64)> = self
             .children
             .iter()
-            .map(|(name, c)| ((*name).to_string(), proc_cpu(c.id())))
+            .map(|(name, c)| ((*name).to_string(), proc_cpu(c.child.id())))
             .collect();
         for (label, comm) in [("postgres", "postgres"), ("redis", "redis-server")] {
             out.push((
@@ -114,7 +113,8 @@ impl Cluster {
         self.children
             .iter()
             .map(|(name, child)| {
-                let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                let status =
+                    std::fs::read_to_string(format!("/proc/{}/status", child.child.id()))
                     .unwrap_or_default();
                 let kib = status
                     .lines()
@@ -195,9 +195,8 @@ fn procs_named(comm: &str) -> Vec<u32> {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+        for (_, service) in &mut self.children {
+            service.kill();
         }
         let prefix = self.prefix.clone();
         let _ = std::thread::spawn(move || {
