@@ -88,11 +88,10 @@ async fn run_job(a: &Actions, job: &Job) -> Result<()> {
     };
     let contact = job.contact_id.as_deref().unwrap_or_default();
     let ty = job.action["type"].as_str().unwrap_or("unknown").to_string();
-    let index = usize::try_from(job.action_index).unwrap_or(0);
     let entry = |kind: Kind| {
         Entry::new(&job.workspace_id, contact, kind)
             .automation(Some(&job.automation_id), Some(&job.event_id))
-            .action(index, &ty)
+            .action(job.action_index, &ty)
     };
     let mut tx = a.store.pool.begin().await?;
     let (status, error, record) = match outcome {
@@ -145,7 +144,7 @@ async fn execute(a: &Actions, job: &Job) -> Result<Outcome> {
         source: "automation".into(),
         automation_id: job.automation_id.clone(),
         event_id: job.event_id.clone(),
-        depth: u32::try_from(job.depth).unwrap_or(0),
+        depth: job.depth,
     };
     let tags = |changed: Option<bool>, yes: &str, no: &str| match changed {
         None => Outcome::Gone,
