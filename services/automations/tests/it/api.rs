@@ -197,7 +197,10 @@ async fn automations_list_update_disable_and_delete() {
     assert!(second.next_cursor.is_empty());
 
     // New automations start disabled unless `enabled` says otherwise.
-    assert_eq!(definition(&first.automations[0].definition)["enabled"], false);
+    assert_eq!(
+        definition(&first.automations[0].definition)["enabled"],
+        false
+    );
     let enabled = client
         .enable_automation(pb::EnableAutomationRequest {
             workspace_id: WS.into(),
