@@ -262,7 +262,7 @@ async fn a_disabled_automation_does_nothing_and_erasure_ends_enrollments() {
             "actions": [{"type": "enroll", "sequence_id": seq}]}))
         .await;
     let early = st.upsert("early@example.com", &[]).await;
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    st.quiesce().await;
     assert!(
         st.enrollments(&early.id).await.is_empty(),
         "disabled: nothing"
