@@ -111,50 +111,42 @@ impl Contacts {
         Ok((r.contacts, r.next_cursor))
     }
 
-    /// Returns whether the tag set changed; `Gone` when the contact no longer exists.
-    pub async fn add_tags(
+    /// Adds (`add`) or removes one tag; returns whether the tag set changed, `None` when the
+    /// contact no longer exists.
+    pub async fn tag(
         &self,
         workspace_id: &str,
         id: &str,
-        tags: Vec<String>,
+        tag: &str,
+        add: bool,
         causation: Causation,
     ) -> Result<Option<bool>, Status> {
-        let r = self
-            .client
-            .clone()
-            .add_tags(cpb::AddTagsRequest {
-                workspace_id: workspace_id.into(),
-                id: id.into(),
-                tags,
-                causation: Some(causation),
-            })
-            .await;
-        match r {
-            Ok(r) => Ok(Some(!r.into_inner().changed.is_empty())),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(s),
-        }
-    }
-
-    pub async fn remove_tags(
-        &self,
-        workspace_id: &str,
-        id: &str,
-        tags: Vec<String>,
-        causation: Causation,
-    ) -> Result<Option<bool>, Status> {
-        let r = self
-            .client
-            .clone()
-            .remove_tags(cpb::RemoveTagsRequest {
-                workspace_id: workspace_id.into(),
-                id: id.into(),
-                tags,
-                causation: Some(causation),
-            })
-            .await;
-        match r {
-            Ok(r) => Ok(Some(!r.into_inner().changed.is_empty())),
+        let (workspace_id, id, tags) = (workspace_id.into(), id.into(), vec![tag.into()]);
+        let causation = Some(causation);
+        let mut client = self.client.clone();
+        let changed = if add {
+            client
+                .add_tags(cpb::AddTagsRequest {
+                    workspace_id,
+                    id,
+                    tags,
+                    causation,
+                })
+                .await
+                .map(|r| r.into_inner().changed)
+        } else {
+            client
+                .remove_tags(cpb::RemoveTagsRequest {
+                    workspace_id,
+                    id,
+                    tags,
+                    causation,
+                })
+                .await
+                .map(|r| r.into_inner().changed)
+        };
+        match changed {
+            Ok(changed) => Ok(Some(!changed.is_empty())),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
             Err(s) => Err(s),
         }

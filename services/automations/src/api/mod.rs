@@ -50,6 +50,22 @@ impl Api {
         self.contacts.field_types(ws).await.map_err(Error::Contacts)
     }
 
+    /// The fields of a stored definition the workspace has still not seen: those seen since the
+    /// save are no longer "unseen". `None` (the list as of the save is shown) when there were
+    /// none, or when the contacts service is down.
+    async fn unseen_now(
+        &self,
+        ws: &str,
+        at_save: &[String],
+        validate: impl FnOnce(&dyn Fn(&str) -> Option<FieldType>) -> Option<Vec<String>>,
+    ) -> Option<Vec<String>> {
+        if at_save.is_empty() {
+            return None;
+        }
+        let registry = self.registry(ws, true).await.ok()?;
+        validate(&|n: &str| registry.get(n).copied())
+    }
+
     /// Template and sequence ids must exist (DESIGN §3); a missing one is a 422 naming its path.
     async fn check_references(&self, ws: &str, refs: &[Reference]) -> Result<()> {
         let sequence_ids: Vec<String> = refs
@@ -234,16 +250,11 @@ impl AutomationsService for Api {
         let ws = workspace(&req.workspace_id)?;
         let id = required("id", &req.id)?;
         let row = self.get_automation_row(ws, id).await?;
-        // Fields the workspace has seen since the save are no longer "unseen"; when the contacts
-        // service is down, the list as of the save is shown.
-        let unseen = if row.unseen_fields.is_empty() {
-            None
-        } else {
-            match self.registry(ws, true).await {
-                Ok(reg) => row.def.validate(&|n: &str| reg.get(n).copied()).ok(),
-                Err(_) => None,
-            }
-        };
+        let unseen = self
+            .unseen_now(ws, &row.unseen_fields, |types| {
+                row.def.validate(&types).ok()
+            })
+            .await;
         Ok(Response::new(pb::GetAutomationResponse {
             automation: Some(convert::automation(&row, unseen)),
         }))
@@ -388,14 +399,11 @@ impl AutomationsService for Api {
         let row = definitions::get_sequence(&mut conn, ws, id)
             .await?
             .ok_or_else(|| not_found("sequence", id))?;
-        let unseen = if row.unseen_fields.is_empty() {
-            None
-        } else {
-            match self.registry(ws, true).await {
-                Ok(reg) => row.def.validate(&|n: &str| reg.get(n).copied()).ok(),
-                Err(_) => None,
-            }
-        };
+        let unseen = self
+            .unseen_now(ws, &row.unseen_fields, |types| {
+                row.def.validate(&types).ok()
+            })
+            .await;
         Ok(Response::new(pb::GetSequenceResponse {
             sequence: Some(convert::sequence(&row, unseen)),
         }))
