@@ -31,10 +31,10 @@ use meisa_proto::{
     contacts::{self as cpb, contacts_service_client::ContactsServiceClient},
     mailer::{self as mpb, mailer_service_client::MailerServiceClient},
 };
-use meisa_testkit::{TestDb, free_port, redis_url, smtp::SmtpServer, unique_name};
+use meisa_testkit::{Service, TestDb, eventually, redis_url, smtp::SmtpServer, unique_name};
 use serde_json::json;
-use tokio::process::{Child, Command};
-use tonic::transport::Channel;
+use tokio::process::Command;
+use tonic::transport::{Channel, Endpoint};
 
 const WS: &str = "ws_bench";
 
@@ -83,29 +83,21 @@ async fn run_to_end(cmd: &mut Command) {
     );
 }
 
-fn spawn(cmd: &mut Command) -> Child {
+/// Starts a service on port 0 and waits until it announced the port it got.
+async fn spawn(mut cmd: std::process::Command) -> Service {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn")
+        .env("MEISA_GRPC_ADDR", "127.0.0.1:0");
+    Service::spawn(cmd).await
 }
 
-async fn channel(port: u16) -> Channel {
-    for _ in 0..600 {
-        if let Ok(c) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .expect("endpoint")
-            .tcp_nodelay(true)
-            .connect()
-            .await
-        {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing listens on {port}");
+fn channel(service: &Service) -> Channel {
+    Endpoint::from_shared(service.url("grpc"))
+        .expect("endpoint")
+        .tcp_nodelay(true)
+        .connect_lazy()
 }
 
 #[tokio::main]
@@ -122,7 +114,6 @@ async fn main() {
     let contacts_db = TestDb::create("contacts_bench").await;
     let mailer_db = TestDb::create("mailer_bench").await;
     let automations_db = TestDb::create("automations_bench").await;
-    let (cport, mport, aport) = (free_port(), free_port(), free_port());
 
     run_to_end(
         Command::new(&contacts_bin)
@@ -130,52 +121,49 @@ async fn main() {
             .env("DATABASE_URL", &contacts_db.url),
     )
     .await;
-    let _contacts = spawn(
-        Command::new(&contacts_bin)
-            .arg("serve")
-            .env("DATABASE_URL", &contacts_db.url)
-            .env("REDIS_URL", redis_url())
-            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{cport}"))
-            .env("MEISA_STREAM_PREFIX", &prefix),
-    );
+    let mut serve = std::process::Command::new(&contacts_bin);
+    serve
+        .arg("serve")
+        .env("DATABASE_URL", &contacts_db.url)
+        .env("REDIS_URL", redis_url())
+        .env("MEISA_STREAM_PREFIX", &prefix);
+    let contacts_proc = spawn(serve).await;
     run_to_end(
         Command::new(&mailer_bin)
             .arg("migrate")
             .env("DATABASE_URL", &mailer_db.url),
     )
     .await;
-    let _mailer = spawn(
-        Command::new(&mailer_bin)
-            .arg("serve")
-            .env("DATABASE_URL", &mailer_db.url)
-            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{mport}"))
-            .env("MEISA_CONTACTS_URL", format!("http://127.0.0.1:{cport}"))
-            .env("MEISA_SMTP_URL", smtp.url())
-            .env(
-                "MEISA_UNSUBSCRIBE_SECRET",
-                "bench-unsubscribe-secret-0123456789",
-            ),
-    );
+    let mut serve = std::process::Command::new(&mailer_bin);
+    serve
+        .arg("serve")
+        .env("DATABASE_URL", &mailer_db.url)
+        .env("MEISA_CONTACTS_URL", contacts_proc.url("grpc"))
+        .env("MEISA_SMTP_URL", smtp.url())
+        .env(
+            "MEISA_UNSUBSCRIBE_SECRET",
+            "bench-unsubscribe-secret-0123456789",
+        );
+    let mailer_proc = spawn(serve).await;
     run_to_end(
         Command::new(&automations_bin)
             .arg("migrate")
             .env("DATABASE_URL", &automations_db.url),
     )
     .await;
-    let _automations = spawn(
-        Command::new(&automations_bin)
-            .arg("serve")
-            .env("DATABASE_URL", &automations_db.url)
-            .env("REDIS_URL", redis_url())
-            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{aport}"))
-            .env("MEISA_CONTACTS_URL", format!("http://127.0.0.1:{cport}"))
-            .env("MEISA_MAILER_URL", format!("http://127.0.0.1:{mport}"))
-            .env("MEISA_STREAM_PREFIX", &prefix),
-    );
+    let mut serve = std::process::Command::new(&automations_bin);
+    serve
+        .arg("serve")
+        .env("DATABASE_URL", &automations_db.url)
+        .env("REDIS_URL", redis_url())
+        .env("MEISA_CONTACTS_URL", contacts_proc.url("grpc"))
+        .env("MEISA_MAILER_URL", mailer_proc.url("grpc"))
+        .env("MEISA_STREAM_PREFIX", &prefix);
+    let automations_proc = spawn(serve).await;
 
-    let contacts = ContactsServiceClient::new(channel(cport).await);
-    let mut mailer = MailerServiceClient::new(channel(mport).await);
-    let mut automations = AutomationsServiceClient::new(channel(aport).await);
+    let contacts = ContactsServiceClient::new(channel(&contacts_proc));
+    let mut mailer = MailerServiceClient::new(channel(&mailer_proc));
+    let mut automations = AutomationsServiceClient::new(channel(&automations_proc));
 
     let template = mailer
         .create_template(mpb::CreateTemplateRequest {
@@ -222,8 +210,23 @@ async fn main() {
         })
         .await
         .expect("automation");
-    // Let the consumer take its shards before the clock starts.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The clock starts once the consumer reads every shard: a reader creates its group on the
+    // shard's stream when it takes the shard.
+    let shards: u32 = env_or("MEISA_STREAM_SHARDS", 16);
+    let redis = redis::Client::open(redis_url()).expect("redis url");
+    eventually(
+        Duration::from_secs(60),
+        "the consumer to read every shard",
+        || async {
+            let mut conn = redis.get_multiplexed_async_connection().await.ok()?;
+            for shard in 0..shards {
+                let group = meisa_stream::Group::new(&prefix, shard, "automations", "bench");
+                group.state(&mut conn).await.ok()??;
+            }
+            Some(())
+        },
+    )
+    .await;
 
     let started: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let watcher = {

@@ -6,35 +6,31 @@ use std::{collections::HashMap, time::Duration};
 
 use meisa_conditions::FieldType;
 use meisa_proto::{
-    common::{self, Causation, Contact, PageRequest},
+    common::{Causation, Contact, PageRequest},
     contacts::{self as cpb, contacts_service_client::ContactsServiceClient},
     events::ContactChanged,
+    field_type_of,
     mailer::{self as mpb, mailer_service_client::MailerServiceClient},
 };
-use tonic::{
-    Request, Status,
-    service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
+use meisa_runtime::{
+    client::{ChannelError, Timeouts, Traced, channel},
+    traced_client,
 };
+use tonic::Status;
 
 /// The bound on one call. Job and enrollment leases must be longer (checked at start).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Interceptor = fn(Request<()>) -> Result<Request<()>, Status>;
-type Svc = InterceptedService<Channel, Interceptor>;
-
-fn channel(url: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| format!("{url:?} is not a valid URL: {e}"))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(CALL_TIMEOUT)
-        .tcp_nodelay(true);
-    Ok(endpoint.connect_lazy())
+fn timeouts() -> Timeouts {
+    Timeouts {
+        call: CALL_TIMEOUT,
+        ..Timeouts::default()
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct Contacts {
-    client: ContactsServiceClient<Svc>,
+    client: ContactsServiceClient<Traced>,
 }
 
 /// What a contact lookup found.
@@ -45,11 +41,9 @@ pub enum Found {
 }
 
 impl Contacts {
-    pub fn connect_lazy(url: &str) -> Result<Self, String> {
-        let interceptor: Interceptor = meisa_runtime::telemetry::propagate_trace;
+    pub fn connect_lazy(url: &str) -> Result<Self, ChannelError> {
         Ok(Self {
-            client: ContactsServiceClient::with_interceptor(channel(url)?, interceptor)
-                .max_decoding_message_size(64 * 1024 * 1024),
+            client: traced_client!(ContactsServiceClient, channel(url, timeouts())?),
         })
     }
 
@@ -85,18 +79,11 @@ impl Contacts {
             })
             .await?
             .into_inner();
+        // A type this build does not know (a newer contacts service) leaves the field out: it
+        // then counts as not seen yet, which a definition may name without a type check.
         Ok(r.fields
             .into_iter()
-            .filter_map(|f| {
-                let t = match common::FieldType::try_from(f.r#type).ok()? {
-                    common::FieldType::String => FieldType::String,
-                    common::FieldType::Number => FieldType::Number,
-                    common::FieldType::Boolean => FieldType::Boolean,
-                    common::FieldType::Date => FieldType::Date,
-                    common::FieldType::Unspecified => return None,
-                };
-                Some((f.name, t))
-            })
+            .filter_map(|f| Some((f.name, field_type_of(f.r#type).ok()?)))
             .collect())
     }
 
@@ -124,50 +111,42 @@ impl Contacts {
         Ok((r.contacts, r.next_cursor))
     }
 
-    /// Returns whether the tag set changed; `Gone` when the contact no longer exists.
-    pub async fn add_tags(
+    /// Adds (`add`) or removes one tag; returns whether the tag set changed, `None` when the
+    /// contact no longer exists.
+    pub async fn tag(
         &self,
         workspace_id: &str,
         id: &str,
-        tags: Vec<String>,
+        tag: &str,
+        add: bool,
         causation: Causation,
     ) -> Result<Option<bool>, Status> {
-        let r = self
-            .client
-            .clone()
-            .add_tags(cpb::AddTagsRequest {
-                workspace_id: workspace_id.into(),
-                id: id.into(),
-                tags,
-                causation: Some(causation),
-            })
-            .await;
-        match r {
-            Ok(r) => Ok(Some(!r.into_inner().changed.is_empty())),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(s),
-        }
-    }
-
-    pub async fn remove_tags(
-        &self,
-        workspace_id: &str,
-        id: &str,
-        tags: Vec<String>,
-        causation: Causation,
-    ) -> Result<Option<bool>, Status> {
-        let r = self
-            .client
-            .clone()
-            .remove_tags(cpb::RemoveTagsRequest {
-                workspace_id: workspace_id.into(),
-                id: id.into(),
-                tags,
-                causation: Some(causation),
-            })
-            .await;
-        match r {
-            Ok(r) => Ok(Some(!r.into_inner().changed.is_empty())),
+        let (workspace_id, id, tags) = (workspace_id.into(), id.into(), vec![tag.into()]);
+        let causation = Some(causation);
+        let mut client = self.client.clone();
+        let changed = if add {
+            client
+                .add_tags(cpb::AddTagsRequest {
+                    workspace_id,
+                    id,
+                    tags,
+                    causation,
+                })
+                .await
+                .map(|r| r.into_inner().changed)
+        } else {
+            client
+                .remove_tags(cpb::RemoveTagsRequest {
+                    workspace_id,
+                    id,
+                    tags,
+                    causation,
+                })
+                .await
+                .map(|r| r.into_inner().changed)
+        };
+        match changed {
+            Ok(changed) => Ok(Some(!changed.is_empty())),
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
             Err(s) => Err(s),
         }
@@ -197,14 +176,13 @@ impl Contacts {
 
 #[derive(Clone, Debug)]
 pub struct Mailer {
-    client: MailerServiceClient<Svc>,
+    client: MailerServiceClient<Traced>,
 }
 
 impl Mailer {
-    pub fn connect_lazy(url: &str) -> Result<Self, String> {
-        let interceptor: Interceptor = meisa_runtime::telemetry::propagate_trace;
+    pub fn connect_lazy(url: &str) -> Result<Self, ChannelError> {
         Ok(Self {
-            client: MailerServiceClient::with_interceptor(channel(url)?, interceptor),
+            client: traced_client!(MailerServiceClient, channel(url, timeouts())?),
         })
     }
 

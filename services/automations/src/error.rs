@@ -16,6 +16,8 @@ pub enum Error {
     Mailer(tonic::Status),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("change stream: {0}")]
+    Stream(#[from] meisa_stream::StreamError),
     /// Something stored or received that cannot be read (a definition written by a newer version,
     /// a stream entry that is not a ContactChanged). Retrying does not help.
     #[error("unreadable data: {0}")]
@@ -39,6 +41,7 @@ impl Error {
                     || e.is_timeout()
                     || e.is_unrecoverable_error()
             }
+            Error::Stream(e) => e.is_transient(),
             Error::Api(_) | Error::Corrupt(_) => false,
         }
     }
@@ -68,16 +71,12 @@ impl Error {
     }
 }
 
+/// The database is down or full ([`meisa_runtime::db::is_unavailable`]), or this transaction
+/// lost a race with another (serialization failure, deadlock): either way a retry may succeed.
 fn db_transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
-        // serialization failure, deadlock, admin shutdown, too many connections
-        sqlx::Error::Database(db) => matches!(
-            db.code().as_deref(),
-            Some("40001" | "40P01" | "57P01" | "53300")
-        ),
-        _ => false,
-    }
+    meisa_runtime::db::is_unavailable(e)
+        || matches!(e, sqlx::Error::Database(db)
+            if matches!(db.code().as_deref(), Some("40001" | "40P01")))
 }
 
 pub fn status_transient(s: &tonic::Status) -> bool {
@@ -91,6 +90,13 @@ pub fn status_transient(s: &tonic::Status) -> bool {
             | Code::Aborted
             | Code::Unknown
     )
+}
+
+/// A contact the contacts service answered that cannot be read.
+impl From<crate::domain::event::ContactError> for Error {
+    fn from(e: crate::domain::event::ContactError) -> Self {
+        Error::Corrupt(e.to_string())
+    }
 }
 
 impl From<Error> for tonic::Status {

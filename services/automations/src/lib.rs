@@ -48,8 +48,11 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Client(String),
+    #[error("{var}: {source}")]
+    Client {
+        var: &'static str,
+        source: meisa_runtime::client::ChannelError,
+    },
     #[error(transparent)]
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
     #[error(transparent)]
@@ -81,10 +84,16 @@ impl Application {
             .connect(&config.database_url)
             .await?;
         let redis = redis::Client::open(config.redis_url.as_str())?;
-        let contacts = Contacts::connect_lazy(&config.contacts_url)
-            .map_err(|e| StartError::Client(format!("MEISA_CONTACTS_URL: {e}")))?;
-        let mailer = Mailer::connect_lazy(&config.mailer_url)
-            .map_err(|e| StartError::Client(format!("MEISA_MAILER_URL: {e}")))?;
+        let contacts =
+            Contacts::connect_lazy(&config.contacts_url).map_err(|source| StartError::Client {
+                var: "MEISA_CONTACTS_URL",
+                source,
+            })?;
+        let mailer =
+            Mailer::connect_lazy(&config.mailer_url).map_err(|source| StartError::Client {
+                var: "MEISA_MAILER_URL",
+                source,
+            })?;
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .map_err(|source| StartError::Bind {

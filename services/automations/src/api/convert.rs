@@ -1,14 +1,14 @@
 //! Stored rows → protobuf. Definitions leave as the DESIGN JSON they were read from.
 
-use meisa_proto::automations::{self as pb, ActivityKind, EnrollmentStatus};
+use meisa_proto::{
+    automations::{self as pb, ActivityKind, EnrollmentStatus},
+    timestamp,
+};
 
-use crate::{
-    domain::event::timestamp,
-    store::{
-        activity::{ActivityRow, Kind},
-        definitions::{AutomationRow, SequenceRow},
-        enrollments::{Enrollment, Status},
-    },
+use crate::store::{
+    activity::{ActivityRow, Kind},
+    definitions::{AutomationRow, SequenceRow},
+    enrollments::{Enrollment, Status},
 };
 
 pub fn automation(r: &AutomationRow, unseen: Option<Vec<String>>) -> pb::Automation {
@@ -50,7 +50,7 @@ pub fn enrollment(e: &Enrollment) -> pb::Enrollment {
         automation_id: e.automation_id.clone().unwrap_or_default(),
         event_id: e.event_id.clone().unwrap_or_default(),
         status: status(e.status) as i32,
-        current_step: u32::try_from(e.current_step).unwrap_or(0),
+        current_step: e.current_step,
         next_run_at: e.next_run_at.map(timestamp),
         exit_reason: e.exit_reason.clone(),
         created_at: Some(timestamp(e.created_at)),
@@ -80,9 +80,9 @@ pub fn activity(r: &ActivityRow) -> pb::Activity {
         sequence_id: e.sequence_id.clone().unwrap_or_default(),
         enrollment_id: e.enrollment_id.clone().unwrap_or_default(),
         event_id: e.event_id.clone().unwrap_or_default(),
-        action_index: e.action_index.and_then(|i| u32::try_from(i).ok()),
+        action_index: e.action_index,
         action_type: e.action_type.clone().unwrap_or_default(),
-        step_index: e.step_index.and_then(|i| u32::try_from(i).ok()),
+        step_index: e.step_index,
         step_type: e.step_type.clone().unwrap_or_default(),
         message_id: e.message_id.clone().unwrap_or_default(),
         detail: e.detail.clone(),

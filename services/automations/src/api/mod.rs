@@ -11,12 +11,12 @@ use meisa_proto::automations::{
     self as pb, EnrollmentStatus, automations_service_server::AutomationsService,
 };
 use meisa_proto::common::PageRequest;
-use meisa_runtime::errors::ApiError;
+use meisa_runtime::{errors::ApiError, paging};
 use tonic::{Request, Response, Status};
 
 use crate::{
     clients::{Contacts, Mailer},
-    domain::{AutomationDef, Reference, SequenceDef, document, new_id},
+    domain::{AutomationDef, Reference, SequenceDef, document},
     error::{Error, Result},
     store::{
         Store, activity,
@@ -25,9 +25,6 @@ use crate::{
     },
     worker::{Wakers, fire::record_exits},
 };
-
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 500;
 
 pub struct Api {
     store: Store,
@@ -51,6 +48,22 @@ impl Api {
             return Ok(HashMap::new());
         }
         self.contacts.field_types(ws).await.map_err(Error::Contacts)
+    }
+
+    /// The fields of a stored definition the workspace has still not seen: those seen since the
+    /// save are no longer "unseen". `None` (the list as of the save is shown) when there were
+    /// none, or when the contacts service is down.
+    async fn unseen_now(
+        &self,
+        ws: &str,
+        at_save: &[String],
+        validate: impl FnOnce(&dyn Fn(&str) -> Option<FieldType>) -> Option<Vec<String>>,
+    ) -> Option<Vec<String>> {
+        if at_save.is_empty() {
+            return None;
+        }
+        let registry = self.registry(ws, true).await.ok()?;
+        validate(&|n: &str| registry.get(n).copied())
     }
 
     /// Template and sequence ids must exist (DESIGN §3); a missing one is a 422 naming its path.
@@ -175,13 +188,11 @@ fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, Status> {
     Ok(v.trim())
 }
 
-fn page_limit(page: &Option<PageRequest>) -> i64 {
-    let l = page.as_ref().map_or(0, |p| p.limit);
-    i64::from(if l == 0 {
-        DEFAULT_PAGE
-    } else {
-        l.min(MAX_PAGE)
-    })
+/// The page size served for the request, and the rows to fetch to learn whether another page
+/// follows.
+fn page_limit(page: &Option<PageRequest>) -> (u32, i64) {
+    let requested = page.as_ref().map_or(0, |p| p.limit);
+    (paging::limit(requested), paging::limit_plus_one(requested))
 }
 
 fn id_cursor<'a>(page: &'a Option<PageRequest>, prefix: &str) -> Result<Option<&'a str>, Status> {
@@ -197,14 +208,14 @@ fn id_cursor<'a>(page: &'a Option<PageRequest>, prefix: &str) -> Result<Option<&
 }
 
 /// Trims a list fetched with one extra row; returns the next cursor ("" on the last page).
-fn paginate<T>(rows: &mut Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> String {
-    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    if more {
-        rows.last().map(cursor_of).unwrap_or_default()
-    } else {
-        String::new()
+fn paginate<T>(rows: &mut Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> String {
+    // At most MAX_PAGE: it fits a usize on every target this builds for.
+    let keep = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() <= keep {
+        return String::new();
     }
+    rows.truncate(keep);
+    rows.last().map(cursor_of).unwrap_or_default()
 }
 
 type Rpc<T> = std::result::Result<Response<T>, Status>;
@@ -219,7 +230,7 @@ impl AutomationsService for Api {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
         let (def, unseen) = self.automation_input(ws, &req.definition).await?;
-        let id = new_id("aut");
+        let id = meisa_model::id::new("aut");
         let row = definitions::insert_automation(&self.store.pool, ws, &id, &def, &unseen).await?;
         if row.time_dependent && row.def.enabled {
             self.wakers.sweep.notify_one();
@@ -239,16 +250,11 @@ impl AutomationsService for Api {
         let ws = workspace(&req.workspace_id)?;
         let id = required("id", &req.id)?;
         let row = self.get_automation_row(ws, id).await?;
-        // Fields the workspace has seen since the save are no longer "unseen"; when the contacts
-        // service is down, the list as of the save is shown.
-        let unseen = if row.unseen_fields.is_empty() {
-            None
-        } else {
-            match self.registry(ws, true).await {
-                Ok(reg) => row.def.validate(&|n: &str| reg.get(n).copied()).ok(),
-                Err(_) => None,
-            }
-        };
+        let unseen = self
+            .unseen_now(ws, &row.unseen_fields, |types| {
+                row.def.validate(&types).ok()
+            })
+            .await;
         Ok(Response::new(pb::GetAutomationResponse {
             automation: Some(convert::automation(&row, unseen)),
         }))
@@ -261,10 +267,9 @@ impl AutomationsService for Api {
     ) -> Rpc<pb::ListAutomationsResponse> {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
-        let limit = page_limit(&req.page);
+        let (limit, fetch) = page_limit(&req.page);
         let cursor = id_cursor(&req.page, "aut_")?;
-        let mut rows =
-            definitions::list_automations(&self.store.pool, ws, cursor, limit + 1).await?;
+        let mut rows = definitions::list_automations(&self.store.pool, ws, cursor, fetch).await?;
         let next_cursor = paginate(&mut rows, limit, |r| r.id.clone());
         Ok(Response::new(pb::ListAutomationsResponse {
             automations: rows.iter().map(|r| convert::automation(r, None)).collect(),
@@ -374,7 +379,7 @@ impl AutomationsService for Api {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
         let (def, unseen) = self.sequence_input(ws, &req.definition).await?;
-        let id = new_id("seq");
+        let id = meisa_model::id::new("seq");
         let row = definitions::insert_sequence(&self.store.pool, ws, &id, &def, &unseen).await?;
         tracing::info!(sequence = %id, steps = def.steps.len(), "sequence created");
         Ok(Response::new(pb::CreateSequenceResponse {
@@ -394,14 +399,11 @@ impl AutomationsService for Api {
         let row = definitions::get_sequence(&mut conn, ws, id)
             .await?
             .ok_or_else(|| not_found("sequence", id))?;
-        let unseen = if row.unseen_fields.is_empty() {
-            None
-        } else {
-            match self.registry(ws, true).await {
-                Ok(reg) => row.def.validate(&|n: &str| reg.get(n).copied()).ok(),
-                Err(_) => None,
-            }
-        };
+        let unseen = self
+            .unseen_now(ws, &row.unseen_fields, |types| {
+                row.def.validate(&types).ok()
+            })
+            .await;
         Ok(Response::new(pb::GetSequenceResponse {
             sequence: Some(convert::sequence(&row, unseen)),
         }))
@@ -414,9 +416,9 @@ impl AutomationsService for Api {
     ) -> Rpc<pb::ListSequencesResponse> {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
-        let limit = page_limit(&req.page);
+        let (limit, fetch) = page_limit(&req.page);
         let cursor = id_cursor(&req.page, "seq_")?;
-        let mut rows = definitions::list_sequences(&self.store.pool, ws, cursor, limit + 1).await?;
+        let mut rows = definitions::list_sequences(&self.store.pool, ws, cursor, fetch).await?;
         let next_cursor = paginate(&mut rows, limit, |r| r.id.clone());
         Ok(Response::new(pb::ListSequencesResponse {
             sequences: rows.iter().map(|r| convert::sequence(r, None)).collect(),
@@ -525,7 +527,7 @@ impl AutomationsService for Api {
     ) -> Rpc<pb::ListEnrollmentsResponse> {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
-        let limit = page_limit(&req.page);
+        let (limit, fetch) = page_limit(&req.page);
         let cursor = id_cursor(&req.page, "enr_")?;
         let status = match EnrollmentStatus::try_from(req.status) {
             Ok(EnrollmentStatus::Unspecified) => None,
@@ -541,7 +543,7 @@ impl AutomationsService for Api {
             contact_id: contact_id.as_deref(),
             status,
         };
-        let mut rows = enrollments::list(&self.store.pool, ws, &filter, cursor, limit + 1)
+        let mut rows = enrollments::list(&self.store.pool, ws, &filter, cursor, fetch)
             .await
             .map_err(Error::from)?;
         let next_cursor = paginate(&mut rows, limit, |e| e.id.clone());
@@ -559,7 +561,7 @@ impl AutomationsService for Api {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
         let contact = required("contact_id", &req.contact_id)?;
-        let limit = page_limit(&req.page);
+        let (limit, fetch) = page_limit(&req.page);
         let before = match req
             .page
             .as_ref()
@@ -574,7 +576,7 @@ impl AutomationsService for Api {
                 ))
             })?),
         };
-        let mut rows = activity::list_for_contact(&self.store.pool, ws, contact, before, limit + 1)
+        let mut rows = activity::list_for_contact(&self.store.pool, ws, contact, before, fetch)
             .await
             .map_err(Error::from)?;
         let next_cursor = paginate(&mut rows, limit, |r| r.id.to_string());

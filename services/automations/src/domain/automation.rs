@@ -105,7 +105,9 @@ impl AutomationDef {
         m.insert("trigger".into(), self.trigger.to_json());
         m.insert(
             "conditions".into(),
-            self.conditions.as_ref().map_or(Value::Null, Condition::to_json),
+            self.conditions
+                .as_ref()
+                .map_or(Value::Null, Condition::to_json),
         );
         m.insert(
             "actions".into(),
@@ -417,8 +419,14 @@ mod shape_tests {
             (json!({"name": 3}), "name"),
             (json!({"trigger": {"type": "contact_created"}}), "name"),
             (json!({"name": "x", "enabled": "yes"}), "enabled"),
-            (json!({"name": "x", "trigger": "contact_created"}), "trigger"),
-            (json!({"name": "x", "trigger": {"type": "signed_up"}}), "trigger.type"),
+            (
+                json!({"name": "x", "trigger": "contact_created"}),
+                "trigger",
+            ),
+            (
+                json!({"name": "x", "trigger": {"type": "signed_up"}}),
+                "trigger.type",
+            ),
             (json!({"name": "x", "trigger": {"type": 1}}), "trigger.type"),
             (
                 json!({"name": "x", "trigger": {"type": "contact_updated", "feild": "plan"}}),
@@ -478,7 +486,10 @@ mod shape_tests {
                 json!({"name": "x", "steps": [{"type": "wait", "duration": "2d"}, {"type": "wait", "foo": 1}]}),
                 "steps[1].foo",
             ),
-            (json!({"name": "x", "steps": [{"type": "sms"}]}), "steps[0].type"),
+            (
+                json!({"name": "x", "steps": [{"type": "sms"}]}),
+                "steps[0].type",
+            ),
             (
                 json!({"name": "x", "steps": [{"type": "wait", "duration": 2}]}),
                 "steps[0].duration",
@@ -489,7 +500,10 @@ mod shape_tests {
             ),
             (json!({"name": "x", "steps": [3]}), "steps[0]"),
             (json!({"steps": []}), "name"),
-            (json!({"name": "x", "steps": [], "exitWhen": {}}), "exitWhen"),
+            (
+                json!({"name": "x", "steps": [], "exitWhen": {}}),
+                "exitWhen",
+            ),
         ];
         for (body, path) in cases {
             let e = SequenceDef::parse(&body).unwrap_err();

@@ -5,8 +5,9 @@
 use chrono::{DateTime, Utc};
 use meisa_conditions::{BuiltIn, Field, State};
 use meisa_proto::{
-    common::{self, value::Kind},
+    common, datetime,
     events::{ChangeKind, ContactChanged},
+    value_to_json,
 };
 use serde_json::{Map, Value, json};
 
@@ -49,65 +50,80 @@ pub struct EventView {
     pub depth: u32,
     pub cause_automation_id: Option<String>,
     pub cause_event_id: Option<String>,
+    /// W3C trace context of the change, so its effects join the upsert's trace.
+    pub traceparent: String,
 }
 
+/// A `ContactChanged` that is not a change this service can read; it carries the event back
+/// (for the dead letter), so reading one never needs a copy.
 #[derive(Debug, thiserror::Error)]
-#[error("event {event_id:?}: {reason}")]
+#[error("event {:?}: {reason}", event.event_id)]
 pub struct EventError {
-    pub event_id: String,
     pub reason: String,
+    pub event: Box<ContactChanged>,
 }
 
 impl EventView {
-    pub fn from_proto(ev: &ContactChanged) -> Result<Self, EventError> {
-        let err = |reason: &str| EventError {
-            event_id: ev.event_id.clone(),
-            reason: reason.into(),
+    /// Takes the event apart (no copy of its values): each stream entry is decoded once by
+    /// meisa-stream and turned into a view once, here.
+    pub fn from_proto(ev: ContactChanged) -> Result<Self, EventError> {
+        let (kind, after) = match Self::check(&ev) {
+            Ok(x) => x,
+            Err(reason) => {
+                return Err(EventError {
+                    reason,
+                    event: Box::new(ev),
+                });
+            }
         };
+        let causation = ev.causation.unwrap_or_default();
+        let present = |s: String| Some(s).filter(|s| !s.is_empty());
+        Ok(Self {
+            event_id: ev.event_id,
+            workspace_id: ev.workspace_id,
+            contact_id: ev.contact_id,
+            version: ev.version,
+            kind,
+            changes: ev
+                .changes
+                .into_iter()
+                .map(|c| Change {
+                    path: c.path,
+                    old: c.old.as_ref().and_then(json_of),
+                    new: c.new.as_ref().and_then(json_of),
+                    tags_added: c.tags_added,
+                    tags_removed: c.tags_removed,
+                })
+                .collect(),
+            after,
+            depth: causation.depth,
+            cause_automation_id: present(causation.automation_id),
+            cause_event_id: present(causation.event_id),
+            traceparent: ev.traceparent,
+        })
+    }
+
+    /// What a change must have: ids, a known kind, and (unless it is a deletion) the state
+    /// after, with valid times.
+    fn check(ev: &ContactChanged) -> Result<(EventKind, Option<State>), String> {
         if ev.event_id.is_empty() {
-            return Err(err("no event id"));
+            return Err("no event id".into());
         }
         if ev.workspace_id.is_empty() || ev.contact_id.is_empty() {
-            return Err(err("no workspace or contact id"));
+            return Err("no workspace or contact id".into());
         }
         let kind = match ChangeKind::try_from(ev.kind) {
             Ok(ChangeKind::Created) => EventKind::Created,
             Ok(ChangeKind::Updated) => EventKind::Updated,
             Ok(ChangeKind::Deleted) => EventKind::Deleted,
-            _ => return Err(err("unknown change kind")),
+            _ => return Err("unknown change kind".into()),
         };
         let after = match (&ev.state, kind) {
             (_, EventKind::Deleted) => None,
-            (Some(s), _) => Some(state_from_contact(s)),
-            (None, _) => return Err(err("no state after the change")),
+            (Some(s), _) => Some(state_from_contact(s).map_err(|e| e.to_string())?),
+            (None, _) => return Err("no state after the change".into()),
         };
-        let causation = ev.causation.as_ref();
-        Ok(Self {
-            event_id: ev.event_id.clone(),
-            workspace_id: ev.workspace_id.clone(),
-            contact_id: ev.contact_id.clone(),
-            version: ev.version,
-            kind,
-            changes: ev
-                .changes
-                .iter()
-                .map(|c| Change {
-                    path: c.path.clone(),
-                    old: c.old.as_ref().and_then(json_of),
-                    new: c.new.as_ref().and_then(json_of),
-                    tags_added: c.tags_added.clone(),
-                    tags_removed: c.tags_removed.clone(),
-                })
-                .collect(),
-            after,
-            depth: causation.map_or(0, |c| c.depth),
-            cause_automation_id: causation
-                .map(|c| c.automation_id.clone())
-                .filter(|s| !s.is_empty()),
-            cause_event_id: causation
-                .map(|c| c.event_id.clone())
-                .filter(|s| !s.is_empty()),
-        })
+        Ok((kind, after))
     }
 
     pub fn change(&self, path: &str) -> Option<&Change> {
@@ -171,45 +187,44 @@ impl EventView {
     }
 }
 
-/// A protobuf value as JSON; `None` for an empty value, `null` for null_value.
-pub fn json_of(v: &common::Value) -> Option<Value> {
-    Some(match v.kind.as_ref()? {
-        Kind::NullValue(_) => Value::Null,
-        Kind::StringValue(s) => Value::String(s.clone()),
-        Kind::IntValue(i) => Value::from(*i),
-        Kind::DoubleValue(d) => serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number),
-        Kind::BoolValue(b) => Value::Bool(*b),
-    })
+/// A value as JSON; `None` for an empty value (a path that did not exist, a field without a
+/// value), which is absence, not `null`.
+fn json_of(v: &common::Value) -> Option<Value> {
+    v.kind.as_ref().map(|_| value_to_json(v))
 }
 
-pub fn datetime(ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(0))
+#[derive(Debug, thiserror::Error)]
+#[error("contact {contact_id}: {field} is not a valid timestamp")]
+pub struct ContactError {
+    pub contact_id: String,
+    pub field: &'static str,
 }
 
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-/// A contact as conditions read it.
-pub fn state_from_contact(c: &common::Contact) -> State {
-    State {
+/// A contact as conditions read it. A timestamp no date can hold is an error, not a missing
+/// date: conditions on it would silently answer "not set".
+pub fn state_from_contact(c: &common::Contact) -> Result<State, ContactError> {
+    let time = |ts: &Option<prost_types::Timestamp>, field| match ts {
+        None => Ok(None),
+        Some(ts) => datetime(ts).map(Some).ok_or_else(|| ContactError {
+            contact_id: c.id.clone(),
+            field,
+        }),
+    };
+    Ok(State {
         email: Some(c.email.clone()).filter(|e| !e.is_empty()),
         first_name: c.first_name.clone(),
         last_name: c.last_name.clone(),
         external_id: Some(c.external_id.clone()).filter(|e| !e.is_empty()),
         subscribed: Some(c.subscribed),
         tags: c.tags.iter().cloned().collect(),
-        created_at: c.created_at.as_ref().and_then(datetime),
-        updated_at: c.updated_at.as_ref().and_then(datetime),
+        created_at: time(&c.created_at, "created_at")?,
+        updated_at: time(&c.updated_at, "updated_at")?,
         custom_fields: c
             .custom_fields
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), json_of(v)?)))
             .collect(),
-    }
+    })
 }
 
 /// The part of a state that `fields` read, as JSON, for the sweep's projection: only what the
@@ -277,7 +292,10 @@ pub fn state_from_snapshot(v: &Value) -> State {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use meisa_proto::{common::Causation, events::FieldChange};
+    use meisa_proto::{
+        common::{Causation, value::Kind},
+        events::FieldChange,
+    };
 
     use super::*;
 
@@ -329,7 +347,7 @@ pub(crate) mod tests {
         after: common::Contact,
         depth: u32,
     ) -> EventView {
-        EventView::from_proto(&ContactChanged {
+        EventView::from_proto(ContactChanged {
             event_id: "ev_1".into(),
             workspace_id: "ws_1".into(),
             contact_id: "ct_1".into(),
@@ -392,7 +410,8 @@ pub(crate) mod tests {
                 ("last_active", string("2026-11-20T10:00:00Z")),
             ],
             &["pro"],
-        ));
+        ))
+        .unwrap();
         let c = meisa_conditions::Condition::parse(
             &json!({"all": [{"field": "last_active", "op": "older_than", "value": "1d"},
                             {"field": "tags", "op": "has_tag", "value": "pro"}]}),

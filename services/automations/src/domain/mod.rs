@@ -19,9 +19,3 @@ pub use reentry::Reentry;
 pub use sequence::SequenceDef;
 pub use step::Step;
 pub use trigger::Trigger;
-
-/// New ids are `prefix_` + a UUIDv7 in hex: unique without coordination and ordered by creation
-/// time, so cursor pagination by id lists newest first.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
-}

@@ -65,7 +65,9 @@ impl SequenceDef {
         );
         m.insert(
             "exit_when".into(),
-            self.exit_when.as_ref().map_or(Value::Null, Condition::to_json),
+            self.exit_when
+                .as_ref()
+                .map_or(Value::Null, Condition::to_json),
         );
         Value::Object(m)
     }

@@ -2,7 +2,7 @@
 //! fact it records. Stats are counts over it (and over enrollments for what is active now).
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -30,7 +30,7 @@ impl Kind {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Result<Self, sqlx::Error> {
         [
             Self::Triggered,
             Self::ActionDone,
@@ -43,6 +43,7 @@ impl Kind {
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
+        .ok_or_else(|| super::unknown("activity.kind", s))
     }
 }
 
@@ -55,9 +56,9 @@ pub struct Entry {
     pub sequence_id: Option<String>,
     pub enrollment_id: Option<String>,
     pub event_id: Option<String>,
-    pub action_index: Option<i32>,
+    pub action_index: Option<u32>,
     pub action_type: Option<String>,
-    pub step_index: Option<i32>,
+    pub step_index: Option<u32>,
     pub step_type: Option<String>,
     pub message_id: Option<String>,
     /// The mailer took an email for sending (queued or sent).
@@ -97,14 +98,14 @@ impl Entry {
         self
     }
 
-    pub fn action(mut self, index: usize, ty: &str) -> Self {
-        self.action_index = i32::try_from(index).ok();
+    pub fn action(mut self, index: u32, ty: &str) -> Self {
+        self.action_index = Some(index);
         self.action_type = Some(ty.into());
         self
     }
 
-    pub fn step(mut self, index: usize, ty: &str) -> Self {
-        self.step_index = i32::try_from(index).ok();
+    pub fn step(mut self, index: u32, ty: &str) -> Self {
+        self.step_index = Some(index);
         self.step_type = Some(ty.into());
         self
     }
@@ -131,6 +132,12 @@ pub async fn record_all(conn: &mut PgConnection, entries: &[Entry]) -> Result<()
         return Ok(());
     }
     let col = |f: fn(&Entry) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
+    let index = |name: &str, f: fn(&Entry) -> Option<u32>| {
+        entries
+            .iter()
+            .map(|e| f(e).map(|i| super::param::<i32, _>(name, i)).transpose())
+            .collect::<Result<Vec<_>, _>>()
+    };
     sqlx::query(
         "INSERT INTO activity (workspace_id, contact_id, kind, automation_id, sequence_id,
             enrollment_id, event_id, action_index, action_type, step_index, step_type, message_id,
@@ -149,9 +156,9 @@ pub async fn record_all(conn: &mut PgConnection, entries: &[Entry]) -> Result<()
     .bind(col(|e| e.sequence_id.clone()))
     .bind(col(|e| e.enrollment_id.clone()))
     .bind(col(|e| e.event_id.clone()))
-    .bind(entries.iter().map(|e| e.action_index).collect::<Vec<_>>())
+    .bind(index("action_index", |e| e.action_index)?)
     .bind(col(|e| e.action_type.clone()))
-    .bind(entries.iter().map(|e| e.step_index).collect::<Vec<_>>())
+    .bind(index("step_index", |e| e.step_index)?)
     .bind(col(|e| e.step_type.clone()))
     .bind(col(|e| e.message_id.clone()))
     .bind(entries.iter().map(|e| e.emailed).collect::<Vec<_>>())
@@ -198,14 +205,14 @@ pub async fn list_for_contact(
                 entry: Entry {
                     workspace_id: r.try_get("workspace_id")?,
                     contact_id: r.try_get("contact_id")?,
-                    kind: Kind::parse(&kind).unwrap_or(Kind::Triggered),
+                    kind: Kind::parse(&kind)?,
                     automation_id: r.try_get("automation_id")?,
                     sequence_id: r.try_get("sequence_id")?,
                     enrollment_id: r.try_get("enrollment_id")?,
                     event_id: r.try_get("event_id")?,
-                    action_index: r.try_get("action_index")?,
+                    action_index: super::get_opt_u32(r, "action_index")?,
                     action_type: r.try_get("action_type")?,
-                    step_index: r.try_get("step_index")?,
+                    step_index: super::get_opt_u32(r, "step_index")?,
                     step_type: r.try_get("step_type")?,
                     message_id: r.try_get("message_id")?,
                     emailed: r.try_get("emailed")?,
@@ -228,8 +235,8 @@ pub struct Counts {
     pub active: u64,
 }
 
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
+fn count(r: &PgRow, column: &str) -> Result<u64, sqlx::Error> {
+    super::read(column, r.try_get::<i64, _>(column)?)
 }
 
 pub async fn automation_counts(
@@ -252,13 +259,13 @@ pub async fn automation_counts(
     .fetch_one(pool)
     .await?;
     Ok(Counts {
-        triggered: count(r.try_get("triggered")?),
-        enrolled: count(r.try_get("enrolled")?),
-        completed: count(r.try_get("completed")?),
-        exited: count(r.try_get("exited")?),
-        emails_sent: count(r.try_get("emails_sent")?),
-        actions_done: count(r.try_get("actions_done")?),
-        actions_failed: count(r.try_get("actions_failed")?),
+        triggered: count(&r, "triggered")?,
+        enrolled: count(&r, "enrolled")?,
+        completed: count(&r, "completed")?,
+        exited: count(&r, "exited")?,
+        emails_sent: count(&r, "emails_sent")?,
+        actions_done: count(&r, "actions_done")?,
+        actions_failed: count(&r, "actions_failed")?,
         active: 0,
     })
 }
@@ -282,11 +289,11 @@ pub async fn sequence_counts(
     .fetch_one(pool)
     .await?;
     Ok(Counts {
-        enrolled: count(r.try_get("enrolled")?),
-        completed: count(r.try_get("completed")?),
-        exited: count(r.try_get("exited")?),
-        emails_sent: count(r.try_get("emails_sent")?),
-        active: count(r.try_get("active")?),
+        enrolled: count(&r, "enrolled")?,
+        completed: count(&r, "completed")?,
+        exited: count(&r, "exited")?,
+        emails_sent: count(&r, "emails_sent")?,
+        active: count(&r, "active")?,
         ..Counts::default()
     })
 }

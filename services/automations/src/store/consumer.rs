@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::micros;
+use super::{micros, param, read};
 
 /// The last seq applied on the shard, locked until the transaction ends: events of one shard are
 /// applied one at a time and in seq order, whichever process holds them. `None`: nothing applied
@@ -22,10 +22,11 @@ pub async fn lock_shard(
          RETURNING last_seq",
     )
     .bind(group)
-    .bind(i32::try_from(shard).unwrap_or(i32::MAX))
+    .bind(param::<i32, _>("shard", shard)?)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(last.and_then(|s| u64::try_from(s).ok()))
+    last.map(|s| read("consumer_shards.last_seq", s))
+        .transpose()
 }
 
 pub async fn set_last_seq(
@@ -36,8 +37,8 @@ pub async fn set_last_seq(
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE consumer_shards SET last_seq = $3 WHERE group_name = $1 AND shard = $2")
         .bind(group)
-        .bind(i32::try_from(shard).unwrap_or(i32::MAX))
-        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+        .bind(param::<i32, _>("shard", shard)?)
+        .bind(param::<i64, _>("seq", seq)?)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -64,9 +65,9 @@ pub async fn mark_processed(
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
     )
     .bind(p.event_id)
-    .bind(i32::try_from(p.shard).unwrap_or(i32::MAX))
-    .bind(i64::try_from(p.seq).unwrap_or(i64::MAX))
-    .bind(i32::try_from(p.depth).unwrap_or(i32::MAX))
+    .bind(param::<i32, _>("shard", p.shard)?)
+    .bind(param::<i64, _>("seq", p.seq)?)
+    .bind(param::<i32, _>("depth", p.depth)?)
     .bind(p.cause_automation_id)
     .bind(p.cause_event_id)
     .bind(p.dead)
@@ -126,12 +127,12 @@ pub async fn dead_letter(conn: &mut PgConnection, d: &DeadLetter<'_>) -> Result<
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(d.group)
-    .bind(i32::try_from(d.shard).unwrap_or(i32::MAX))
-    .bind(d.seq.and_then(|s| i64::try_from(s).ok()))
+    .bind(param::<i32, _>("shard", d.shard)?)
+    .bind(d.seq.map(|s| param::<i64, _>("seq", s)).transpose()?)
     .bind(d.stream_id)
     .bind(d.event_id)
     .bind(d.payload)
-    .bind(i32::try_from(d.deliveries).unwrap_or(i32::MAX))
+    .bind(param::<i32, _>("deliveries", d.deliveries)?)
     .bind(d.error)
     .execute(&mut *conn)
     .await?;
@@ -152,7 +153,7 @@ pub async fn prune_processed(pool: &PgPool, older_than: Duration) -> Result<u64,
 // ------------------------------------------------------------------------------- leases
 
 pub async fn ensure_shards(pool: &PgPool, group: &str, shards: u32) -> Result<(), sqlx::Error> {
-    let all: Vec<i32> = (0..i32::try_from(shards).unwrap_or(i32::MAX)).collect();
+    let all: Vec<i32> = (0..param::<i32, _>("shards", shards)?).collect();
     sqlx::query(
         "INSERT INTO shard_leases (group_name, shard)
          SELECT $1, s FROM unnest($2::int[]) AS s ON CONFLICT DO NOTHING",
@@ -170,7 +171,7 @@ pub async fn heartbeat(
     group: &str,
     me: &str,
     lease: Duration,
-) -> Result<i64, sqlx::Error> {
+) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "INSERT INTO consumers (group_name, name, heartbeat_at) VALUES ($1, $2, now())
          ON CONFLICT (group_name, name) DO UPDATE SET heartbeat_at = now()",
@@ -188,19 +189,20 @@ pub async fn heartbeat(
     .bind(micros(lease))
     .execute(pool)
     .await?;
-    sqlx::query_scalar(
+    let live: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM consumers WHERE group_name = $1
            AND heartbeat_at >= now() - make_interval(secs => $2::double precision / 1e6)",
     )
     .bind(group)
     .bind(micros(lease))
     .fetch_one(pool)
-    .await
+    .await?;
+    read("count(consumers)", live)
 }
 
-fn shards_of(rows: Vec<i32>) -> Vec<u32> {
+fn shards_of(rows: Vec<i32>) -> Result<Vec<u32>, sqlx::Error> {
     rows.into_iter()
-        .filter_map(|s| u32::try_from(s).ok())
+        .map(|s| read("shard_leases.shard", s))
         .collect()
 }
 
@@ -220,7 +222,7 @@ pub async fn renew(
     .bind(micros(lease))
     .fetch_all(pool)
     .await?;
-    Ok(shards_of(rows))
+    shards_of(rows)
 }
 
 /// Takes up to `n` shards nobody holds (or whose holder's lease ran out).
@@ -228,10 +230,10 @@ pub async fn acquire(
     pool: &PgPool,
     group: &str,
     me: &str,
-    n: i64,
+    n: usize,
     lease: Duration,
 ) -> Result<Vec<u32>, sqlx::Error> {
-    if n <= 0 {
+    if n == 0 {
         return Ok(Vec::new());
     }
     let rows: Vec<i32> = sqlx::query_scalar(
@@ -245,11 +247,11 @@ pub async fn acquire(
     )
     .bind(group)
     .bind(me)
-    .bind(n)
+    .bind(param::<i64, _>("n", n)?)
     .bind(micros(lease))
     .fetch_all(pool)
     .await?;
-    Ok(shards_of(rows))
+    shards_of(rows)
 }
 
 /// Gives shards back (all of this consumer's when `shards` is `None`).
@@ -259,8 +261,9 @@ pub async fn release(
     me: &str,
     shards: Option<&[u32]>,
 ) -> Result<(), sqlx::Error> {
-    let list: Option<Vec<i32>> =
-        shards.map(|s| s.iter().filter_map(|x| i32::try_from(*x).ok()).collect());
+    let list: Option<Vec<i32>> = shards
+        .map(|s| s.iter().map(|x| param("shard", *x)).collect())
+        .transpose()?;
     sqlx::query(
         "UPDATE shard_leases SET owner = NULL, lease_until = NULL
          WHERE group_name = $1 AND owner = $2 AND ($3::int[] IS NULL OR shard = ANY($3))",

@@ -20,11 +20,12 @@ impl Status {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    fn parse(s: &str) -> Result<Self, sqlx::Error> {
         match s {
-            "completed" => Self::Completed,
-            "exited" => Self::Exited,
-            _ => Self::Active,
+            "active" => Ok(Self::Active),
+            "completed" => Ok(Self::Completed),
+            "exited" => Ok(Self::Exited),
+            other => Err(super::unknown("enrollments.status", other)),
         }
     }
 }
@@ -38,7 +39,7 @@ pub struct Enrollment {
     pub automation_id: Option<String>,
     pub event_id: Option<String>,
     pub status: Status,
-    pub current_step: i32,
+    pub current_step: u32,
     pub next_run_at: Option<DateTime<Utc>>,
     pub attempts: i32,
     pub exit_reason: String,
@@ -60,8 +61,8 @@ fn row(r: &PgRow) -> Result<Enrollment, sqlx::Error> {
         contact_id: r.try_get("contact_id")?,
         automation_id: r.try_get("automation_id")?,
         event_id: r.try_get("event_id")?,
-        status: Status::parse(&status),
-        current_step: r.try_get("current_step")?,
+        status: Status::parse(&status)?,
+        current_step: super::get_u32(r, "current_step")?,
         next_run_at: r.try_get("next_run_at")?,
         attempts: r.try_get("attempts")?,
         exit_reason: r.try_get("exit_reason")?,
@@ -83,7 +84,7 @@ pub async fn create(
     event_id: &str,
     traceparent: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    let id = crate::domain::new_id("enr");
+    let id = meisa_model::id::new("enr");
     sqlx::query_scalar(
         "INSERT INTO enrollments (workspace_id, id, sequence_id, contact_id, automation_id,
             event_id, traceparent, status, current_step, next_run_at, created_at, updated_at)
@@ -247,7 +248,7 @@ pub async fn advance(
     conn: &mut PgConnection,
     workspace_id: &str,
     id: &str,
-    from: i32,
+    from: u32,
     next_run_at: DateTime<Utc>,
     release: bool,
 ) -> Result<bool, sqlx::Error> {
@@ -259,7 +260,7 @@ pub async fn advance(
     )
     .bind(workspace_id)
     .bind(id)
-    .bind(from)
+    .bind(super::param::<i32, _>("current_step", from)?)
     .bind(next_run_at)
     .bind(release)
     .execute(&mut *conn)

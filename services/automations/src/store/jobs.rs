@@ -5,11 +5,13 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 
+use super::{get_u32, param};
+
 pub struct NewJob<'a> {
     pub workspace_id: &'a str,
     pub automation_id: &'a str,
     pub event_id: &'a str,
-    pub action_index: usize,
+    pub action_index: u32,
     pub contact_id: &'a str,
     pub action: Value,
     pub depth: u32,
@@ -24,7 +26,7 @@ pub async fn insert(
     conn: &mut PgConnection,
     j: &NewJob<'_>,
 ) -> Result<Option<String>, sqlx::Error> {
-    let id = crate::domain::new_id("job");
+    let id = meisa_model::id::new("job");
     sqlx::query_scalar(
         "INSERT INTO action_jobs (workspace_id, id, automation_id, event_id, action_index,
             contact_id, action, depth, status, last_error, traceparent, run_at, created_at,
@@ -37,10 +39,10 @@ pub async fn insert(
     .bind(&id)
     .bind(j.automation_id)
     .bind(j.event_id)
-    .bind(i32::try_from(j.action_index).unwrap_or(i32::MAX))
+    .bind(param::<i32, _>("action_index", j.action_index)?)
     .bind(j.contact_id)
     .bind(&j.action)
-    .bind(i32::try_from(j.depth).unwrap_or(i32::MAX))
+    .bind(param::<i32, _>("depth", j.depth)?)
     .bind(j.status)
     .bind(j.last_error)
     .bind(j.traceparent)
@@ -54,10 +56,10 @@ pub struct Job {
     pub id: String,
     pub automation_id: String,
     pub event_id: String,
-    pub action_index: i32,
+    pub action_index: u32,
     pub contact_id: Option<String>,
     pub action: Value,
-    pub depth: i32,
+    pub depth: u32,
     /// Including this claim; identifies the claim when finishing.
     pub attempts: i32,
     pub traceparent: String,
@@ -69,10 +71,10 @@ fn job(r: &PgRow) -> Result<Job, sqlx::Error> {
         id: r.try_get("id")?,
         automation_id: r.try_get("automation_id")?,
         event_id: r.try_get("event_id")?,
-        action_index: r.try_get("action_index")?,
+        action_index: get_u32(r, "action_index")?,
         contact_id: r.try_get("contact_id")?,
         action: r.try_get("action")?,
-        depth: r.try_get("depth")?,
+        depth: get_u32(r, "depth")?,
         attempts: r.try_get("attempts")?,
         traceparent: r.try_get("traceparent")?,
     })

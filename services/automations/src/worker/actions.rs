@@ -88,11 +88,10 @@ async fn run_job(a: &Actions, job: &Job) -> Result<()> {
     };
     let contact = job.contact_id.as_deref().unwrap_or_default();
     let ty = job.action["type"].as_str().unwrap_or("unknown").to_string();
-    let index = usize::try_from(job.action_index).unwrap_or(0);
     let entry = |kind: Kind| {
         Entry::new(&job.workspace_id, contact, kind)
             .automation(Some(&job.automation_id), Some(&job.event_id))
-            .action(index, &ty)
+            .action(job.action_index, &ty)
     };
     let mut tx = a.store.pool.begin().await?;
     let (status, error, record) = match outcome {
@@ -145,37 +144,23 @@ async fn execute(a: &Actions, job: &Job) -> Result<Outcome> {
         source: "automation".into(),
         automation_id: job.automation_id.clone(),
         event_id: job.event_id.clone(),
-        depth: u32::try_from(job.depth).unwrap_or(0),
-    };
-    let tags = |changed: Option<bool>, yes: &str, no: &str| match changed {
-        None => Outcome::Gone,
-        Some(true) => Outcome::Done(yes.to_string()),
-        Some(false) => Outcome::Done(no.to_string()),
+        depth: job.depth,
     };
     Ok(match action {
-        Action::AddTag { tag } => {
-            let r = a
+        Action::AddTag { ref tag } | Action::RemoveTag { ref tag } => {
+            let add = matches!(action, Action::AddTag { .. });
+            let changed = a
                 .contacts
-                .add_tags(ws, contact_id, vec![tag.clone()], causation)
+                .tag(ws, contact_id, tag, add, causation)
                 .await
                 .map_err(Error::Contacts)?;
-            tags(
-                r,
-                &format!("tagged {tag}"),
-                &format!("already tagged {tag}"),
-            )
-        }
-        Action::RemoveTag { tag } => {
-            let r = a
-                .contacts
-                .remove_tags(ws, contact_id, vec![tag.clone()], causation)
-                .await
-                .map_err(Error::Contacts)?;
-            tags(
-                r,
-                &format!("untagged {tag}"),
-                &format!("did not have {tag}"),
-            )
+            match (changed, add) {
+                (None, _) => Outcome::Gone,
+                (Some(true), true) => Outcome::Done(format!("tagged {tag}")),
+                (Some(false), true) => Outcome::Done(format!("already tagged {tag}")),
+                (Some(true), false) => Outcome::Done(format!("untagged {tag}")),
+                (Some(false), false) => Outcome::Done(format!("did not have {tag}")),
+            }
         }
         Action::SendEmail { template_id } => {
             // The contact as it is right before sending (DESIGN §5), not as the event saw it.

@@ -65,7 +65,8 @@ pub async fn fire(
     let traceparent = meisa_runtime::telemetry::current_traceparent();
     // Changes this firing causes carry the next depth (DESIGN §3 loop guard).
     let action_depth = depth.saturating_add(1);
-    for (i, action) in a.def.actions.iter().enumerate() {
+    // Indexes as stored: a u32 each, counted as such (definitions hold at most MAX_ACTIONS).
+    for (i, action) in (0u32..).zip(a.def.actions.iter()) {
         let base = Entry::new(ws, contact_id, Kind::ActionDone)
             .automation(Some(&a.id), Some(event_id))
             .action(i, action.type_name());

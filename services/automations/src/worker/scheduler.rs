@@ -96,7 +96,7 @@ async fn end(s: &Scheduler, e: &Enrollment, reason: &str) -> Result<()> {
     Ok(())
 }
 
-fn completed(e: &Enrollment, contact_id: &str, step: i32) -> Entry {
+fn completed(e: &Enrollment, contact_id: &str, step: u32) -> Entry {
     let mut entry = Entry::new(&e.workspace_id, contact_id, Kind::Completed)
         .automation(e.automation_id.as_deref(), None)
         .enrollment(&e.sequence_id, &e.id);
@@ -120,7 +120,9 @@ async fn steps(s: &Scheduler, e: &Enrollment) -> Result<()> {
     let steps = &sequence.def.steps;
     let mut step = e.current_step;
     loop {
-        let Some(current) = usize::try_from(step).ok().and_then(|i| steps.get(i)) else {
+        // Past the last step (a step index that did not fit a usize would be past it too).
+        let at = usize::try_from(step).ok();
+        let Some((index, current)) = at.and_then(|i| Some((i, steps.get(i)?))) else {
             let mut tx = s.store.pool.begin().await?;
             if enrollments::complete(&mut tx, ws, &e.id).await? {
                 activity::record(&mut tx, &completed(e, contact_id, step)).await?;
@@ -140,7 +142,7 @@ async fn steps(s: &Scheduler, e: &Enrollment) -> Result<()> {
         if !contact.subscribed {
             return end(s, e, "unsubscribed").await;
         }
-        let state = state_from_contact(&contact);
+        let state = state_from_contact(&contact)?;
         if sequence
             .def
             .exit_when
@@ -149,12 +151,11 @@ async fn steps(s: &Scheduler, e: &Enrollment) -> Result<()> {
         {
             return end(s, e, "exit_when").await;
         }
-        let index = usize::try_from(step).unwrap_or(0);
         let base = || {
             Entry::new(ws, contact_id, Kind::StepDone)
                 .automation(e.automation_id.as_deref(), e.event_id.as_deref())
                 .enrollment(&e.sequence_id, &e.id)
-                .step(index, current.type_name())
+                .step(step, current.type_name())
         };
         match current {
             Step::Wait(d) => {
@@ -181,7 +182,7 @@ async fn steps(s: &Scheduler, e: &Enrollment) -> Result<()> {
                         source: Some(mpb::MessageSource {
                             automation_id: e.automation_id.clone().unwrap_or_default(),
                             sequence_id: e.sequence_id.clone(),
-                            step: u32::try_from(step).ok(),
+                            step: Some(step),
                             enrollment_id: e.id.clone(),
                             event_id: e.event_id.clone().unwrap_or_default(),
                         }),

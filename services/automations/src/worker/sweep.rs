@@ -180,11 +180,11 @@ async fn backfill(s: &Sweeper, shutdown: &CancellationToken) -> Result<bool> {
             .await
             .map_err(Error::Contacts)?;
         let now = Utc::now();
-        let rows: Vec<Projection<'_>> = contacts
+        let rows = contacts
             .iter()
             .map(|c| {
-                let state = state_from_contact(c);
-                Projection {
+                let state = state_from_contact(c)?;
+                Ok(Projection {
                     workspace_id: &b.workspace_id,
                     automation_id: &b.id,
                     contact_id: &c.id,
@@ -192,9 +192,9 @@ async fn backfill(s: &Sweeper, shutdown: &CancellationToken) -> Result<bool> {
                     version: c.version,
                     last_value: evaluate(&cond, &state, now),
                     next_check_at: next_flip(&cond, &state, now),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<Vec<Projection<'_>>>>()?;
         let mut tx = s.store.pool.begin().await?;
         // Progress first: it locks the automation row, so an edit in between stops this backfill.
         if !definitions::save_backfill(&mut tx, &b, &next, s.lease).await? {

@@ -197,7 +197,10 @@ async fn automations_list_update_disable_and_delete() {
     assert!(second.next_cursor.is_empty());
 
     // New automations start disabled unless `enabled` says otherwise.
-    assert_eq!(definition(&first.automations[0].definition)["enabled"], false);
+    assert_eq!(
+        definition(&first.automations[0].definition)["enabled"],
+        false
+    );
     let enabled = client
         .enable_automation(pb::EnableAutomationRequest {
             workspace_id: WS.into(),
@@ -259,7 +262,7 @@ async fn a_disabled_automation_does_nothing_and_erasure_ends_enrollments() {
             "actions": [{"type": "enroll", "sequence_id": seq}]}))
         .await;
     let early = st.upsert("early@example.com", &[]).await;
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    st.quiesce().await;
     assert!(
         st.enrollments(&early.id).await.is_empty(),
         "disabled: nothing"

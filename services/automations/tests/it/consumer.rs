@@ -109,7 +109,7 @@ async fn an_event_delivered_twice_has_its_effects_once() {
         .await
         .expect("xadd");
     consumed(&key, &copy).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    st.quiesce().await;
     assert_eq!(st.automation_stats(&aut).await.triggered, 1);
 
     // The shard's progress lost (as if the seq check could not help): the event id still stops it.
@@ -129,7 +129,7 @@ async fn an_event_delivered_twice_has_its_effects_once() {
         .await
         .expect("xadd");
     consumed(&key, &copy).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    st.quiesce().await;
     assert_eq!(st.automation_stats(&aut).await.triggered, 1);
     let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM consumer_shards")
         .fetch_one(&pool)
@@ -165,7 +165,7 @@ async fn an_event_delivered_twice_has_its_effects_once() {
     assert_eq!(group_state(&key).await, (held.clone(), 1));
     st.start_automations().await;
     consumed(&key, &held).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    st.quiesce().await;
     assert_eq!(st.automation_stats(&aut).await.triggered, 1);
 }
 

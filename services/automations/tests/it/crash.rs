@@ -79,11 +79,12 @@ async fn killing_automations_at_random_points_sends_every_email_exactly_once() {
         u.await.expect("upserts");
     }
 
-    // Settling includes the killed process's leases running out (shards 2s, jobs and steps 11s).
+    // Coming to rest includes the killed process's leases running out (shards 2s, jobs and steps
+    // 11s) and its pending entries being reclaimed.
     st.smtp
         .wait_for(2 * CONTACTS, Duration::from_secs(120))
         .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    st.quiesce_within(Duration::from_secs(120)).await;
     let mails = st.smtp.messages();
     let mut per: HashMap<(String, String), usize> = HashMap::new();
     for m in &mails {

@@ -11,8 +11,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-const SETTLE: Duration = Duration::from_millis(2500);
-
 #[tokio::test]
 async fn contact_created_enrolls_in_onboarding_and_sends_the_second_email_after_the_wait() {
     let st = stack().await;
@@ -95,7 +93,7 @@ async fn contact_created_enrolls_in_onboarding_and_sends_the_second_email_after_
         ]
         .map(|k| k as i32)
     );
-    tokio::time::sleep(SETTLE).await;
+    st.quiesce().await;
     let subjects: Vec<_> = st
         .smtp
         .messages()
@@ -170,7 +168,7 @@ async fn plan_free_to_pro_tags_the_contact_and_enrolls_it() {
         },
     )
     .await;
-    tokio::time::sleep(SETTLE).await;
+    st.quiesce().await;
     assert_eq!(st.contact(&joe.id).await.tags, ["upgraded"]);
     assert!(st.enrollments(&joe.id).await.is_empty());
     assert_eq!(st.automation_stats(&aut).await.triggered, 1);
@@ -192,7 +190,7 @@ async fn posts_generated_reaching_five_sends_exactly_one_email() {
         .await;
     st.upsert("jane@example.com", &[("posts_generated", json!(4))])
         .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    st.quiesce().await;
     assert_eq!(st.smtp.message_count(), 0, "4 posts is not 5");
     st.upsert("jane@example.com", &[("posts_generated", json!(5))])
         .await;
@@ -200,10 +198,25 @@ async fn posts_generated_reaching_five_sends_exactly_one_email() {
     assert_eq!(mails[0].header("subject").as_deref(), Some("Five posts!"));
     st.upsert("jane@example.com", &[("posts_generated", json!(6))])
         .await;
-    tokio::time::sleep(SETTLE).await;
+    st.quiesce().await;
     assert_eq!(st.smtp.message_count(), 1);
     assert_eq!(st.automation_stats(&aut).await.triggered, 1);
     assert_eq!(st.automation_stats(&aut).await.emails_sent, 1);
+}
+
+/// The contact's enrollment, once it has exited.
+async fn exited(st: &Stack, contact_id: &str) -> meisa_proto::automations::Enrollment {
+    eventually(
+        Duration::from_secs(15),
+        "the enrollment to exit",
+        || async {
+            st.enrollments(contact_id)
+                .await
+                .into_iter()
+                .find(|e| e.status == EnrollmentStatus::Exited as i32)
+        },
+    )
+    .await
 }
 
 async fn wait_sequence(st: &Stack, exit_when: Option<serde_json::Value>) -> String {
@@ -241,13 +254,16 @@ async fn completing_onboarding_during_a_wait_means_the_next_email_is_never_sent(
     st.smtp.wait_for(1, Duration::from_secs(10)).await;
     st.upsert("jane@example.com", &[("onboarding_completed", json!(true))])
         .await;
-    tokio::time::sleep(Duration::from_secs(2) + SETTLE).await;
+    // The fact that ends the wait: the enrollment exits (on the change, or at the step after the
+    // wait at the latest). An exited enrollment runs no step, so once the stack is at rest
+    // nothing can send the second email any more.
+    let e = exited(&st, &jane.id).await;
+    st.quiesce().await;
     assert_eq!(
         st.smtp.message_count(),
         1,
         "the email after the wait was sent"
     );
-    let e = &st.enrollments(&jane.id).await[0];
     assert_eq!(e.status, EnrollmentStatus::Exited as i32);
     assert_eq!(e.exit_reason, "exit_when");
 }
@@ -270,9 +286,9 @@ async fn unsubscribing_during_a_wait_means_nothing_more_is_sent() {
         })
         .await
         .expect("unsubscribe");
-    tokio::time::sleep(Duration::from_secs(2) + SETTLE).await;
+    let e = exited(&st, &jane.id).await;
+    st.quiesce().await;
     assert_eq!(st.smtp.message_count(), 1);
-    let e = &st.enrollments(&jane.id).await[0];
     assert_eq!(e.status, EnrollmentStatus::Exited as i32);
     assert_eq!(e.exit_reason, "unsubscribed");
 }
@@ -305,7 +321,7 @@ async fn reentry_once_means_a_second_trigger_does_nothing() {
         || async { (st.automation_stats(&always).await.triggered == 2).then_some(()) },
     )
     .await;
-    tokio::time::sleep(SETTLE).await;
+    st.quiesce().await;
     assert_eq!(st.smtp.message_count(), 1);
     assert_eq!(st.automation_stats(&once).await.triggered, 1);
 }
@@ -338,36 +354,21 @@ async fn automations_that_trigger_each_other_stop_at_the_depth_limit() {
         .await
         .expect("add tag");
 
-    let count = || async {
-        st.changes(&jane.id)
-            .await
-            .iter()
-            .filter(|c| {
-                c.causation
-                    .as_ref()
-                    .is_some_and(|k| k.source == "automation")
-                    && c.changes.iter().any(|f| f.path == "tags")
-            })
-            .map(|c| c.causation.as_ref().map_or(0, |k| k.depth))
-            .collect::<Vec<u32>>()
-    };
-    // Quiet: the same count for a while.
-    let mut last = Vec::new();
-    let mut stable_since = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while stable_since.elapsed() < Duration::from_secs(3) {
-        assert!(
-            Instant::now() < deadline,
-            "the loop never settled: {last:?}"
-        );
-        let now = count().await;
-        if now != last {
-            last = now;
-            stable_since = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut depths = last;
+    // The loop has run its course when the stack is at rest: every change consumed, every job
+    // (each tag change is one) done.
+    st.quiesce().await;
+    let mut depths = st
+        .changes(&jane.id)
+        .await
+        .iter()
+        .filter(|c| {
+            c.causation
+                .as_ref()
+                .is_some_and(|k| k.source == "automation")
+                && c.changes.iter().any(|f| f.path == "tags")
+        })
+        .map(|c| c.causation.as_ref().map_or(0, |k| k.depth))
+        .collect::<Vec<u32>>();
     depths.sort_unstable();
     // depth 1 (A), 2 (B), 3 (A), 4 (B), 5 (A); the change at depth 5 triggers nothing.
     assert_eq!(
@@ -436,4 +437,27 @@ async fn an_exit_action_ends_the_enrollment() {
     assert_eq!(e.exit_reason, "exit_action");
     assert_eq!(st.automation_stats(&stop).await.actions_done, 1);
     assert_eq!(st.smtp.message_count(), 0);
+}
+
+#[tokio::test]
+async fn at_rest_means_every_effect_of_a_chain_has_happened() {
+    // What the other tests rely on when they assert after `quiesce`: a change, a tag it causes
+    // (a second change, through the contacts outbox and the stream again), an email that tag
+    // causes, delivered. None of it is waited for but through `quiesce`.
+    let st = stack().await;
+    let tpl = st.template("Tagged", "You are tagged").await;
+    st.automation(json!({"name": "Tag", "enabled": true,
+        "trigger": {"type": "contact_created"},
+        "actions": [{"type": "add_tag", "tag": "new"}]}))
+        .await;
+    let mail = st
+        .automation(json!({"name": "Mail the tagged", "enabled": true,
+            "trigger": {"type": "tag_added", "tag": "new"},
+            "actions": [{"type": "send_email", "template_id": tpl}]}))
+        .await;
+    let jane = st.upsert("jane@example.com", &[]).await;
+    st.quiesce().await;
+    assert_eq!(st.contact(&jane.id).await.tags, ["new"]);
+    assert_eq!(st.automation_stats(&mail).await.emails_sent, 1);
+    assert_eq!(st.smtp.message_count(), 1, "delivered, not only queued");
 }

@@ -1,6 +1,11 @@
 //! The whole system as processes: `contacts`, `mailer` and `automations` binaries, each on its own
 //! fresh database, sharing one Redis under a per-test stream prefix, with the mailer delivering
-//! to the testkit SMTP server. The test talks gRPC to each, like the gateway does.
+//! to the testkit SMTP server. The test talks gRPC to each, like the gateway does. Every binary
+//! listens on port 0 and announces the port it got (`meisa_testkit::Service`), so parallel tests
+//! never race for a port.
+//!
+//! [`Stack::quiesce`] is how a test proves that nothing more happens: it waits until every part
+//! of the stack is at rest, never for a fixed time.
 
 use std::{
     collections::BTreeMap,
@@ -16,13 +21,18 @@ use meisa_proto::{
     contacts::{self as cpb, contacts_service_client::ContactsServiceClient},
     mailer::{self as mpb, mailer_service_client::MailerServiceClient},
 };
-use meisa_runtime::errors::ApiError;
-use meisa_testkit::{TestDb, free_port, redis_url, smtp::SmtpServer, unique_name};
+use meisa_runtime::{client::MAX_MESSAGE_BYTES, errors::ApiError};
+pub use meisa_testkit::eventually;
+use meisa_testkit::{Service, TestDb, redis_url, smtp::SmtpServer, unique_name};
 use serde_json::Value;
-use tokio::process::{Child, Command};
-use tonic::transport::Channel;
+use sqlx::PgPool;
+use tokio::process::Command;
+use tonic::transport::{Channel, Endpoint};
 
 pub const WS: &str = "ws_test";
+
+/// The consumer group the automations service reads the change streams with.
+const GROUP: &str = "automations";
 
 fn automations_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_automations"))
@@ -85,19 +95,20 @@ async fn run_to_end(cmd: &mut Command) {
     );
 }
 
-async fn connect(port: u16) -> Channel {
-    let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..600 {
-        if let Ok(ch) = tonic::transport::Endpoint::from_shared(url.clone())
-            .expect("endpoint")
-            .connect()
-            .await
-        {
-            return ch;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing listens on {url}");
+/// Starts `cmd` on port 0 with its output in the test's log, and waits until it announced the
+/// address it listens on.
+async fn spawn(mut cmd: std::process::Command, prefix: &str, service: &str) -> Service {
+    cmd.env("MEISA_GRPC_ADDR", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file(prefix, service)))
+        .stderr(Stdio::from(log_file(prefix, service)));
+    Service::spawn(cmd).await
+}
+
+fn channel(service: &Service) -> Channel {
+    Endpoint::from_shared(service.url("grpc"))
+        .expect("endpoint")
+        .connect_lazy()
 }
 
 pub struct Options {
@@ -121,20 +132,21 @@ pub struct Stack {
     pub smtp: SmtpServer,
     pub contacts: ContactsServiceClient<Channel>,
     pub mailer: MailerServiceClient<Channel>,
+    /// Rebuilt by [`Stack::start_automations`]: a restarted process listens on another port.
     pub automations: AutomationsServiceClient<Channel>,
-    pub automations_db: TestDb,
-    automations_port: u16,
-    automations_env: Vec<(&'static str, String)>,
-    contacts_url: String,
-    mailer_url: String,
-    automations_proc: Option<Child>,
-    _procs: Vec<Child>,
+    launch: Launch,
+    // Processes before databases: fields drop in order, and a database is dropped only after
+    // the processes using it are gone.
+    automations_proc: Option<Service>,
+    _procs: Vec<Service>,
+    automations_pool: PgPool,
+    contacts_pool: PgPool,
     _dbs: Vec<TestDb>,
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        // Children are killed on drop (kill_on_drop); the stream keys go with the test.
+        // Children are killed on drop (Service); the stream keys go with the test.
         let prefix = self.prefix.clone();
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -167,25 +179,22 @@ pub async fn stack_with(opts: Options) -> Stack {
         url: format!("{}/{name}", meisa_testkit::pg_server_url()),
         name,
     };
-    let (cport, mport, aport) = (free_port(), free_port(), free_port());
-    let contacts_url = format!("http://127.0.0.1:{cport}");
-    let mailer_url = format!("http://127.0.0.1:{mport}");
 
-    let contacts_env = |cmd: &mut Command| {
-        cmd.env("DATABASE_URL", &contacts_db.url)
-            .env("REDIS_URL", redis_url())
-            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{cport}"))
-            .env("MEISA_STREAM_PREFIX", &prefix)
-            .env("MEISA_STREAM_SHARDS", opts.shards.to_string())
-            .env("MEISA_RELAY_POLL_INTERVAL", "100ms")
-            .env("RUST_LOG", "warn");
-    };
+    // Contacts first, then the mailer (it calls contacts), then automations (it calls both).
     let mut migrate = Command::new(&contacts_bin);
-    contacts_env(migrate.arg("migrate"));
+    migrate.arg("migrate").env("DATABASE_URL", &contacts_db.url);
     run_to_end(&mut migrate).await;
-    let mut serve = Command::new(&contacts_bin);
-    contacts_env(serve.arg("serve"));
-    let contacts_proc = spawn(&mut serve, &prefix, "contacts");
+    let mut serve = std::process::Command::new(&contacts_bin);
+    serve
+        .arg("serve")
+        .env("DATABASE_URL", &contacts_db.url)
+        .env("REDIS_URL", redis_url())
+        .env("MEISA_STREAM_PREFIX", &prefix)
+        .env("MEISA_STREAM_SHARDS", opts.shards.to_string())
+        .env("MEISA_RELAY_POLL_INTERVAL", "100ms")
+        .env("RUST_LOG", "warn");
+    let contacts_proc = spawn(serve, &prefix, "contacts").await;
+    let contacts_url = contacts_proc.url("grpc");
 
     run_to_end(
         Command::new(&mailer_bin)
@@ -194,83 +203,78 @@ pub async fn stack_with(opts: Options) -> Stack {
     )
     .await;
     let data_dir = std::env::temp_dir().join(format!("meisa-mail-{prefix}"));
-    let mailer_proc = spawn(
-        Command::new(&mailer_bin)
-            .arg("serve")
-            .env("DATABASE_URL", &mailer_db.url)
-            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{mport}"))
-            .env("MEISA_CONTACTS_URL", &contacts_url)
-            .env("MEISA_SMTP_URL", smtp.url())
-            .env("MEISA_DATA_DIR", data_dir)
-            .env(
-                "MEISA_UNSUBSCRIBE_SECRET",
-                "automations-it-secret-0123456789",
-            )
-            .env("MEISA_MAIL_POLL", "100ms")
-            .env("MEISA_MAIL_WORKERS", "4")
-            .env("RUST_LOG", "warn"),
-        &prefix,
-        "mailer",
-    );
+    let mut serve = std::process::Command::new(&mailer_bin);
+    serve
+        .arg("serve")
+        .env("DATABASE_URL", &mailer_db.url)
+        .env("MEISA_CONTACTS_URL", &contacts_url)
+        .env("MEISA_SMTP_URL", smtp.url())
+        .env("MEISA_DATA_DIR", data_dir)
+        .env(
+            "MEISA_UNSUBSCRIBE_SECRET",
+            "automations-it-secret-0123456789",
+        )
+        .env("MEISA_MAIL_POLL", "100ms")
+        .env("MEISA_MAIL_WORKERS", "4")
+        .env("RUST_LOG", "warn");
+    let mailer_proc = spawn(serve, &prefix, "mailer").await;
+    let mailer_url = mailer_proc.url("grpc");
 
-    let mut stack = Stack {
-        contacts: ContactsServiceClient::new(connect(cport).await)
-            .max_decoding_message_size(64 * 1024 * 1024),
-        mailer: MailerServiceClient::new(connect(mport).await),
-        automations: AutomationsServiceClient::new(
-            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{aport}"))
-                .expect("endpoint")
-                .connect_lazy(),
-        ),
-        prefix,
-        shards: opts.shards,
-        smtp,
-        automations_db,
-        automations_port: aport,
-        automations_env: opts.automations_env,
-        contacts_url,
-        mailer_url,
-        automations_proc: None,
-        _procs: vec![contacts_proc, mailer_proc],
-        _dbs: vec![contacts_db, mailer_db],
-    };
     run_to_end(
         Command::new(automations_bin())
             .arg("migrate")
-            .env("DATABASE_URL", &stack.automations_db.url)
+            .env("DATABASE_URL", &automations_db.url)
             .env("RUST_LOG", "warn"),
     )
     .await;
-    stack.start_automations().await;
-    stack
-}
-
-fn spawn(cmd: &mut Command, prefix: &str, service: &str) -> Child {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(log_file(prefix, service)))
-        .stderr(Stdio::from(log_file(prefix, service)))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {service}: {e}"))
-}
-
-impl Stack {
-    pub fn automations_log(&self) -> PathBuf {
-        std::env::temp_dir()
-            .join("meisa-automations-it")
-            .join(format!("{}-automations.log", self.prefix))
+    let pool = |url: &str| {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_lazy(url)
+            .expect("database url")
+    };
+    let launch = Launch {
+        database_url: automations_db.url.clone(),
+        contacts_url,
+        mailer_url,
+        prefix: prefix.clone(),
+        shards: opts.shards,
+        env: opts.automations_env,
+    };
+    let (automations_proc, automations) = launch.start().await;
+    Stack {
+        contacts: ContactsServiceClient::new(channel(&contacts_proc))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        mailer: MailerServiceClient::new(channel(&mailer_proc)),
+        automations,
+        prefix,
+        shards: opts.shards,
+        smtp,
+        launch,
+        automations_proc: Some(automations_proc),
+        _procs: vec![contacts_proc, mailer_proc],
+        automations_pool: pool(&automations_db.url),
+        contacts_pool: pool(&contacts_db.url),
+        _dbs: vec![contacts_db, mailer_db, automations_db],
     }
+}
 
-    /// Starts the automations binary (again) and waits until it answers.
-    pub async fn start_automations(&mut self) {
-        let mut cmd = Command::new(automations_bin());
+/// How the automations process is started, again after a kill.
+struct Launch {
+    database_url: String,
+    contacts_url: String,
+    mailer_url: String,
+    prefix: String,
+    shards: u32,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Launch {
+    async fn start(&self) -> (Service, AutomationsServiceClient<Channel>) {
+        let mut cmd = std::process::Command::new(automations_bin());
         cmd.arg("serve")
-            .env("DATABASE_URL", &self.automations_db.url)
+            .env("DATABASE_URL", &self.database_url)
             .env("REDIS_URL", redis_url())
-            .env(
-                "MEISA_GRPC_ADDR",
-                format!("127.0.0.1:{}", self.automations_port),
-            )
             .env("MEISA_CONTACTS_URL", &self.contacts_url)
             .env("MEISA_MAILER_URL", &self.mailer_url)
             .env("MEISA_STREAM_PREFIX", &self.prefix)
@@ -282,42 +286,208 @@ impl Stack {
             .env("MEISA_CONSUMER_LEASE", "2s")
             .env("MEISA_JOB_LEASE", "11s")
             .env("RUST_LOG", "info");
-        for (k, v) in &self.automations_env {
+        for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        self.automations_proc = Some(spawn(&mut cmd, &self.prefix, "automations"));
-        connect(self.automations_port).await;
+        let proc = spawn(cmd, &self.prefix, "automations").await;
+        let client = AutomationsServiceClient::new(channel(&proc));
+        (proc, client)
+    }
+}
+
+/// What the stack is doing at one instant, as far as a test can see it: the work still in hand
+/// (`busy`, empty when there is none) and counters that every step of work moves (`progress`).
+#[derive(Debug)]
+struct Snapshot {
+    busy: Vec<String>,
+    progress: Vec<String>,
+}
+
+impl Stack {
+    pub fn automations_log(&self) -> PathBuf {
+        std::env::temp_dir()
+            .join("meisa-automations-it")
+            .join(format!("{}-automations.log", self.prefix))
+    }
+
+    /// Starts the automations binary again and waits until it announced its port.
+    pub async fn start_automations(&mut self) {
+        let (proc, client) = self.launch.start().await;
+        self.automations = client;
+        self.automations_proc = Some(proc);
     }
 
     /// SIGKILL: no cleanup, no lease released, entries and jobs left claimed.
     pub async fn kill_automations(&mut self) {
-        if let Some(mut c) = self.automations_proc.take() {
-            let _ = c.start_kill();
-            let _ = c.wait().await;
+        if let Some(mut p) = self.automations_proc.take() {
+            p.kill();
         }
     }
 
     /// SIGTERM, and waits for a clean exit.
     pub async fn stop_automations(&mut self) {
-        if let Some(mut c) = self.automations_proc.take() {
-            if let Some(pid) = c.id() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
+        let Some(mut p) = self.automations_proc.take() else {
+            return;
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(p.child.id()).expect("pid")),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM automations");
+        let status = eventually(
+            Duration::from_secs(20),
+            "automations to exit after SIGTERM",
+            || {
+                let exited = p.child.try_wait().expect("wait for automations");
+                async move { exited }
+            },
+        )
+        .await;
+        assert!(status.success(), "automations exited with {status}");
+    }
+
+    pub async fn automations_pool(&self) -> PgPool {
+        self.automations_pool.clone()
+    }
+
+    /// Waits until the stack is at rest, so that a test may assert that nothing more happened:
+    /// every shard's stream delivered to the `automations` group and acknowledged, the contacts
+    /// outbox fully published, no action job pending or running, no enrollment and no
+    /// clock-driven check due now, no backfill pending, no message queued at the mailer.
+    ///
+    /// Each of those is read at a different instant, so one look could miss work on its way from
+    /// a place not yet read to one already read. Two looks in a row must therefore both find
+    /// nothing in hand AND the same progress (stream ids, outbox and activity counts, last update
+    /// times, emails received): every step of work moves one of them, so equal progress means no
+    /// step happened while the looks were taken, and nothing in hand means nothing was left to
+    /// take one.
+    ///
+    /// What is due later (a `wait` step, a condition time makes true tomorrow) is not work in
+    /// hand; a test about it waits for the fact it expects.
+    pub async fn quiesce(&self) {
+        self.quiesce_within(Duration::from_secs(60)).await;
+    }
+
+    pub async fn quiesce_within(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut before = self.snapshot().await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            let now = self.snapshot().await;
+            if before.busy.is_empty() && now.busy.is_empty() && before.progress == now.progress {
+                return;
             }
-            let status = tokio::time::timeout(Duration::from_secs(20), c.wait())
-                .await
-                .expect("automations exits within 20s of SIGTERM")
-                .expect("wait");
-            assert!(status.success(), "automations exited with {status}");
+            assert!(
+                Instant::now() < deadline,
+                "the stack did not come to rest within {timeout:?}; still in hand: {:?}; log: {}",
+                now.busy,
+                self.automations_log().display()
+            );
+            before = now;
         }
     }
 
-    pub async fn automations_pool(&self) -> sqlx::PgPool {
-        sqlx::PgPool::connect(&self.automations_db.url)
+    async fn snapshot(&self) -> Snapshot {
+        let mut busy = Vec::new();
+        let mut progress = Vec::new();
+
+        // Contacts: every committed change is on its stream. The test owns the contacts
+        // database, and the outbox is where "committed, not yet published" is a fact rather than
+        // a guess from how often the relay polls.
+        let (unpublished, last_row): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE published_at IS NULL), max(id) FROM outbox",
+        )
+        .fetch_one(&self.contacts_pool)
+        .await
+        .expect("read the contacts outbox");
+        if unpublished > 0 {
+            busy.push(format!("{unpublished} outbox rows not published"));
+        }
+        progress.push(format!("outbox {last_row:?}"));
+
+        // The streams: everything delivered to the group and acknowledged.
+        let client = redis::Client::open(redis_url()).expect("redis url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
             .await
-            .expect("automations db")
+            .expect("redis");
+        for shard in 0..self.shards {
+            let group = meisa_stream::Group::new(&self.prefix, shard, GROUP, "quiesce");
+            match group.state(&mut conn).await.expect("stream group state") {
+                Some(state) => {
+                    if !state.is_caught_up() {
+                        busy.push(format!("shard {shard}: {state:?}"));
+                    }
+                    progress.push(format!("shard {shard}: {state:?}"));
+                }
+                None => {
+                    let len: i64 = redis::cmd("XLEN")
+                        .arg(meisa_stream::key(&self.prefix, shard))
+                        .query_async(&mut conn)
+                        .await
+                        .expect("xlen");
+                    if len > 0 {
+                        busy.push(format!("shard {shard}: {len} entries, group not created"));
+                    }
+                    progress.push(format!("shard {shard}: {len} entries"));
+                }
+            }
+        }
+
+        // Automations: nothing to run now.
+        let row: (i64, i64, i64, i64, i64, i64, Option<String>) = sqlx::query_as(
+            "SELECT
+               (SELECT count(*) FROM action_jobs WHERE status IN ('pending', 'running')),
+               (SELECT count(*) FROM enrollments WHERE status = 'active' AND next_run_at <= now()),
+               (SELECT count(*) FROM projections WHERE next_check_at <= now()),
+               (SELECT count(*) FROM automations WHERE backfill_pending),
+               (SELECT count(*) FROM activity),
+               (SELECT count(*) FROM processed_events),
+               concat_ws(' ', (SELECT max(updated_at) FROM action_jobs),
+                              (SELECT max(updated_at) FROM enrollments),
+                              (SELECT max(updated_at) FROM projections))",
+        )
+        .fetch_one(&self.automations_pool)
+        .await
+        .expect("read the automations database");
+        let (jobs, due, checks, backfills, activity, processed, updated) = row;
+        for (n, what) in [
+            (jobs, "action jobs pending or running"),
+            (due, "enrollments due"),
+            (checks, "clock-driven checks due"),
+            (backfills, "backfills pending"),
+        ] {
+            if n > 0 {
+                busy.push(format!("{n} {what}"));
+            }
+        }
+        progress.push(format!(
+            "activity {activity}, processed {processed}, updated {updated:?}"
+        ));
+
+        // The mailer: nothing waiting to be delivered.
+        let queued = self
+            .mailer
+            .clone()
+            .list_messages(mpb::ListMessagesRequest {
+                workspace_id: WS.into(),
+                page: Some(common::PageRequest {
+                    limit: 1,
+                    cursor: String::new(),
+                }),
+                status: mpb::MessageStatus::Queued as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("list queued messages")
+            .into_inner()
+            .messages;
+        if !queued.is_empty() {
+            busy.push("messages queued at the mailer".into());
+        }
+        progress.push(format!("emails received {}", self.smtp.message_count()));
+
+        Snapshot { busy, progress }
     }
 
     // ------------------------------------------------------------------ contacts
@@ -500,25 +670,6 @@ impl Stack {
             .expect("list activity")
             .into_inner()
             .activities
-    }
-}
-
-/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

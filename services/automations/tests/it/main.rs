@@ -8,5 +8,6 @@ mod api;
 mod consumer;
 mod crash;
 mod e2e;
+mod erasure;
 mod helpers;
 mod sweep;

@@ -36,7 +36,9 @@ async fn last_active_older_than_fires_for_a_contact_never_upserted_again() {
         "fired after {after:?}, before last_active was 5s old"
     );
     assert_eq!(mails[0].to, ["jane@example.com"]);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Once true, `older_than` stays true: nothing is left to check (no next_check_at), so at rest
+    // nothing can fire again.
+    st.quiesce().await;
     assert_eq!(st.smtp.message_count(), 1, "fires once");
     let stats = st.automation_stats(&aut).await;
     assert_eq!(stats.triggered, 1);
@@ -64,8 +66,8 @@ async fn an_automation_created_after_its_contacts_exist_is_backfilled_and_fires(
         &[("last_active", json!("2020-01-01T00:00:00Z"))],
     )
     .await;
-    // Let the consumer see the contacts first, so the projections can only come from the backfill.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The consumer has seen the contacts first, so the projections can only come from the backfill.
+    st.quiesce().await;
     st.automation(json!({"name": "Inactive", "enabled": true,
         "trigger": {"type": "condition_met"},
         "conditions": {"field": "last_active", "op": "older_than", "value": "4s"},
@@ -75,6 +77,6 @@ async fn an_automation_created_after_its_contacts_exist_is_backfilled_and_fires(
     let mut to: Vec<String> = mails.iter().map(|m| m.to.join(",")).collect();
     to.sort();
     assert_eq!(to, ["u0@example.com", "u1@example.com", "u2@example.com"]);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    st.quiesce().await;
     assert_eq!(st.smtp.message_count(), 3);
 }
