@@ -24,7 +24,7 @@ impl Error {
     pub fn to_api(&self) -> ApiError {
         match self {
             Error::Api(e) => e.clone(),
-            Error::Db(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+            Error::Db(e) if meisa_runtime::db::is_unavailable(e) => {
                 tracing::warn!(error = %self, "database unavailable");
                 ApiError::unavailable("the mailer's database is unavailable; retry shortly")
             }

@@ -45,7 +45,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("MEISA_CONTACTS_URL: {0}")]
-    Contacts(String),
+    Contacts(#[from] meisa_runtime::client::ChannelError),
     #[error(transparent)]
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
 }
@@ -88,8 +88,7 @@ impl Application {
             addr: config.grpc_addr.clone(),
             source,
         })?;
-        let contacts =
-            Contacts::connect_lazy(&config.contacts_url).map_err(StartError::Contacts)?;
+        let contacts = Contacts::connect_lazy(&config.contacts_url)?;
         let mailer = Arc::new(Mailer::new(
             Store::new(pool),
             TokenSigner::new(config.unsubscribe_secret.expose().as_bytes()),

@@ -8,6 +8,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use meisa_model::EmailAddress;
 use meisa_proto::common::Contact;
 use meisa_runtime::errors::{ApiError, ErrorCode};
 use tokio::sync::Notify;
@@ -16,7 +17,6 @@ use uuid::Uuid;
 use crate::{
     contacts::Contacts,
     domain::{
-        email::EmailAddress,
         ids::{MessageId, TemplateId},
         message::{Reason, Status},
         template::{Compiled, ParseError, RenderError, Rendered, Sources, Variables},

@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use meisa_proto::{
     common::PageRequest,
     mailer::{
         self as pb, MessageStatus, RenderErrorKind, SuppressionReason,
         mailer_service_server::MailerService,
     },
+    timestamp,
 };
-use meisa_runtime::errors::ApiError;
+use meisa_runtime::{errors::ApiError, paging};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -24,9 +24,6 @@ use crate::{
     store::{MessageFilter, MessageRow, SuppressionRow, TemplateRow},
 };
 
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 500;
-
 pub struct Api {
     mailer: Arc<Mailer>,
 }
@@ -37,20 +34,10 @@ impl Api {
     }
 }
 
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
+/// The page size served (not the one fetched: lists fetch one row more to learn whether another
+/// page follows).
 fn page_limit(page: &Option<PageRequest>) -> i64 {
-    let l = page.as_ref().map(|p| p.limit).unwrap_or(0);
-    i64::from(if l == 0 {
-        DEFAULT_PAGE
-    } else {
-        l.min(MAX_PAGE)
-    })
+    i64::from(paging::limit(page.as_ref().map_or(0, |p| p.limit)))
 }
 
 fn cursor(page: &Option<PageRequest>) -> Option<&str> {
@@ -81,8 +68,8 @@ fn template_pb(r: TemplateRow) -> pb::Template {
         text: r.text_body,
         from: r.from_addr,
         reply_to: r.reply_to,
-        created_at: Some(ts(r.created_at)),
-        updated_at: Some(ts(r.updated_at)),
+        created_at: Some(timestamp(r.created_at)),
+        updated_at: Some(timestamp(r.updated_at)),
     }
 }
 
@@ -113,9 +100,9 @@ fn message_pb(r: MessageRow) -> pb::Message {
         last_error: r.last_error,
         message_id_header: r.message_id_header,
         idempotency_key: r.idempotency_key,
-        created_at: Some(ts(r.created_at)),
-        updated_at: Some(ts(r.updated_at)),
-        sent_at: r.sent_at.map(ts),
+        created_at: Some(timestamp(r.created_at)),
+        updated_at: Some(timestamp(r.updated_at)),
+        sent_at: r.sent_at.map(timestamp),
         html: r.html_body,
         text: r.text_body,
     }
@@ -127,7 +114,7 @@ fn suppression_pb(r: SuppressionRow) -> pb::Suppression {
         email: r.email,
         reason: Reason::parse(&r.reason).to_proto() as i32,
         detail: r.detail,
-        created_at: Some(ts(r.created_at)),
+        created_at: Some(timestamp(r.created_at)),
     }
 }
 

@@ -1,7 +1,6 @@
-//! The mailer's domain: ids, addresses, templates and their variables, messages, unsubscribe
+//! The mailer's domain: ids, templates and their variables, messages, unsubscribe
 //! tokens, and the derived text part. No I/O here.
 
-pub mod email;
 pub mod ids;
 pub mod message;
 pub mod template;
