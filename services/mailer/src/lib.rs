@@ -48,6 +48,8 @@ pub enum StartError {
     Contacts(#[from] meisa_runtime::client::ChannelError),
     #[error(transparent)]
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
+    #[error("MEISA_UNSUBSCRIBE_SECRET cannot key the token MAC: {0}")]
+    Secret(String),
 }
 
 /// Creates the database when it does not exist yet, then applies the embedded migrations
@@ -91,7 +93,8 @@ impl Application {
         let contacts = Contacts::connect_lazy(&config.contacts_url)?;
         let mailer = Arc::new(Mailer::new(
             Store::new(pool),
-            TokenSigner::new(config.unsubscribe_secret.expose().as_bytes()),
+            TokenSigner::new(config.unsubscribe_secret.expose().as_bytes())
+                .map_err(|e| StartError::Secret(e.to_string()))?,
             config.public_url.clone(),
             contacts,
             config.smtp.is_none().then(|| config.data_dir.clone()),
