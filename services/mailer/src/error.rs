@@ -14,9 +14,25 @@ pub enum Error {
     Contacts(tonic::Status),
     #[error("render task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A value read back from storage that does not fit its type (a corrupt row, or code older
+    /// than the data): no retry fixes it, so it is reported, never replaced by a default.
+    #[error("stored {what} is not valid: {detail}")]
+    Corrupt { what: &'static str, detail: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A stored number in the type the code uses, or [`Error::Corrupt`] naming it.
+pub fn stored<T, U>(what: &'static str, value: T) -> Result<U>
+where
+    T: Copy + std::fmt::Display,
+    U: TryFrom<T>,
+{
+    U::try_from(value).map_err(|_| Error::Corrupt {
+        what,
+        detail: format!("{value} is out of range"),
+    })
+}
 
 impl Error {
     /// The public form. Unexpected failures are logged here, once, with their cause; the caller

@@ -177,6 +177,14 @@ pub struct Outgoing<'a> {
 #[error("cannot compose the message: {0}")]
 pub struct ComposeError(String);
 
+/// The domain of a From mailbox ("Acme <hello@acme.test>" → "acme.test"): where the
+/// `Message-ID` and the unsubscribe mailto live.
+pub fn from_domain(from: &str) -> Result<String, ComposeError> {
+    from.parse::<Mailbox>()
+        .map(|m| m.email.domain().to_string())
+        .map_err(|e| ComposeError(format!("from {from:?}: {e}")))
+}
+
 /// The envelope and the formatted message.
 pub fn compose(m: &Outgoing<'_>) -> Result<(Envelope, Vec<u8>), ComposeError> {
     let from: Mailbox = m

@@ -20,6 +20,7 @@ use crate::{
         message::{Reason, Status as MsgStatus},
         template::RenderError,
     },
+    error::{Error, stored},
     service::{self, Mailer, PreviewData, PreviewOutcome, PreviewTemplate, SendInput, Source},
     store::{MessageFilter, MessageRow, SuppressionRow, TemplateRow},
 };
@@ -73,11 +74,12 @@ fn template_pb(r: TemplateRow) -> pb::Template {
     }
 }
 
-fn message_pb(r: MessageRow) -> pb::Message {
-    let status = MsgStatus::parse(&r.status)
-        .map(MsgStatus::to_proto)
-        .unwrap_or(MessageStatus::Unspecified);
-    pb::Message {
+fn message_pb(r: MessageRow) -> Result<pb::Message, Error> {
+    let status = MsgStatus::parse(&r.status).ok_or_else(|| Error::Corrupt {
+        what: "message status",
+        detail: format!("{:?} is not a status", r.status),
+    })?;
+    Ok(pb::Message {
         id: MessageId::from_uuid(r.id).to_string(),
         workspace_id: r.workspace_id,
         contact_id: r.contact_id,
@@ -89,14 +91,17 @@ fn message_pb(r: MessageRow) -> pb::Message {
         source: Some(pb::MessageSource {
             automation_id: r.source_automation_id,
             sequence_id: r.source_sequence_id,
-            step: r.source_step.and_then(|s| u32::try_from(s).ok()),
+            step: r
+                .source_step
+                .map(|s| stored("message source step", s))
+                .transpose()?,
             enrollment_id: r.source_enrollment_id,
             event_id: r.source_event_id,
         }),
-        status: status as i32,
+        status: status.to_proto() as i32,
         subject: r.subject,
         reason: r.reason,
-        attempts: u32::try_from(r.attempts).unwrap_or(0),
+        attempts: stored("message attempts", r.attempts)?,
         last_error: r.last_error,
         message_id_header: r.message_id_header,
         idempotency_key: r.idempotency_key,
@@ -105,17 +110,21 @@ fn message_pb(r: MessageRow) -> pb::Message {
         sent_at: r.sent_at.map(timestamp),
         html: r.html_body,
         text: r.text_body,
-    }
+    })
 }
 
-fn suppression_pb(r: SuppressionRow) -> pb::Suppression {
-    pb::Suppression {
+fn suppression_pb(r: SuppressionRow) -> Result<pb::Suppression, Error> {
+    let reason = Reason::parse(&r.reason).ok_or_else(|| Error::Corrupt {
+        what: "suppression reason",
+        detail: format!("{:?} is not a reason", r.reason),
+    })?;
+    Ok(pb::Suppression {
         workspace_id: r.workspace_id,
         email: r.email,
-        reason: Reason::parse(&r.reason).to_proto() as i32,
+        reason: reason.to_proto() as i32,
         detail: r.detail,
         created_at: Some(timestamp(r.created_at)),
-    }
+    })
 }
 
 fn render_error_pb(e: RenderError) -> pb::RenderError {
@@ -208,7 +217,7 @@ impl MailerService for Api {
             .store
             .list_templates(ws, before.map(|b| b.uuid()), limit + 1)
             .await
-            .map_err(crate::error::Error::from)?;
+            .map_err(Error::from)?;
         let next = next_cursor(&mut rows, limit, |r| {
             TemplateId::from_uuid(r.id).to_string()
         });
@@ -331,7 +340,7 @@ impl MailerService for Api {
             })
             .await?;
         Ok(Response::new(pb::SendEmailResponse {
-            message: Some(message_pb(row)),
+            message: Some(message_pb(row)?),
             created,
         }))
     }
@@ -346,7 +355,7 @@ impl MailerService for Api {
         let id = message_id("id", &req.id)?;
         let row = self.mailer.get_message(ws, id).await?;
         Ok(Response::new(pb::GetMessageResponse {
-            message: Some(message_pb(row)),
+            message: Some(message_pb(row)?),
         }))
     }
 
@@ -380,7 +389,7 @@ impl MailerService for Api {
             .await?;
         let next = next_cursor(&mut rows, limit, |r| MessageId::from_uuid(r.id).to_string());
         Ok(Response::new(pb::ListMessagesResponse {
-            messages: rows.into_iter().map(message_pb).collect(),
+            messages: rows.into_iter().map(message_pb).collect::<Result<_, _>>()?,
             next_cursor: next,
         }))
     }
@@ -394,13 +403,13 @@ impl MailerService for Api {
         let ws = service::workspace(&req.workspace_id)?;
         let reason = SuppressionReason::try_from(req.reason)
             .map(Reason::from_proto)
-            .unwrap_or(Reason::Manual);
+            .map_err(|_| ApiError::field("reason", "is not a known suppression reason"))?;
         let (row, created) = self
             .mailer
             .add_suppression(ws, &req.email, reason, &req.detail)
             .await?;
         Ok(Response::new(pb::AddSuppressionResponse {
-            suppression: Some(suppression_pb(row)),
+            suppression: Some(suppression_pb(row)?),
             created,
         }))
     }
@@ -419,10 +428,13 @@ impl MailerService for Api {
             .store
             .list_suppressions(ws, after, limit + 1)
             .await
-            .map_err(crate::error::Error::from)?;
+            .map_err(Error::from)?;
         let next = next_cursor(&mut rows, limit, |r| r.email.clone());
         Ok(Response::new(pb::ListSuppressionsResponse {
-            suppressions: rows.into_iter().map(suppression_pb).collect(),
+            suppressions: rows
+                .into_iter()
+                .map(suppression_pb)
+                .collect::<Result<_, _>>()?,
             next_cursor: next,
         }))
     }

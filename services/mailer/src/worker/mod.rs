@@ -29,9 +29,10 @@ use uuid::Uuid;
 
 use crate::{
     domain::ids::MessageId,
+    error::stored,
     service::Mailer,
     store::Job,
-    transport::{DeliveryError, Outgoing, Sender, Transport, compose},
+    transport::{DeliveryError, Outgoing, Sender, Transport, compose, from_domain},
 };
 
 #[derive(Clone, Debug)]
@@ -131,23 +132,19 @@ async fn deliver(mailer: &Mailer, sender: &mut Sender, job: &Job, s: &DeliverySe
     let store = &mailer.store;
     let id = MessageId::from_uuid(job.message_id);
     let token = mailer.signer.sign(id);
-    let domain = job
-        .from_addr
-        .parse::<lettre::message::Mailbox>()
-        .map(|m| m.email.domain().to_string())
-        .unwrap_or_else(|_| "localhost".into());
     let url = mailer.unsubscribe_url(id);
-    let mailto = format!("unsubscribe+{token}@{domain}");
-    let composed = compose(&Outgoing {
-        message_id_header: &job.message_id_header,
-        from: &job.from_addr,
-        reply_to: job.reply_to.as_deref(),
-        to: &job.to_email,
-        subject: &job.subject,
-        html: &job.html_body,
-        text: &job.text_body,
-        unsubscribe_url: &url,
-        unsubscribe_mailto: &mailto,
+    let composed = from_domain(&job.from_addr).and_then(|domain| {
+        compose(&Outgoing {
+            message_id_header: &job.message_id_header,
+            from: &job.from_addr,
+            reply_to: job.reply_to.as_deref(),
+            to: &job.to_email,
+            subject: &job.subject,
+            html: &job.html_body,
+            text: &job.text_body,
+            unsubscribe_url: &url,
+            unsubscribe_mailto: &format!("unsubscribe+{token}@{domain}"),
+        })
     });
     let outcome = match composed {
         Ok((envelope, bytes)) => sender.send(&id.to_string(), &envelope, &bytes).await,
@@ -182,28 +179,50 @@ async fn deliver(mailer: &Mailer, sender: &mut Sender, job: &Job, s: &DeliverySe
                 .await
         }
         Err(DeliveryError::Transient(message)) => {
-            let attempts = u32::try_from(job.attempts).unwrap_or(0) + 1;
-            let delay = backoff(attempts, s.retry_base, s.retry_max);
-            let deadline = job.queued_at
-                + chrono::Duration::from_std(s.retry_deadline).unwrap_or(chrono::Duration::MAX);
-            let next = chrono::Utc::now()
-                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-            if next > deadline {
-                let why = format!("gave up after {attempts} attempts: {message}");
-                tracing::warn!(message_id = %id, error = %why, "delivery failed");
-                store
-                    .mark_failed(&job.workspace_id, job.message_id, &why, None)
-                    .await
-            } else {
-                tracing::info!(message_id = %id, attempts, retry_in = ?delay, error = %message, "delivery deferred");
-                store
-                    .retry_later(&job.workspace_id, job.message_id, delay, message)
-                    .await
+            match stored::<_, u32>("message attempts", job.attempts) {
+                Ok(before) => {
+                    let attempts = before + 1;
+                    let delay = backoff(attempts, s.retry_base, s.retry_max);
+                    if gives_up(job.queued_at, s.retry_deadline, delay) {
+                        let why = format!("gave up after {attempts} attempts: {message}");
+                        tracing::warn!(message_id = %id, error = %why, "delivery failed");
+                        store
+                            .mark_failed(&job.workspace_id, job.message_id, &why, None)
+                            .await
+                    } else {
+                        tracing::info!(message_id = %id, attempts, retry_in = ?delay, error = %message, "delivery deferred");
+                        store
+                            .retry_later(&job.workspace_id, job.message_id, delay, message)
+                            .await
+                    }
+                }
+                Err(e) => {
+                    // No count to back off by: failing the message says so where retrying would hide it.
+                    tracing::error!(message_id = %id, error = %e, "cannot schedule a retry");
+                    store
+                        .mark_failed(&job.workspace_id, job.message_id, &e.to_string(), None)
+                        .await
+                }
             }
         }
     };
     if let Err(e) = recorded {
         tracing::error!(message_id = %id, error = %e, outcome = ?outcome, "recording a delivery outcome failed; the message will be retried after its lease");
+    }
+}
+
+/// Whether a retry `delay` from now falls past the deadline of a message queued at `queued_at`.
+/// A deadline too far off for a date never arrives; a retry too far off for one is past it.
+fn gives_up(queued_at: chrono::DateTime<chrono::Utc>, deadline: Duration, delay: Duration) -> bool {
+    let at = |from: chrono::DateTime<chrono::Utc>, d: Duration| {
+        chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| from.checked_add_signed(d))
+    };
+    match (at(queued_at, deadline), at(chrono::Utc::now(), delay)) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(deadline), Some(next)) => next > deadline,
     }
 }
 
