@@ -18,6 +18,12 @@ pub enum Error {
     /// than the data): no retry fixes it, so it is reported, never replaced by a default.
     #[error("stored {what} is not valid: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    #[error("cannot delete {}: {source}", path.display())]
+    Eml {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -53,6 +59,24 @@ impl Error {
                 tracing::error!(error = %other, "request failed");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+impl Error {
+    /// Worth retrying in place: the database or the contacts service is down or busy, or a
+    /// transaction lost a deadlock or serialization race. Everything else fails the same way
+    /// again. Every contacts failure counts: a gap is never given up on while contacts might
+    /// still answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Db(e) => {
+                meisa_runtime::db::is_unavailable(e)
+                    || matches!(e, sqlx::Error::Database(d)
+                        if matches!(d.code().as_deref(), Some("40001" | "40P01")))
+            }
+            Error::Contacts(_) => true,
+            _ => false,
         }
     }
 }

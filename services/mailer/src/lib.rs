@@ -2,12 +2,14 @@
 //! Liquid templates, delivers over SMTP (or to `.eml` files) from a queue table, and handles
 //! RFC 8058 unsubscribes.
 //!
-//! `Application::build(config)` binds (port 0 in tests); `run(shutdown)` serves gRPC and runs the
-//! delivery workers until the token is cancelled, then drains: health goes NOT_SERVING, workers
-//! stop claiming, finish the delivery in hand and release the rest of their claims, and the gRPC
-//! server lets in-flight calls finish.
+//! `Application::build(config)` binds (port 0 in tests); `run(shutdown)` serves gRPC, runs the
+//! delivery workers and the change consumer (erasure, [`changes`]) until the token is cancelled,
+//! then drains: health goes NOT_SERVING, workers stop claiming, finish the delivery in hand and
+//! release the rest of their claims, the consumer finishes the batch in hand and gives its
+//! shards back, and the gRPC server lets in-flight calls finish.
 
 pub mod api;
+pub mod changes;
 pub mod config;
 pub mod contacts;
 pub mod domain;
@@ -19,15 +21,15 @@ pub mod worker;
 
 use std::{net::SocketAddr, sync::Arc};
 
-pub use config::Config;
+pub use config::{Config, StreamConfig};
 use meisa_proto::mailer::mailer_service_server::MailerServiceServer;
 use sqlx::{migrate::Migrator, postgres::PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::Api, contacts::Contacts, domain::token::TokenSigner, service::Mailer, store::Store,
-    transport::Transport, worker::DeliverySettings,
+    api::Api, changes::Consumer, contacts::Contacts, domain::token::TokenSigner, service::Mailer,
+    store::Store, transport::Transport, worker::DeliverySettings,
 };
 
 pub static MIGRATOR: Migrator = sqlx::migrate!();
@@ -48,6 +50,8 @@ pub enum StartError {
     Contacts(#[from] meisa_runtime::client::ChannelError),
     #[error(transparent)]
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
+    #[error("REDIS_URL: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error("MEISA_UNSUBSCRIBE_SECRET cannot key the token MAC: {0}")]
     Secret(String),
 }
@@ -65,6 +69,7 @@ pub struct Application {
     mailer: Arc<Mailer>,
     transport: Transport,
     settings: DeliverySettings,
+    changes: Option<Arc<Consumer>>,
 }
 
 impl Application {
@@ -118,12 +123,18 @@ impl Application {
             smtp_timeout: config.smtp_timeout,
             poll_interval: config.poll_interval,
         };
+        let changes = config
+            .stream
+            .map(|stream| Consumer::new(mailer.clone(), stream, config.database_url.clone()))
+            .transpose()?
+            .map(Arc::new);
         Ok(Application {
             listener,
             addr,
             mailer,
             transport,
             settings,
+            changes,
         })
     }
 
@@ -142,12 +153,18 @@ impl Application {
         health.set_serving::<MailerServiceServer<Api>>().await;
         tracing::info!(addr = %self.addr, transport = %self.transport.describe(), workers = self.settings.workers, "mailer listening");
 
-        let workers = worker::spawn(
+        let mut workers = worker::spawn(
             self.mailer.clone(),
             self.transport,
             self.settings,
             shutdown.clone(),
         );
+        match self.changes {
+            Some(changes) => workers.push(tokio::spawn(changes::run(changes, shutdown.clone()))),
+            None => tracing::info!(
+                "no change stream configured: deleted contacts are not erased from the mailer"
+            ),
+        }
         let drain = {
             let shutdown = shutdown.clone();
             async move {
@@ -156,7 +173,7 @@ impl Application {
                 for w in workers {
                     let _ = w.await;
                 }
-                tracing::info!("delivery workers stopped");
+                tracing::info!("delivery workers and the change consumer stopped");
             }
         };
         let (served, ()) = tokio::join!(

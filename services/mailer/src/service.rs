@@ -102,7 +102,7 @@ pub struct Mailer {
     /// Wakes an idle delivery worker when a message is queued.
     pub(crate) wake: Arc<Notify>,
     /// Where the files transport writes `.eml` files (erasure removes them).
-    eml_dir: Option<std::path::PathBuf>,
+    pub(crate) eml_dir: Option<std::path::PathBuf>,
 }
 
 pub fn workspace(ws: &str) -> Result<&str, ApiError> {
@@ -583,28 +583,6 @@ impl Mailer {
                 Err(())
             }
         }
-    }
-}
-
-impl Mailer {
-    /// Erasure: the contact's messages (and .eml files) and unsubscribe record.
-    pub async fn erase_contact(&self, ws: &str, contact_id: &str) -> Result<usize> {
-        if contact_id.trim().is_empty() {
-            return Err(ApiError::field("contact_id", "is required").into());
-        }
-        let ids = self.store.erase_contact(ws, contact_id).await?;
-        if let Some(dir) = &self.eml_dir {
-            for id in &ids {
-                let path = dir.join(format!("{}.eml", MessageId::from_uuid(*id)));
-                if let Err(e) = tokio::fs::remove_file(&path).await
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(path = %path.display(), error = %e, "erasure could not delete an .eml file");
-                }
-            }
-        }
-        tracing::info!(workspace_id = %ws, contact_id = %contact_id, messages = ids.len(), "contact erased");
-        Ok(ids.len())
     }
 }
 

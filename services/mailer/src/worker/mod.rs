@@ -16,6 +16,10 @@
 //! * A dot sent and the 250 lost (connection cut, timeout): also reported as a transient failure
 //!   and retried — the same at-least-once trade-off, as every SMTP client makes it.
 //!
+//! * A message whose contact is erased while it is in flight: the erasure deletes the row and
+//!   the `.eml` files already on disk; `mark_sent` then finds no row, and the worker removes the
+//!   file it has just written. (Mail an SMTP server accepted cannot be taken back.)
+//!
 //! A claimed batch is worked through only while the lease still covers a full delivery
 //! (`elapsed + smtp_timeout < lease`); otherwise the rest is released and claimed afresh, so a
 //! slow batch can never outlive its lease and be picked up twice.
@@ -147,7 +151,7 @@ async fn deliver(mailer: &Mailer, sender: &mut Sender, job: &Job, s: &DeliverySe
         })
     });
     let outcome = match composed {
-        Ok((envelope, bytes)) => sender.send(&id.to_string(), &envelope, &bytes).await,
+        Ok((envelope, bytes)) => sender.send(id, &envelope, &bytes).await,
         Err(e) => Err(DeliveryError::Permanent {
             message: e.to_string(),
             recipient_rejected: false,
@@ -166,7 +170,15 @@ async fn deliver(mailer: &Mailer, sender: &mut Sender, job: &Job, s: &DeliverySe
                 tokio::time::sleep(Duration::from_millis(wait)).await;
                 result = store.mark_sent(&job.workspace_id, job.message_id).await;
             }
-            result
+            if let Ok(false) = result {
+                // Erased while in flight (the erasure removed what was on disk before this was
+                // written): take back what can be taken back.
+                tracing::info!(message_id = %id, "message erased during its delivery");
+                if let Err(e) = sender.discard(id).await {
+                    tracing::error!(message_id = %id, error = %e, "cannot remove the .eml file of an erased message");
+                }
+            }
+            result.map(|_| ())
         }
         Err(DeliveryError::Permanent {
             message,

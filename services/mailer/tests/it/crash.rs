@@ -21,6 +21,9 @@ fn start_mailer(db_url: &str, port: u16, smtp: &SmtpServer, workers: usize) -> C
         .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{port}"))
         .env("MEISA_SMTP_URL", smtp.url())
         .env("MEISA_CONTACTS_URL", "http://127.0.0.1:1")
+        // serve reads the change stream; this test's prefix has none.
+        .env("REDIS_URL", meisa_testkit::redis_url())
+        .env("MEISA_STREAM_PREFIX", meisa_testkit::unique_name("mc"))
         .env("MEISA_UNSUBSCRIBE_SECRET", "crash-test-secret-0123456789")
         .env("MEISA_MAIL_WORKERS", workers.to_string())
         .env("MEISA_MAIL_BATCH", "5")
