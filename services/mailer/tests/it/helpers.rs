@@ -75,6 +75,27 @@ pub fn with_stream(redis_url: &str, prefix: &str, shards: u32) -> impl FnOnce(&m
     move |c| c.stream = Some(stream)
 }
 
+/// Waits until the delivery queue of the mailer on `db_url` is empty. A worker sends only a row
+/// it claimed from the queue, and a row leaves the queue only once its send is over (sent,
+/// failed for good, or put back for a retry later), so from then on nothing reaches the SMTP
+/// server unless something new is queued: its counts are final.
+pub async fn until_nothing_queued(db_url: &str) {
+    let pool = sqlx::PgPool::connect(db_url).await.expect("pool");
+    meisa_testkit::eventually(
+        Duration::from_secs(30),
+        "an empty delivery queue",
+        || async {
+            let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_queue")
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+            (queued == 0).then_some(())
+        },
+    )
+    .await;
+    pool.close().await;
+}
+
 pub fn string(s: &str) -> Value {
     Value {
         kind: Some(Kind::StringValue(s.into())),
@@ -128,6 +149,11 @@ impl TestApp {
 
     pub async fn pool(&self) -> sqlx::PgPool {
         sqlx::PgPool::connect(&self.db.url).await.expect("pool")
+    }
+
+    /// See [`until_nothing_queued`].
+    pub async fn until_nothing_queued(&self) {
+        until_nothing_queued(&self.db.url).await;
     }
 
     pub async fn create_template(

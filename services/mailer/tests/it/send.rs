@@ -43,7 +43,7 @@ async fn twenty_concurrent_sends_with_one_key_make_one_message_and_one_email() {
     let id = ids.into_iter().next().unwrap();
     app.wait_status(&id, MessageStatus::Sent, Duration::from_secs(15))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.until_nothing_queued().await;
     assert_eq!(smtp.message_count(), 1, "exactly one SMTP transaction");
     assert_eq!(smtp.mail_command_count(), 1);
     let again = app
@@ -85,7 +85,8 @@ async fn a_missing_variable_skips_the_send_and_names_the_variable() {
         listed.messages[0].reason,
         "missing variable: custom_fields.tier"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A skipped message is never queued.
+    app.until_nothing_queued().await;
     assert_eq!(
         smtp.mail_command_count(),
         0,
