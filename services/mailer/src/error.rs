@@ -28,6 +28,14 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A stored word (a status, a reason) as the type it spells, or [`Error::Corrupt`] naming it.
+pub fn stored_word<T>(what: &'static str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(value).ok_or_else(|| Error::Corrupt {
+        what,
+        detail: format!("{value:?} is not one"),
+    })
+}
+
 /// A stored number in the type the code uses, or [`Error::Corrupt`] naming it.
 pub fn stored<T, U>(what: &'static str, value: T) -> Result<U>
 where

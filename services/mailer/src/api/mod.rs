@@ -20,7 +20,7 @@ use crate::{
         message::{Reason, Status as MsgStatus},
         template::RenderError,
     },
-    error::{Error, stored},
+    error::{Error, stored, stored_word},
     service::{self, Mailer, PreviewData, PreviewOutcome, PreviewTemplate, SendInput, Source},
     store::{MessageFilter, MessageRow, SuppressionRow, TemplateRow},
 };
@@ -75,10 +75,7 @@ fn template_pb(r: TemplateRow) -> pb::Template {
 }
 
 fn message_pb(r: MessageRow) -> Result<pb::Message, Error> {
-    let status = MsgStatus::parse(&r.status).ok_or_else(|| Error::Corrupt {
-        what: "message status",
-        detail: format!("{:?} is not a status", r.status),
-    })?;
+    let status = stored_word("message status", &r.status, MsgStatus::parse)?;
     Ok(pb::Message {
         id: MessageId::from_uuid(r.id).to_string(),
         workspace_id: r.workspace_id,
@@ -114,10 +111,7 @@ fn message_pb(r: MessageRow) -> Result<pb::Message, Error> {
 }
 
 fn suppression_pb(r: SuppressionRow) -> Result<pb::Suppression, Error> {
-    let reason = Reason::parse(&r.reason).ok_or_else(|| Error::Corrupt {
-        what: "suppression reason",
-        detail: format!("{:?} is not a reason", r.reason),
-    })?;
+    let reason = stored_word("suppression reason", &r.reason, Reason::parse)?;
     Ok(pb::Suppression {
         workspace_id: r.workspace_id,
         email: r.email,

@@ -167,20 +167,27 @@ async fn position(app: &TestApp, stream: &str) -> Option<i64> {
     p
 }
 
-async fn caught_up(prefix: &str, shards: u32) {
-    until_streams_caught_up(prefix, shards, "mailer", T).await;
-}
-
-#[tokio::test]
-async fn a_deleted_event_erases_the_contacts_messages_files_and_links() {
+/// A mailer reading the streams under a new prefix from `redis_url`, with two contacts that have
+/// one delivered message each: ct_1, which the test erases, and ct_2, which stays.
+async fn two_contacts(redis_url: &str) -> (String, TestApp, Sent, Sent) {
     let prefix = meisa_testkit::unique_name("me");
-    let app = spawn_app_with(None, with_stream(&redis_url(), &prefix, SHARDS)).await;
+    let app = spawn_app_with(None, with_stream(redis_url, &prefix, SHARDS)).await;
     let t = app
         .create_template(template("Hi", "<p>Hi {{ first_name }}</p>"))
         .await
         .unwrap();
     let erased = sent(&app, &t.id, "job-1", contact("ct_1", "a@b.test", Some("A"))).await;
     let other = sent(&app, &t.id, "job-2", contact("ct_2", "c@d.test", Some("C"))).await;
+    (prefix, app, erased, other)
+}
+
+async fn caught_up(prefix: &str, shards: u32) {
+    until_streams_caught_up(prefix, shards, "mailer", T).await;
+}
+
+#[tokio::test]
+async fn a_deleted_event_erases_the_contacts_messages_files_and_links() {
+    let (prefix, app, erased, other) = two_contacts(&redis_url()).await;
     assert_eq!(messages_of(&app, "ct_1").await.len(), 1);
 
     publish(&prefix, 1, 1, &deleted("ct_1")).await;
@@ -197,14 +204,7 @@ async fn a_deleted_event_erases_the_contacts_messages_files_and_links() {
 
 #[tokio::test]
 async fn a_redelivered_deleted_event_is_harmless() {
-    let prefix = meisa_testkit::unique_name("me");
-    let mut app = spawn_app_with(None, with_stream(&redis_url(), &prefix, SHARDS)).await;
-    let t = app
-        .create_template(template("Hi", "<p>Hi {{ first_name }}</p>"))
-        .await
-        .unwrap();
-    let erased = sent(&app, &t.id, "job-1", contact("ct_1", "a@b.test", Some("A"))).await;
-    let other = sent(&app, &t.id, "job-2", contact("ct_2", "c@d.test", Some("C"))).await;
+    let (prefix, mut app, erased, other) = two_contacts(&redis_url()).await;
     let event = deleted("ct_1");
     publish(&prefix, 0, 1, &event).await;
     caught_up(&prefix, SHARDS).await;
@@ -241,13 +241,7 @@ async fn a_redelivered_deleted_event_is_harmless() {
 
 #[tokio::test]
 async fn an_undecodable_entry_is_dead_lettered_and_acknowledged() {
-    let prefix = meisa_testkit::unique_name("me");
-    let app = spawn_app_with(None, with_stream(&redis_url(), &prefix, SHARDS)).await;
-    let t = app
-        .create_template(template("Hi", "<p>Hi {{ first_name }}</p>"))
-        .await
-        .unwrap();
-    let kept = sent(&app, &t.id, "job-1", contact("ct_1", "a@b.test", Some("A"))).await;
+    let (prefix, app, one, other) = two_contacts(&redis_url()).await;
     let _: String = redis::cmd("XADD")
         .arg(meisa_stream::key(&prefix, 1))
         .arg("1-0")
@@ -266,7 +260,8 @@ async fn an_undecodable_entry_is_dead_lettered_and_acknowledged() {
     assert!(dead[0].1.contains("ContactChanged"), "{}", dead[0].1);
     // Its seq is not taken as handled: the next entry shows the gap, replayed from contacts.
     assert_eq!(position(&app, &meisa_stream::key(&prefix, 1)).await, None);
-    assert_kept(&app, &kept).await;
+    assert_kept(&app, &one).await;
+    assert_kept(&app, &other).await;
     let _ = std::fs::remove_dir_all(&app.config.data_dir);
     meisa_testkit::clean_redis(&prefix).await;
 }
@@ -415,15 +410,8 @@ async fn redis_proxy(up: Arc<AtomicBool>) -> String {
 async fn started_while_redis_is_down_it_serves_and_erases_when_redis_returns() {
     let up = Arc::new(AtomicBool::new(false));
     let proxy = redis_proxy(up.clone()).await;
-    let prefix = meisa_testkit::unique_name("me");
-    let app = spawn_app_with(None, with_stream(&proxy, &prefix, SHARDS)).await;
     // gRPC and delivery work without Redis.
-    let t = app
-        .create_template(template("Hi", "<p>Hi {{ first_name }}</p>"))
-        .await
-        .unwrap();
-    let erased = sent(&app, &t.id, "job-1", contact("ct_1", "a@b.test", Some("A"))).await;
-    let other = sent(&app, &t.id, "job-2", contact("ct_2", "c@d.test", Some("C"))).await;
+    let (prefix, app, erased, other) = two_contacts(&proxy).await;
     publish(&prefix, 1, 1, &deleted("ct_1")).await;
     assert!(!streams_caught_up(&prefix, SHARDS, "mailer").await);
 
