@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use meisa_runtime::config::{self, ConfigError, Secret};
 
-use crate::transport::SmtpUrl;
+use crate::{transport::SmtpUrl, worker::DeliverySettings};
 
 /// Used when MEISA_UNSUBSCRIBE_SECRET is unset, with a warning at start: fine for `make dev`,
 /// never for production (anyone could forge unsubscribe links).
@@ -24,20 +24,8 @@ pub struct Config {
     pub public_url: String,
     pub unsubscribe_secret: Secret,
     pub dev_secret: bool,
-    pub workers: usize,
-    /// How many queued messages a worker claims at once.
-    pub batch_size: usize,
-    /// How long a claim holds; a worker that dies releases its claims when it runs out.
-    pub lease: Duration,
-    /// Give up retrying a message this long after it was queued.
-    pub retry_deadline: Duration,
-    /// First retry delay; doubles each attempt (with jitter) up to `retry_max`.
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-    /// Bound on one SMTP delivery (connect + transaction).
-    pub smtp_timeout: Duration,
-    /// How often idle workers look for due messages queued by other replicas or due retries.
-    pub poll_interval: Duration,
+    /// The delivery workers: how many, their claims, retries and timeouts.
+    pub delivery: DeliverySettings,
     pub db_max_connections: u32,
     /// The change-stream consumer that erases deleted contacts. Always set by `from_env` (for
     /// `serve`); `None` in `local`, for in-process callers that do not need erasure.
@@ -173,17 +161,19 @@ impl Config {
             public_url: public_url.trim_end_matches('/').to_string(),
             unsubscribe_secret,
             dev_secret,
-            workers: workers.max(1),
-            batch_size: batch_size.clamp(1, 500),
-            lease: config::duration("MEISA_MAIL_LEASE", Duration::from_secs(300))?,
-            retry_deadline: config::duration(
-                "MEISA_MAIL_RETRY_DEADLINE",
-                Duration::from_secs(24 * 3600),
-            )?,
-            retry_base: config::duration("MEISA_MAIL_RETRY_BASE", Duration::from_secs(30))?,
-            retry_max: config::duration("MEISA_MAIL_RETRY_MAX", Duration::from_secs(3600))?,
-            smtp_timeout: config::duration("MEISA_SMTP_TIMEOUT", Duration::from_secs(60))?,
-            poll_interval: config::duration("MEISA_MAIL_POLL", Duration::from_secs(1))?,
+            delivery: DeliverySettings {
+                workers: workers.max(1),
+                batch_size: batch_size.clamp(1, 500),
+                lease: config::duration("MEISA_MAIL_LEASE", Duration::from_secs(300))?,
+                retry_deadline: config::duration(
+                    "MEISA_MAIL_RETRY_DEADLINE",
+                    Duration::from_secs(24 * 3600),
+                )?,
+                retry_base: config::duration("MEISA_MAIL_RETRY_BASE", Duration::from_secs(30))?,
+                retry_max: config::duration("MEISA_MAIL_RETRY_MAX", Duration::from_secs(3600))?,
+                smtp_timeout: config::duration("MEISA_SMTP_TIMEOUT", Duration::from_secs(60))?,
+                poll_interval: config::duration("MEISA_MAIL_POLL", Duration::from_secs(1))?,
+            },
             db_max_connections: config::parsed("MEISA_DB_MAX_CONNECTIONS", 16)?,
             stream: Some(StreamConfig::from_env()?),
         };
@@ -203,14 +193,16 @@ impl Config {
             public_url: "http://127.0.0.1:8080".into(),
             unsubscribe_secret: Secret::new("test-unsubscribe-secret-0123456789"),
             dev_secret: false,
-            workers: 2,
-            batch_size: 16,
-            lease: Duration::from_secs(30),
-            retry_deadline: Duration::from_secs(3600),
-            retry_base: Duration::from_millis(50),
-            retry_max: Duration::from_secs(1),
-            smtp_timeout: Duration::from_secs(10),
-            poll_interval: Duration::from_millis(100),
+            delivery: DeliverySettings {
+                workers: 2,
+                batch_size: 16,
+                lease: Duration::from_secs(30),
+                retry_deadline: Duration::from_secs(3600),
+                retry_base: Duration::from_millis(50),
+                retry_max: Duration::from_secs(1),
+                smtp_timeout: Duration::from_secs(10),
+                poll_interval: Duration::from_millis(100),
+            },
             db_max_connections: 8,
             stream: None,
         }
@@ -228,13 +220,14 @@ impl Config {
                 reason: "must be longer than zero".into(),
             });
         }
-        if self.lease <= self.smtp_timeout {
+        let d = &self.delivery;
+        if d.lease <= d.smtp_timeout {
             return Err(ConfigError::Invalid {
                 name: "MEISA_MAIL_LEASE".into(),
-                value: format!("{:?}", self.lease),
+                value: format!("{:?}", d.lease),
                 reason: format!(
                     "must be longer than MEISA_SMTP_TIMEOUT ({:?}), or a slow delivery could be claimed and sent twice",
-                    self.smtp_timeout
+                    d.smtp_timeout
                 ),
             });
         }

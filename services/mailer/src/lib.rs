@@ -107,22 +107,13 @@ impl Application {
         let transport = match &config.smtp {
             Some(url) => Transport::Smtp {
                 url: url.clone(),
-                timeout: config.smtp_timeout,
+                timeout: config.delivery.smtp_timeout,
             },
             None => Transport::Files {
                 dir: config.data_dir.clone(),
             },
         };
-        let settings = DeliverySettings {
-            workers: config.workers,
-            batch_size: config.batch_size,
-            lease: config.lease,
-            retry_deadline: config.retry_deadline,
-            retry_base: config.retry_base,
-            retry_max: config.retry_max,
-            smtp_timeout: config.smtp_timeout,
-            poll_interval: config.poll_interval,
-        };
+        let settings = config.delivery;
         let changes = config
             .stream
             .map(|stream| Consumer::new(mailer.clone(), stream, config.database_url.clone()))

@@ -42,12 +42,18 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct DeliverySettings {
     pub workers: usize,
+    /// How many queued messages a worker claims at once.
     pub batch_size: usize,
+    /// How long a claim holds; a worker that dies releases its claims when it runs out.
     pub lease: Duration,
+    /// Give up retrying a message this long after it was queued.
     pub retry_deadline: Duration,
+    /// First retry delay; doubles each attempt (with jitter) up to `retry_max`.
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// Bound on one SMTP delivery (connect + transaction).
     pub smtp_timeout: Duration,
+    /// How often idle workers look for due messages queued by other replicas or due retries.
     pub poll_interval: Duration,
 }
 

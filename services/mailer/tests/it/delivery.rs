@@ -185,9 +185,9 @@ async fn retries_stop_at_the_deadline() {
     let smtp = SmtpServer::start().await;
     smtp.script(Stage::Mail, "421 4.3.2 service not available", 1000);
     let app = spawn_app_with(Some(&smtp), |c| {
-        c.retry_deadline = Duration::from_millis(400);
-        c.retry_base = Duration::from_millis(50);
-        c.retry_max = Duration::from_millis(100);
+        c.delivery.retry_deadline = Duration::from_millis(400);
+        c.delivery.retry_base = Duration::from_millis(50);
+        c.delivery.retry_max = Duration::from_millis(100);
     })
     .await;
     let t = app
@@ -242,8 +242,8 @@ async fn shutdown_finishes_the_delivery_in_hand_and_releases_the_other_claims() 
     let smtp = SmtpServer::start().await;
     smtp.set_delay(Stage::Mail, Duration::from_millis(300));
     let mut app = spawn_app_with(Some(&smtp), |c| {
-        c.workers = 1;
-        c.batch_size = 10;
+        c.delivery.workers = 1;
+        c.delivery.batch_size = 10;
     })
     .await;
     let t = app
