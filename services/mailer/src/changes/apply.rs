@@ -231,17 +231,23 @@ async fn erase(tx: &mut PgConnection, c: &Consumer, ws: &str, contact_id: &str) 
     Ok(())
 }
 
-/// A dead letter for an entry that cannot be read. The position stays: the entry's seq shows up
-/// as a gap at the next entry and is replayed from contacts, so a deletion is not skipped
-/// because its copy on the stream was damaged.
+/// A dead letter for an entry that cannot be read. The position stays below it: the entry's seq
+/// shows up as a gap at the next entry and is replayed from contacts, so a deletion is not
+/// skipped because its copy on the stream was damaged. (Before anything was handled on the
+/// shard, its stream id, `{seq}-0`, sets the position just below it, as a first entry would.)
 async fn undecodable(c: &Consumer, stream: &str, entry: &Entry, deliveries: usize) -> Result<()> {
     let (reason, raw) = match &entry.body {
         Err(u) => (u.reason.clone(), u.raw.as_deref()),
         Ok(change) => (format!("seq {} is out of range", change.seq), None),
     };
-    let mut conn = c.mailer.store.pool().acquire().await?;
+    let mut tx = c.mailer.store.pool().begin().await?;
+    if cstore::lock_position(&mut tx, stream).await?.is_none()
+        && let Some(seq) = published_seq(&entry.id)
+    {
+        cstore::set_position(&mut tx, stream, seq - 1).await?;
+    }
     cstore::dead_letter(
-        &mut conn,
+        &mut tx,
         &DeadLetter {
             stream,
             stream_id: Some(&entry.id),
@@ -252,8 +258,15 @@ async fn undecodable(c: &Consumer, stream: &str, entry: &Entry, deliveries: usiz
         },
     )
     .await?;
+    tx.commit().await?;
     tracing::error!(stream, stream_id = %entry.id, %reason, "undecodable change moved to the dead letters; its seq is replayed from contacts once the next entry shows the gap");
     Ok(())
+}
+
+/// The seq an entry was published at, from its stream id (`{seq}-0`, see `meisa_stream`).
+fn published_seq(stream_id: &str) -> Option<i64> {
+    let seq: i64 = stream_id.strip_suffix("-0")?.parse().ok()?;
+    (seq >= 1).then_some(seq)
 }
 
 /// Seqs neither the stream nor contacts has: nothing can be done for them here but say so.
