@@ -61,7 +61,10 @@ start() {
 for s in "${services[@]}"; do
   case $s in
     contacts) start contacts MEISA_GRPC_ADDR="$CONTACTS_ADDR" ;;
-    mailer) start mailer MEISA_GRPC_ADDR="$MAILER_ADDR" ;;
+    # The mailer erases deleted contacts from the change stream the contacts relay writes: the
+    # same Redis, prefix and shard count as contacts (whose defaults are meisa and 16).
+    mailer) start mailer MEISA_GRPC_ADDR="$MAILER_ADDR" REDIS_URL="$REDIS_URL" \
+      MEISA_STREAM_PREFIX="${MEISA_STREAM_PREFIX:-meisa}" MEISA_STREAM_SHARDS="${MEISA_STREAM_SHARDS:-16}" ;;
     automations) start automations MEISA_GRPC_ADDR="$AUTOMATIONS_ADDR" ;;
     gateway) start gateway MEISA_HTTP_PORT="$HTTP_PORT" MEISA_HTTP_HOST=127.0.0.1 ;;
   esac

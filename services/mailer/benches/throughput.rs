@@ -33,11 +33,11 @@ async fn main() {
     meisa_mailer::migrate(&db.url).await.expect("migrate");
     let mut config = Config::local(&db.url);
     config.smtp = Some(SmtpUrl::parse(&smtp.url()).expect("smtp url"));
-    config.workers = std::env::var("MEISA_BENCH_WORKERS")
+    config.delivery.workers = std::env::var("MEISA_BENCH_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
-    config.batch_size = 50;
+    config.delivery.batch_size = 50;
     config.db_max_connections = 16;
     let app = Application::build(config).await.expect("build");
     let addr = app.grpc_addr();

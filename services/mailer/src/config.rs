@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use meisa_runtime::config::{self, ConfigError, Secret};
 
-use crate::transport::SmtpUrl;
+use crate::{transport::SmtpUrl, worker::DeliverySettings};
 
 /// Used when MEISA_UNSUBSCRIBE_SECRET is unset, with a warning at start: fine for `make dev`,
 /// never for production (anyone could forge unsubscribe links).
@@ -24,21 +24,92 @@ pub struct Config {
     pub public_url: String,
     pub unsubscribe_secret: Secret,
     pub dev_secret: bool,
-    pub workers: usize,
-    /// How many queued messages a worker claims at once.
-    pub batch_size: usize,
-    /// How long a claim holds; a worker that dies releases its claims when it runs out.
-    pub lease: Duration,
-    /// Give up retrying a message this long after it was queued.
-    pub retry_deadline: Duration,
-    /// First retry delay; doubles each attempt (with jitter) up to `retry_max`.
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-    /// Bound on one SMTP delivery (connect + transaction).
-    pub smtp_timeout: Duration,
-    /// How often idle workers look for due messages queued by other replicas or due retries.
-    pub poll_interval: Duration,
+    /// The delivery workers: how many, their claims, retries and timeouts.
+    pub delivery: DeliverySettings,
     pub db_max_connections: u32,
+    /// The change-stream consumer that erases deleted contacts. Always set by `from_env` (for
+    /// `serve`); `None` in `local`, for in-process callers that do not need erasure.
+    pub stream: Option<StreamConfig>,
+}
+
+/// The change stream as the mailer reads it (DESIGN §4), with consumer group `mailer`.
+#[derive(Clone, Debug)]
+pub struct StreamConfig {
+    pub redis_url: Secret,
+    /// Streams are `{prefix}:changes:{shard}`, as the contacts relay writes them.
+    pub prefix: String,
+    /// Must equal the contacts service's MEISA_STREAM_SHARDS.
+    pub shards: u32,
+    /// This process's consumer name in the group; unique per process.
+    pub consumer: String,
+    /// Entries read at once (and handled in one transaction).
+    pub batch: usize,
+    /// An entry delivered this many times without being handled goes to `dead_letters`.
+    pub max_deliveries: usize,
+    /// Entries left pending this long by a consumer are taken over (its process died).
+    pub claim_idle: Duration,
+    /// How often a replica takes shards nobody reads and hands back those above its share.
+    pub rebalance: Duration,
+}
+
+impl StreamConfig {
+    fn from_env() -> Result<Self, ConfigError> {
+        let redis_url = config::required(
+            "REDIS_URL",
+            "set it to the Redis server of the change streams, e.g. redis://127.0.0.1:6379",
+        )?;
+        redis::Client::open(redis_url.as_str()).map_err(|e| ConfigError::Invalid {
+            name: "REDIS_URL".into(),
+            value: redact_url(&redis_url),
+            reason: e.to_string(),
+        })?;
+        let shards: u32 = config::parsed("MEISA_STREAM_SHARDS", 16)?;
+        if shards == 0 {
+            return Err(ConfigError::Invalid {
+                name: "MEISA_STREAM_SHARDS".into(),
+                value: "0".into(),
+                reason: "must be at least 1 and equal the contacts service's value".into(),
+            });
+        }
+        Ok(Self {
+            redis_url: Secret::new(redis_url),
+            prefix: config::optional("MEISA_STREAM_PREFIX").unwrap_or_else(|| "meisa".into()),
+            shards,
+            consumer: config::optional("MEISA_CONSUMER_NAME").unwrap_or_else(default_consumer),
+            batch: config::parsed("MEISA_CONSUMER_BATCH", 100usize)?.clamp(1, 1000),
+            max_deliveries: config::parsed("MEISA_CONSUMER_MAX_DELIVERIES", 5usize)?.max(1),
+            claim_idle: config::duration("MEISA_CONSUMER_CLAIM_IDLE", Duration::from_secs(30))?,
+            rebalance: config::duration("MEISA_CONSUMER_REBALANCE", Duration::from_secs(5))?,
+        })
+    }
+
+    /// For tests: `shards` streams under `prefix`, quick to take over and to rebalance.
+    pub fn local(redis_url: &str, prefix: &str, shards: u32) -> Self {
+        Self {
+            redis_url: Secret::new(redis_url),
+            prefix: prefix.into(),
+            shards,
+            consumer: default_consumer(),
+            batch: 100,
+            max_deliveries: 5,
+            claim_idle: Duration::from_secs(1),
+            rebalance: Duration::from_millis(200),
+        }
+    }
+}
+
+/// `{host}-{pid}`: unique per live process. A restarted process may get its old name back and
+/// with it its old pending entries, which it reads first anyway.
+fn default_consumer() -> String {
+    let host = config::optional("HOSTNAME")
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "mailer".into());
+    format!("{host}-{}", std::process::id())
 }
 
 impl Config {
@@ -90,18 +161,21 @@ impl Config {
             public_url: public_url.trim_end_matches('/').to_string(),
             unsubscribe_secret,
             dev_secret,
-            workers: workers.max(1),
-            batch_size: batch_size.clamp(1, 500),
-            lease: config::duration("MEISA_MAIL_LEASE", Duration::from_secs(300))?,
-            retry_deadline: config::duration(
-                "MEISA_MAIL_RETRY_DEADLINE",
-                Duration::from_secs(24 * 3600),
-            )?,
-            retry_base: config::duration("MEISA_MAIL_RETRY_BASE", Duration::from_secs(30))?,
-            retry_max: config::duration("MEISA_MAIL_RETRY_MAX", Duration::from_secs(3600))?,
-            smtp_timeout: config::duration("MEISA_SMTP_TIMEOUT", Duration::from_secs(60))?,
-            poll_interval: config::duration("MEISA_MAIL_POLL", Duration::from_secs(1))?,
+            delivery: DeliverySettings {
+                workers: workers.max(1),
+                batch_size: batch_size.clamp(1, 500),
+                lease: config::duration("MEISA_MAIL_LEASE", Duration::from_secs(300))?,
+                retry_deadline: config::duration(
+                    "MEISA_MAIL_RETRY_DEADLINE",
+                    Duration::from_secs(24 * 3600),
+                )?,
+                retry_base: config::duration("MEISA_MAIL_RETRY_BASE", Duration::from_secs(30))?,
+                retry_max: config::duration("MEISA_MAIL_RETRY_MAX", Duration::from_secs(3600))?,
+                smtp_timeout: config::duration("MEISA_SMTP_TIMEOUT", Duration::from_secs(60))?,
+                poll_interval: config::duration("MEISA_MAIL_POLL", Duration::from_secs(1))?,
+            },
             db_max_connections: config::parsed("MEISA_DB_MAX_CONNECTIONS", 16)?,
+            stream: Some(StreamConfig::from_env()?),
         };
         cfg.check()?;
         Ok(cfg)
@@ -119,28 +193,41 @@ impl Config {
             public_url: "http://127.0.0.1:8080".into(),
             unsubscribe_secret: Secret::new("test-unsubscribe-secret-0123456789"),
             dev_secret: false,
-            workers: 2,
-            batch_size: 16,
-            lease: Duration::from_secs(30),
-            retry_deadline: Duration::from_secs(3600),
-            retry_base: Duration::from_millis(50),
-            retry_max: Duration::from_secs(1),
-            smtp_timeout: Duration::from_secs(10),
-            poll_interval: Duration::from_millis(100),
+            delivery: DeliverySettings {
+                workers: 2,
+                batch_size: 16,
+                lease: Duration::from_secs(30),
+                retry_deadline: Duration::from_secs(3600),
+                retry_base: Duration::from_millis(50),
+                retry_max: Duration::from_secs(1),
+                smtp_timeout: Duration::from_secs(10),
+                poll_interval: Duration::from_millis(100),
+            },
             db_max_connections: 8,
+            stream: None,
         }
     }
 
     /// A claim must outlive the delivery it covers, or a slow send could be claimed (and sent)
     /// again by another worker.
     fn check(&self) -> Result<(), ConfigError> {
-        if self.lease <= self.smtp_timeout {
+        if let Some(stream) = &self.stream
+            && (stream.claim_idle.is_zero() || stream.rebalance.is_zero())
+        {
+            return Err(ConfigError::Invalid {
+                name: "MEISA_CONSUMER_CLAIM_IDLE / MEISA_CONSUMER_REBALANCE".into(),
+                value: "0s".into(),
+                reason: "must be longer than zero".into(),
+            });
+        }
+        let d = &self.delivery;
+        if d.lease <= d.smtp_timeout {
             return Err(ConfigError::Invalid {
                 name: "MEISA_MAIL_LEASE".into(),
-                value: format!("{:?}", self.lease),
+                value: format!("{:?}", d.lease),
                 reason: format!(
                     "must be longer than MEISA_SMTP_TIMEOUT ({:?}), or a slow delivery could be claimed and sent twice",
-                    self.smtp_timeout
+                    d.smtp_timeout
                 ),
             });
         }

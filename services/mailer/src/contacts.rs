@@ -1,39 +1,29 @@
 //! The contacts service, as the mailer uses it: SetSubscribed(false) for unsubscribes, GetContact
-//! for previews by contact id. The channel connects lazily, so the mailer starts (and sends) while
-//! contacts is down; unsubscribes recorded meanwhile are synced later.
-
-use std::time::Duration;
+//! for previews by contact id, ReplayChanges for a gap in the change stream. The channel connects
+//! lazily, so the mailer starts (and sends) while contacts is down; unsubscribes recorded
+//! meanwhile are synced later, and a gap is replayed when contacts answers again.
 
 use meisa_proto::{
     common::{Causation, Contact},
     contacts::{
-        GetContactRequest, SetSubscribedRequest, contacts_service_client::ContactsServiceClient,
-        get_contact_request::By,
+        GetContactRequest, ReplayChangesRequest, SetSubscribedRequest,
+        contacts_service_client::ContactsServiceClient, get_contact_request::By,
     },
+    events::ContactChanged,
 };
-use tonic::{
-    Request, Status,
-    service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
-};
-
-type Interceptor = fn(Request<()>) -> Result<Request<()>, Status>;
+use meisa_runtime::client::{self, ChannelError, Timeouts, Traced};
+use tonic::Status;
 
 #[derive(Clone, Debug)]
 pub struct Contacts {
-    client: ContactsServiceClient<InterceptedService<Channel, Interceptor>>,
+    client: ContactsServiceClient<Traced>,
 }
 
 impl Contacts {
-    pub fn connect_lazy(url: &str) -> Result<Self, String> {
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| format!("{url:?} is not a valid URL: {e}"))?
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10));
-        let channel = endpoint.connect_lazy();
-        let interceptor: Interceptor = meisa_runtime::telemetry::propagate_trace;
+    pub fn connect_lazy(url: &str) -> Result<Self, ChannelError> {
+        let channel = client::channel(url, Timeouts::default())?;
         Ok(Self {
-            client: ContactsServiceClient::with_interceptor(channel, interceptor),
+            client: meisa_runtime::traced_client!(ContactsServiceClient, channel),
         })
     }
 
@@ -57,8 +47,10 @@ impl Contacts {
             })
             .await?
             .into_inner();
-        let version = resp.contact.map(|c| c.version).unwrap_or(0);
-        Ok((version, !resp.changed.is_empty()))
+        let contact = resp
+            .contact
+            .ok_or_else(|| Status::internal("SetSubscribed answered without the contact"))?;
+        Ok((contact.version, !resp.changed.is_empty()))
     }
 
     pub async fn get_contact(
@@ -76,5 +68,27 @@ impl Contacts {
             .into_inner()
             .contact
             .ok_or_else(|| Status::not_found("contact not found"))
+    }
+
+    /// The published events of `shard` with `from ..= to`, in seq order. Contacts answers a
+    /// bounded page: fewer events than asked for means "ask again from after the last one";
+    /// none means contacts no longer has them (past its outbox retention).
+    pub async fn replay(
+        &self,
+        shard: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<ContactChanged>, Status> {
+        Ok(self
+            .client
+            .clone()
+            .replay_changes(ReplayChangesRequest {
+                shard,
+                from_seq: from,
+                to_seq: to,
+            })
+            .await?
+            .into_inner()
+            .events)
     }
 }

@@ -14,9 +14,39 @@ pub enum Error {
     Contacts(tonic::Status),
     #[error("render task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A value read back from storage that does not fit its type (a corrupt row, or code older
+    /// than the data): no retry fixes it, so it is reported, never replaced by a default.
+    #[error("stored {what} is not valid: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("cannot delete {}: {source}", path.display())]
+    Eml {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A stored word (a status, a reason) as the type it spells, or [`Error::Corrupt`] naming it.
+pub fn stored_word<T>(what: &'static str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(value).ok_or_else(|| Error::Corrupt {
+        what,
+        detail: format!("{value:?} is not one"),
+    })
+}
+
+/// A stored number in the type the code uses, or [`Error::Corrupt`] naming it.
+pub fn stored<T, U>(what: &'static str, value: T) -> Result<U>
+where
+    T: Copy + std::fmt::Display,
+    U: TryFrom<T>,
+{
+    U::try_from(value).map_err(|_| Error::Corrupt {
+        what,
+        detail: format!("{value} is out of range"),
+    })
+}
 
 impl Error {
     /// The public form. Unexpected failures are logged here, once, with their cause; the caller
@@ -24,7 +54,7 @@ impl Error {
     pub fn to_api(&self) -> ApiError {
         match self {
             Error::Api(e) => e.clone(),
-            Error::Db(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+            Error::Db(e) if meisa_runtime::db::is_unavailable(e) => {
                 tracing::warn!(error = %self, "database unavailable");
                 ApiError::unavailable("the mailer's database is unavailable; retry shortly")
             }
@@ -37,6 +67,24 @@ impl Error {
                 tracing::error!(error = %other, "request failed");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+impl Error {
+    /// Worth retrying in place: the database or the contacts service is down or busy, or a
+    /// transaction lost a deadlock or serialization race. Everything else fails the same way
+    /// again. Every contacts failure counts: a gap is never given up on while contacts might
+    /// still answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Db(e) => {
+                meisa_runtime::db::is_unavailable(e)
+                    || matches!(e, sqlx::Error::Database(d)
+                        if matches!(d.code().as_deref(), Some("40001" | "40P01")))
+            }
+            Error::Contacts(_) => true,
+            _ => false,
         }
     }
 }

@@ -2,12 +2,14 @@
 //! Liquid templates, delivers over SMTP (or to `.eml` files) from a queue table, and handles
 //! RFC 8058 unsubscribes.
 //!
-//! `Application::build(config)` binds (port 0 in tests); `run(shutdown)` serves gRPC and runs the
-//! delivery workers until the token is cancelled, then drains: health goes NOT_SERVING, workers
-//! stop claiming, finish the delivery in hand and release the rest of their claims, and the gRPC
-//! server lets in-flight calls finish.
+//! `Application::build(config)` binds (port 0 in tests); `run(shutdown)` serves gRPC, runs the
+//! delivery workers and the change consumer (erasure, [`changes`]) until the token is cancelled,
+//! then drains: health goes NOT_SERVING, workers stop claiming, finish the delivery in hand and
+//! release the rest of their claims, the consumer finishes the batch in hand and gives its
+//! shards back, and the gRPC server lets in-flight calls finish.
 
 pub mod api;
+pub mod changes;
 pub mod config;
 pub mod contacts;
 pub mod domain;
@@ -19,15 +21,15 @@ pub mod worker;
 
 use std::{net::SocketAddr, sync::Arc};
 
-pub use config::Config;
+pub use config::{Config, StreamConfig};
 use meisa_proto::mailer::mailer_service_server::MailerServiceServer;
 use sqlx::{migrate::Migrator, postgres::PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::Api, contacts::Contacts, domain::token::TokenSigner, service::Mailer, store::Store,
-    transport::Transport, worker::DeliverySettings,
+    api::Api, changes::Consumer, contacts::Contacts, domain::token::TokenSigner, service::Mailer,
+    store::Store, transport::Transport, worker::DeliverySettings,
 };
 
 pub static MIGRATOR: Migrator = sqlx::migrate!();
@@ -45,9 +47,13 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("MEISA_CONTACTS_URL: {0}")]
-    Contacts(String),
+    Contacts(#[from] meisa_runtime::client::ChannelError),
     #[error(transparent)]
     Grpc(#[from] meisa_runtime::grpc::GrpcError),
+    #[error("REDIS_URL: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("MEISA_UNSUBSCRIBE_SECRET cannot key the token MAC: {0}")]
+    Secret(String),
 }
 
 /// Creates the database when it does not exist yet, then applies the embedded migrations
@@ -63,6 +69,7 @@ pub struct Application {
     mailer: Arc<Mailer>,
     transport: Transport,
     settings: DeliverySettings,
+    changes: Option<Arc<Consumer>>,
 }
 
 impl Application {
@@ -88,11 +95,11 @@ impl Application {
             addr: config.grpc_addr.clone(),
             source,
         })?;
-        let contacts =
-            Contacts::connect_lazy(&config.contacts_url).map_err(StartError::Contacts)?;
+        let contacts = Contacts::connect_lazy(&config.contacts_url)?;
         let mailer = Arc::new(Mailer::new(
             Store::new(pool),
-            TokenSigner::new(config.unsubscribe_secret.expose().as_bytes()),
+            TokenSigner::new(config.unsubscribe_secret.expose().as_bytes())
+                .map_err(|e| StartError::Secret(e.to_string()))?,
             config.public_url.clone(),
             contacts,
             config.smtp.is_none().then(|| config.data_dir.clone()),
@@ -100,28 +107,25 @@ impl Application {
         let transport = match &config.smtp {
             Some(url) => Transport::Smtp {
                 url: url.clone(),
-                timeout: config.smtp_timeout,
+                timeout: config.delivery.smtp_timeout,
             },
             None => Transport::Files {
                 dir: config.data_dir.clone(),
             },
         };
-        let settings = DeliverySettings {
-            workers: config.workers,
-            batch_size: config.batch_size,
-            lease: config.lease,
-            retry_deadline: config.retry_deadline,
-            retry_base: config.retry_base,
-            retry_max: config.retry_max,
-            smtp_timeout: config.smtp_timeout,
-            poll_interval: config.poll_interval,
-        };
+        let settings = config.delivery;
+        let changes = config
+            .stream
+            .map(|stream| Consumer::new(mailer.clone(), stream, config.database_url.clone()))
+            .transpose()?
+            .map(Arc::new);
         Ok(Application {
             listener,
             addr,
             mailer,
             transport,
             settings,
+            changes,
         })
     }
 
@@ -140,12 +144,18 @@ impl Application {
         health.set_serving::<MailerServiceServer<Api>>().await;
         tracing::info!(addr = %self.addr, transport = %self.transport.describe(), workers = self.settings.workers, "mailer listening");
 
-        let workers = worker::spawn(
+        let mut workers = worker::spawn(
             self.mailer.clone(),
             self.transport,
             self.settings,
             shutdown.clone(),
         );
+        match self.changes {
+            Some(changes) => workers.push(tokio::spawn(changes::run(changes, shutdown.clone()))),
+            None => tracing::info!(
+                "no change stream configured: deleted contacts are not erased from the mailer"
+            ),
+        }
         let drain = {
             let shutdown = shutdown.clone();
             async move {
@@ -154,7 +164,7 @@ impl Application {
                 for w in workers {
                     let _ = w.await;
                 }
-                tracing::info!("delivery workers stopped");
+                tracing::info!("delivery workers and the change consumer stopped");
             }
         };
         let (served, ()) = tokio::join!(

@@ -8,6 +8,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use meisa_model::EmailAddress;
 use meisa_proto::common::Contact;
 use meisa_runtime::errors::{ApiError, ErrorCode};
 use tokio::sync::Notify;
@@ -16,7 +17,6 @@ use uuid::Uuid;
 use crate::{
     contacts::Contacts,
     domain::{
-        email::EmailAddress,
         ids::{MessageId, TemplateId},
         message::{Reason, Status},
         template::{Compiled, ParseError, RenderError, Rendered, Sources, Variables},
@@ -27,6 +27,7 @@ use crate::{
     store::{
         MessageFilter, MessageRow, NewMessage, Store, SuppressionRow, TemplateFields, TemplateRow,
     },
+    transport::from_domain,
 };
 
 const MAX_KEY: usize = 256;
@@ -101,7 +102,7 @@ pub struct Mailer {
     /// Wakes an idle delivery worker when a message is queued.
     pub(crate) wake: Arc<Notify>,
     /// Where the files transport writes `.eml` files (erasure removes them).
-    eml_dir: Option<std::path::PathBuf>,
+    pub(crate) eml_dir: Option<std::path::PathBuf>,
 }
 
 pub fn workspace(ws: &str) -> Result<&str, ApiError> {
@@ -142,12 +143,6 @@ fn check_mailbox(field: &str, value: &str) -> Result<String, ApiError> {
         )
     })?;
     Ok(v.to_string())
-}
-
-fn mailbox_domain(from: &str) -> String {
-    from.parse::<lettre::message::Mailbox>()
-        .map(|m| m.email.domain().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 impl Mailer {
@@ -353,6 +348,12 @@ impl Mailer {
             )
             .into());
         }
+        let step = input
+            .source
+            .step
+            .map(i32::try_from)
+            .transpose()
+            .map_err(|_| ApiError::field("source.step", format!("is above {}", i32::MAX)))?;
         let contact = &input.contact;
         if contact.id.trim().is_empty() {
             return Err(ApiError::field("contact.id", "is required").into());
@@ -371,7 +372,11 @@ impl Mailer {
         let compiled = self.compiled(&row)?;
 
         let id = MessageId::new();
-        let domain = mailbox_domain(&row.from_addr);
+        // Checked when the template was saved.
+        let domain = from_domain(&row.from_addr).map_err(|_| Error::Corrupt {
+            what: "template from address",
+            detail: format!("{:?} is not a mailbox", row.from_addr),
+        })?;
         let vars = variables::from_contact(contact, &self.unsubscribe_url(id));
         let rendered = render(compiled, vars).await?;
 
@@ -408,7 +413,7 @@ impl Mailer {
             template_id: Some(input.template_id.uuid()),
             source_automation_id: input.source.automation_id,
             source_sequence_id: input.source.sequence_id,
-            source_step: input.source.step.and_then(|s| i32::try_from(s).ok()),
+            source_step: step,
             source_enrollment_id: input.source.enrollment_id,
             source_event_id: input.source.event_id,
             status: status.as_str(),
@@ -507,9 +512,14 @@ impl Mailer {
             .get_unsubscribe(&m.workspace_id, &m.contact_id)
             .await?
             .is_some();
+        // Checked when the message was sent.
         let masked = EmailAddress::parse(&m.to_email)
-            .map(|e| e.masked())
-            .unwrap_or_default();
+            .map_err(|_| Error::Corrupt {
+                what: "message recipient",
+                // Not the address: logs carry no personal data.
+                detail: "not an email address".into(),
+            })?
+            .masked();
         Ok(TokenInfo {
             workspace_id: m.workspace_id,
             contact_id: m.contact_id,
@@ -573,28 +583,6 @@ impl Mailer {
                 Err(())
             }
         }
-    }
-}
-
-impl Mailer {
-    /// Erasure: the contact's messages (and .eml files) and unsubscribe record.
-    pub async fn erase_contact(&self, ws: &str, contact_id: &str) -> Result<usize> {
-        if contact_id.trim().is_empty() {
-            return Err(ApiError::field("contact_id", "is required").into());
-        }
-        let ids = self.store.erase_contact(ws, contact_id).await?;
-        if let Some(dir) = &self.eml_dir {
-            for id in &ids {
-                let path = dir.join(format!("{}.eml", MessageId::from_uuid(*id)));
-                if let Err(e) = tokio::fs::remove_file(&path).await
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(path = %path.display(), error = %e, "erasure could not delete an .eml file");
-                }
-            }
-        }
-        tracing::info!(workspace_id = %ws, contact_id = %contact_id, messages = ids.len(), "contact erased");
-        Ok(ids.len())
     }
 }
 

@@ -13,7 +13,10 @@
 //!   special characters. TLS is rustls with the webpki roots (no system OpenSSL).
 //! * `?hello=name` sets the EHLO name (default: this host's name).
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use lettre::{
     Address, Message,
@@ -30,6 +33,8 @@ use lettre::{
     },
 };
 use meisa_runtime::config::Secret;
+
+use crate::domain::ids::MessageId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsMode {
@@ -177,6 +182,14 @@ pub struct Outgoing<'a> {
 #[error("cannot compose the message: {0}")]
 pub struct ComposeError(String);
 
+/// The domain of a From mailbox ("Acme <hello@acme.test>" → "acme.test"): where the
+/// `Message-ID` and the unsubscribe mailto live.
+pub fn from_domain(from: &str) -> Result<String, ComposeError> {
+    from.parse::<Mailbox>()
+        .map(|m| m.email.domain().to_string())
+        .map_err(|e| ComposeError(format!("from {from:?}: {e}")))
+}
+
 /// The envelope and the formatted message.
 pub fn compose(m: &Outgoing<'_>) -> Result<(Envelope, Vec<u8>), ComposeError> {
     let from: Mailbox = m
@@ -282,12 +295,12 @@ impl Sender {
     /// is on disk).
     pub async fn send(
         &mut self,
-        file_stem: &str,
+        message: MessageId,
         envelope: &Envelope,
         bytes: &[u8],
     ) -> Result<(), DeliveryError> {
         match &self.transport {
-            Transport::Files { dir } => write_eml(dir, file_stem, bytes).await,
+            Transport::Files { dir } => write_eml(dir, message, bytes).await,
             Transport::Smtp { timeout, .. } => {
                 let timeout = *timeout;
                 match tokio::time::timeout(timeout, self.send_smtp(envelope, bytes)).await {
@@ -400,6 +413,21 @@ impl Sender {
         (step, err)
     }
 
+    /// Takes back what `send` handed over, where that is possible: a file is removed (its
+    /// contact was erased while it was being written); a message an SMTP server accepted is out
+    /// of reach.
+    pub async fn discard(&self, message: MessageId) -> std::io::Result<()> {
+        match &self.transport {
+            Transport::Files { dir } => {
+                match tokio::fs::remove_file(eml_path(dir, message)).await {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            }
+            Transport::Smtp { .. } => Ok(()),
+        }
+    }
+
     /// Says goodbye to the server (on shutdown).
     pub async fn close(&mut self) {
         if let Some(mut c) = self.conn.take() {
@@ -470,13 +498,18 @@ async fn connect(url: &SmtpUrl, timeout: Duration) -> Result<AsyncSmtpConnection
     Ok(conn)
 }
 
-async fn write_eml(dir: &std::path::Path, stem: &str, bytes: &[u8]) -> Result<(), DeliveryError> {
+/// Where the files transport puts a message: `{dir}/{message id}.eml`.
+pub fn eml_path(dir: &Path, message: MessageId) -> PathBuf {
+    dir.join(format!("{message}.eml"))
+}
+
+async fn write_eml(dir: &Path, message: MessageId, bytes: &[u8]) -> Result<(), DeliveryError> {
     let io =
         |e: std::io::Error| DeliveryError::Transient(format!("writing {}: {e}", dir.display()));
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
     // Write then rename: a reader (the dashboard) never sees half a file.
-    let tmp = dir.join(format!(".{stem}.eml.tmp"));
-    let path = dir.join(format!("{stem}.eml"));
+    let tmp = dir.join(format!(".{message}.eml.tmp"));
+    let path = eml_path(dir, message);
     tokio::fs::write(&tmp, bytes).await.map_err(io)?;
     tokio::fs::rename(&tmp, &path).await.map_err(io)?;
     Ok(())

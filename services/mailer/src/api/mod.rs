@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use meisa_proto::{
     common::PageRequest,
     mailer::{
         self as pb, MessageStatus, RenderErrorKind, SuppressionReason,
         mailer_service_server::MailerService,
     },
+    timestamp,
 };
-use meisa_runtime::errors::ApiError;
+use meisa_runtime::{errors::ApiError, paging};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -20,12 +20,10 @@ use crate::{
         message::{Reason, Status as MsgStatus},
         template::RenderError,
     },
+    error::{Error, stored, stored_word},
     service::{self, Mailer, PreviewData, PreviewOutcome, PreviewTemplate, SendInput, Source},
     store::{MessageFilter, MessageRow, SuppressionRow, TemplateRow},
 };
-
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 500;
 
 pub struct Api {
     mailer: Arc<Mailer>,
@@ -37,20 +35,10 @@ impl Api {
     }
 }
 
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
+/// The page size served (not the one fetched: lists fetch one row more to learn whether another
+/// page follows).
 fn page_limit(page: &Option<PageRequest>) -> i64 {
-    let l = page.as_ref().map(|p| p.limit).unwrap_or(0);
-    i64::from(if l == 0 {
-        DEFAULT_PAGE
-    } else {
-        l.min(MAX_PAGE)
-    })
+    i64::from(paging::limit(page.as_ref().map_or(0, |p| p.limit)))
 }
 
 fn cursor(page: &Option<PageRequest>) -> Option<&str> {
@@ -81,16 +69,14 @@ fn template_pb(r: TemplateRow) -> pb::Template {
         text: r.text_body,
         from: r.from_addr,
         reply_to: r.reply_to,
-        created_at: Some(ts(r.created_at)),
-        updated_at: Some(ts(r.updated_at)),
+        created_at: Some(timestamp(r.created_at)),
+        updated_at: Some(timestamp(r.updated_at)),
     }
 }
 
-fn message_pb(r: MessageRow) -> pb::Message {
-    let status = MsgStatus::parse(&r.status)
-        .map(MsgStatus::to_proto)
-        .unwrap_or(MessageStatus::Unspecified);
-    pb::Message {
+fn message_pb(r: MessageRow) -> Result<pb::Message, Error> {
+    let status = stored_word("message status", &r.status, MsgStatus::parse)?;
+    Ok(pb::Message {
         id: MessageId::from_uuid(r.id).to_string(),
         workspace_id: r.workspace_id,
         contact_id: r.contact_id,
@@ -102,33 +88,37 @@ fn message_pb(r: MessageRow) -> pb::Message {
         source: Some(pb::MessageSource {
             automation_id: r.source_automation_id,
             sequence_id: r.source_sequence_id,
-            step: r.source_step.and_then(|s| u32::try_from(s).ok()),
+            step: r
+                .source_step
+                .map(|s| stored("message source step", s))
+                .transpose()?,
             enrollment_id: r.source_enrollment_id,
             event_id: r.source_event_id,
         }),
-        status: status as i32,
+        status: status.to_proto() as i32,
         subject: r.subject,
         reason: r.reason,
-        attempts: u32::try_from(r.attempts).unwrap_or(0),
+        attempts: stored("message attempts", r.attempts)?,
         last_error: r.last_error,
         message_id_header: r.message_id_header,
         idempotency_key: r.idempotency_key,
-        created_at: Some(ts(r.created_at)),
-        updated_at: Some(ts(r.updated_at)),
-        sent_at: r.sent_at.map(ts),
+        created_at: Some(timestamp(r.created_at)),
+        updated_at: Some(timestamp(r.updated_at)),
+        sent_at: r.sent_at.map(timestamp),
         html: r.html_body,
         text: r.text_body,
-    }
+    })
 }
 
-fn suppression_pb(r: SuppressionRow) -> pb::Suppression {
-    pb::Suppression {
+fn suppression_pb(r: SuppressionRow) -> Result<pb::Suppression, Error> {
+    let reason = stored_word("suppression reason", &r.reason, Reason::parse)?;
+    Ok(pb::Suppression {
         workspace_id: r.workspace_id,
         email: r.email,
-        reason: Reason::parse(&r.reason).to_proto() as i32,
+        reason: reason.to_proto() as i32,
         detail: r.detail,
-        created_at: Some(ts(r.created_at)),
-    }
+        created_at: Some(timestamp(r.created_at)),
+    })
 }
 
 fn render_error_pb(e: RenderError) -> pb::RenderError {
@@ -221,7 +211,7 @@ impl MailerService for Api {
             .store
             .list_templates(ws, before.map(|b| b.uuid()), limit + 1)
             .await
-            .map_err(crate::error::Error::from)?;
+            .map_err(Error::from)?;
         let next = next_cursor(&mut rows, limit, |r| {
             TemplateId::from_uuid(r.id).to_string()
         });
@@ -344,7 +334,7 @@ impl MailerService for Api {
             })
             .await?;
         Ok(Response::new(pb::SendEmailResponse {
-            message: Some(message_pb(row)),
+            message: Some(message_pb(row)?),
             created,
         }))
     }
@@ -359,7 +349,7 @@ impl MailerService for Api {
         let id = message_id("id", &req.id)?;
         let row = self.mailer.get_message(ws, id).await?;
         Ok(Response::new(pb::GetMessageResponse {
-            message: Some(message_pb(row)),
+            message: Some(message_pb(row)?),
         }))
     }
 
@@ -393,7 +383,7 @@ impl MailerService for Api {
             .await?;
         let next = next_cursor(&mut rows, limit, |r| MessageId::from_uuid(r.id).to_string());
         Ok(Response::new(pb::ListMessagesResponse {
-            messages: rows.into_iter().map(message_pb).collect(),
+            messages: rows.into_iter().map(message_pb).collect::<Result<_, _>>()?,
             next_cursor: next,
         }))
     }
@@ -407,13 +397,13 @@ impl MailerService for Api {
         let ws = service::workspace(&req.workspace_id)?;
         let reason = SuppressionReason::try_from(req.reason)
             .map(Reason::from_proto)
-            .unwrap_or(Reason::Manual);
+            .map_err(|_| ApiError::field("reason", "is not a known suppression reason"))?;
         let (row, created) = self
             .mailer
             .add_suppression(ws, &req.email, reason, &req.detail)
             .await?;
         Ok(Response::new(pb::AddSuppressionResponse {
-            suppression: Some(suppression_pb(row)),
+            suppression: Some(suppression_pb(row)?),
             created,
         }))
     }
@@ -432,10 +422,13 @@ impl MailerService for Api {
             .store
             .list_suppressions(ws, after, limit + 1)
             .await
-            .map_err(crate::error::Error::from)?;
+            .map_err(Error::from)?;
         let next = next_cursor(&mut rows, limit, |r| r.email.clone());
         Ok(Response::new(pb::ListSuppressionsResponse {
-            suppressions: rows.into_iter().map(suppression_pb).collect(),
+            suppressions: rows
+                .into_iter()
+                .map(suppression_pb)
+                .collect::<Result<_, _>>()?,
             next_cursor: next,
         }))
     }

@@ -1,12 +1,13 @@
 //! Prefixed identifiers (DESIGN §3): `tpl_…` and `msg_…` around a UUIDv7, so ids sort by creation
-//! time (cursor pagination uses that) and a leaked id says what it names.
+//! time (cursor pagination uses that) and a leaked id says what it names. The spelling rule is
+//! `meisa_model::id`'s, shared by every service; these types add the error a caller is shown.
 
 use std::fmt;
 
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{value:?} is not a valid {kind} id (expected {prefix}… as returned by the API)")]
+#[error("{value:?} is not a valid {kind} id (expected {prefix}_… as returned by the API)")]
 pub struct IdError {
     kind: &'static str,
     prefix: &'static str,
@@ -19,8 +20,6 @@ macro_rules! prefixed_id {
         pub struct $name(Uuid);
 
         impl $name {
-            pub const PREFIX: &'static str = $prefix;
-
             pub fn new() -> Self {
                 Self(Uuid::now_v7())
             }
@@ -34,17 +33,13 @@ macro_rules! prefixed_id {
             }
 
             pub fn parse(s: &str) -> Result<Self, IdError> {
-                let err = || IdError {
-                    kind: $kind,
-                    prefix: $prefix,
-                    value: s.chars().take(80).collect(),
-                };
-                let rest = s.trim().strip_prefix($prefix).ok_or_else(err)?;
-                // Only the canonical 32 hex digits: one id, one spelling.
-                if rest.len() != 32 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(err());
-                }
-                Uuid::try_parse(rest).map(Self).map_err(|_| err())
+                meisa_model::id::parse($prefix, s.trim())
+                    .map(Self)
+                    .ok_or_else(|| IdError {
+                        kind: $kind,
+                        prefix: $prefix,
+                        value: s.chars().take(80).collect(),
+                    })
             }
         }
 
@@ -56,14 +51,14 @@ macro_rules! prefixed_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}{}", $prefix, self.0.simple())
+                write!(f, "{}_{}", $prefix, self.0.simple())
             }
         }
     };
 }
 
-prefixed_id!(TemplateId, "tpl_", "template");
-prefixed_id!(MessageId, "msg_", "message");
+prefixed_id!(TemplateId, "tpl", "template");
+prefixed_id!(MessageId, "msg", "message");
 
 #[cfg(test)]
 mod tests {

@@ -71,12 +71,13 @@ impl Reason {
         }
     }
 
-    pub fn parse(s: &str) -> Self {
-        match s {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "manual" => Reason::Manual,
             "bounce" => Reason::Bounce,
             "complaint" => Reason::Complaint,
-            _ => Reason::Manual,
-        }
+            _ => return None,
+        })
     }
 
     pub fn to_proto(self) -> SuppressionReason {

@@ -1,7 +1,7 @@
-//! The mailer's domain: ids, addresses, templates and their variables, messages, unsubscribe
-//! tokens, and the derived text part. No I/O here.
+//! The mailer's domain: ids, templates and their variables, messages, unsubscribe
+//! tokens, the derived text part, and what a change event asks of the mailer. No I/O here.
 
-pub mod email;
+pub mod change;
 pub mod ids;
 pub mod message;
 pub mod template;

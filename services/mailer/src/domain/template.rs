@@ -38,6 +38,7 @@ use liquid_core::{
     },
     runtime::{Interrupt, InterruptRegister, PartialStore, Registers, RuntimeBuilder},
 };
+use meisa_model::BuiltIn;
 
 use super::text::html_to_text;
 
@@ -735,21 +736,18 @@ pub struct Variables {
     pub(crate) custom_fields: liquid_core::Object,
 }
 
-/// Names a custom field's bare name may not take over.
-pub const RESERVED: &[&str] = &[
-    "email",
-    "first_name",
-    "last_name",
-    "external_id",
-    "subscribed",
-    "tags",
-    "created_at",
-    "updated_at",
-    "unsubscribe_url",
-    "custom_fields",
-    "id",
-    LENIENT,
-];
+/// The variable that holds the unsubscribe link (DESIGN §3).
+pub const UNSUBSCRIBE_URL: &str = "unsubscribe_url";
+/// The object that holds every custom field (`custom_fields.<name>`).
+const CUSTOM_FIELDS: &str = "custom_fields";
+
+/// The mailer's own top-level names: with the built-in fields, the names a custom field's bare
+/// name may not take over.
+const MAILER_NAMES: [&str; 4] = [UNSUBSCRIBE_URL, CUSTOM_FIELDS, "id", LENIENT];
+
+pub fn is_reserved(name: &str) -> bool {
+    BuiltIn::parse(name).is_some() || MAILER_NAMES.contains(&name)
+}
 
 impl Variables {
     pub fn new() -> Self {
@@ -761,7 +759,7 @@ impl Variables {
     }
 
     pub fn set_custom(&mut self, name: &str, value: Value) {
-        if !RESERVED.contains(&name) {
+        if !is_reserved(name) {
             self.vars.insert(KString::from_ref(name), value.clone());
         }
         self.custom_fields.insert(KString::from_ref(name), value);
@@ -859,16 +857,16 @@ impl ObjectView for Scope<'_> {
                 .iter()
                 .map(|(k, v)| (KStringCow::from(k.as_ref()), v as &dyn ValueView))
                 .chain(std::iter::once((
-                    KStringCow::from_static("custom_fields"),
+                    KStringCow::from_static(CUSTOM_FIELDS),
                     &self.custom_fields as &dyn ValueView,
                 ))),
         )
     }
     fn contains_key(&self, index: &str) -> bool {
-        self.lenient || index == "custom_fields" || self.vars.contains_key(index)
+        self.lenient || index == CUSTOM_FIELDS || self.vars.contains_key(index)
     }
     fn get<'s>(&'s self, index: &str) -> Option<&'s dyn ValueView> {
-        if index == "custom_fields" {
+        if index == CUSTOM_FIELDS {
             return Some(&self.custom_fields);
         }
         match self.vars.get(index) {

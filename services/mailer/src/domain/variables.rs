@@ -2,9 +2,10 @@
 //! a template sees.
 
 use liquid_core::model::Value;
+use meisa_model::BuiltIn;
 use meisa_proto::common::{Contact, Value as FieldValue, value::Kind};
 
-use super::template::Variables;
+use super::template::{UNSUBSCRIBE_URL, Variables};
 
 pub fn field_value(v: &FieldValue) -> Option<Value> {
     match v.kind.as_ref()? {
@@ -16,10 +17,14 @@ pub fn field_value(v: &FieldValue) -> Option<Value> {
     }
 }
 
+/// RFC 3339 in whole seconds; `None` for a time no date can hold (the variable is then absent,
+/// as a missing time is).
 fn timestamp(ts: &prost_types::Timestamp) -> Option<String> {
-    let nanos = u32::try_from(ts.nanos).ok()?;
-    chrono::DateTime::from_timestamp(ts.seconds, nanos)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    meisa_proto::datetime(ts).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+fn tags(tags: &[String]) -> Value {
+    Value::Array(tags.iter().map(|t| Value::scalar(t.clone())).collect())
 }
 
 /// Built-in fields by name, each custom field by bare name and as `custom_fields.<name>`, `tags`
@@ -27,60 +32,44 @@ fn timestamp(ts: &prost_types::Timestamp) -> Option<String> {
 /// so that using it without a `default` filter is noticed instead of rendering "Hi ,".
 pub fn from_contact(contact: &Contact, unsubscribe_url: &str) -> Variables {
     let mut v = Variables::new();
-    v.set("email", Value::scalar(contact.email.clone()));
-    if !contact.external_id.is_empty() {
-        v.set("external_id", Value::scalar(contact.external_id.clone()));
-    }
-    if let Some(f) = &contact.first_name {
-        v.set("first_name", Value::scalar(f.clone()));
-    }
-    if let Some(l) = &contact.last_name {
-        v.set("last_name", Value::scalar(l.clone()));
-    }
-    v.set("subscribed", Value::scalar(contact.subscribed));
-    v.set(
-        "tags",
-        Value::Array(
-            contact
-                .tags
-                .iter()
-                .map(|t| Value::scalar(t.clone()))
-                .collect(),
-        ),
-    );
-    if let Some(t) = contact.created_at.as_ref().and_then(timestamp) {
-        v.set("created_at", Value::scalar(t));
-    }
-    if let Some(t) = contact.updated_at.as_ref().and_then(timestamp) {
-        v.set("updated_at", Value::scalar(t));
+    for field in BuiltIn::ALL {
+        let value = match field {
+            BuiltIn::Email => Some(Value::scalar(contact.email.clone())),
+            BuiltIn::ExternalId => (!contact.external_id.is_empty())
+                .then(|| Value::scalar(contact.external_id.clone())),
+            BuiltIn::FirstName => contact.first_name.clone().map(Value::scalar),
+            BuiltIn::LastName => contact.last_name.clone().map(Value::scalar),
+            BuiltIn::Subscribed => Some(Value::scalar(contact.subscribed)),
+            BuiltIn::Tags => Some(tags(&contact.tags)),
+            BuiltIn::CreatedAt => contact
+                .created_at
+                .as_ref()
+                .and_then(timestamp)
+                .map(Value::scalar),
+            BuiltIn::UpdatedAt => contact
+                .updated_at
+                .as_ref()
+                .and_then(timestamp)
+                .map(Value::scalar),
+        };
+        if let Some(value) = value {
+            v.set(field.name(), value);
+        }
     }
     for (name, value) in &contact.custom_fields {
         if let Some(value) = field_value(value) {
             v.set_custom(name, value);
         }
     }
-    v.set(
-        "unsubscribe_url",
-        Value::scalar(unsubscribe_url.to_string()),
-    );
+    v.set(UNSUBSCRIBE_URL, Value::scalar(unsubscribe_url.to_string()));
     v
 }
 
-const BUILT_IN: &[&str] = &[
-    "email",
-    "first_name",
-    "last_name",
-    "external_id",
-    "subscribed",
-    "created_at",
-    "updated_at",
-];
-
 /// Preview data typed into the dashboard: built-in names are built-ins, anything else is a custom
-/// field.
+/// field. Tags and the link come from their own arguments, never from the fields.
 pub fn from_sample(
     fields: &std::collections::BTreeMap<String, FieldValue>,
-    tags: &[String],
+    tags_given: &[String],
     unsubscribe_url: &str,
 ) -> Variables {
     let mut v = Variables::new();
@@ -88,20 +77,15 @@ pub fn from_sample(
         let Some(value) = field_value(value) else {
             continue;
         };
-        if BUILT_IN.contains(&name.as_str()) {
-            v.set(name, value);
-        } else if name != "tags" && name != "unsubscribe_url" {
-            v.set_custom(name, value);
+        match BuiltIn::parse(name) {
+            Some(BuiltIn::Tags) => {}
+            Some(_) => v.set(name, value),
+            None if name == UNSUBSCRIBE_URL => {}
+            None => v.set_custom(name, value),
         }
     }
-    v.set(
-        "tags",
-        Value::Array(tags.iter().map(|t| Value::scalar(t.clone())).collect()),
-    );
-    v.set(
-        "unsubscribe_url",
-        Value::scalar(unsubscribe_url.to_string()),
-    );
+    v.set(BuiltIn::Tags.name(), tags(tags_given));
+    v.set(UNSUBSCRIBE_URL, Value::scalar(unsubscribe_url.to_string()));
     v
 }
 
@@ -186,7 +170,7 @@ mod tests {
             let v = from_contact(&contact, "https://u.test/x");
             for (k, val) in &fields {
                 prop_assert_eq!(v.get_custom(k), Some(&Value::scalar(val.clone())));
-                if !crate::domain::template::RESERVED.contains(&k.as_str()) {
+                if !crate::domain::template::is_reserved(k) {
                     prop_assert_eq!(v.get(k), Some(&Value::scalar(val.clone())));
                 }
             }

@@ -259,8 +259,9 @@ impl Store {
     }
 
     /// The server accepted the message: one statement takes it off the queue and marks it sent.
-    pub async fn mark_sent(&self, ws: &str, id: Uuid) -> sqlx::Result<()> {
-        sqlx::query(
+    /// False when the message is gone: its contact was erased while it was being delivered.
+    pub async fn mark_sent(&self, ws: &str, id: Uuid) -> sqlx::Result<bool> {
+        let r = sqlx::query(
             "WITH d AS (DELETE FROM delivery_queue WHERE message_id = $2)
              UPDATE messages SET status = 'sent', sent_at = now(), updated_at = now(),
                     attempts = attempts + 1, last_error = '', reason = ''
@@ -270,7 +271,7 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(r.rows_affected() > 0)
     }
 
     pub async fn retry_later(
@@ -347,25 +348,5 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected())
-    }
-
-    /// Erasure: the contact's messages, their queued deliveries and its unsubscribe record.
-    /// Returns the deleted message ids (for their .eml files).
-    pub async fn erase_contact(&self, ws: &str, contact_id: &str) -> sqlx::Result<Vec<Uuid>> {
-        let rows: Vec<(Uuid,)> = sqlx::query_as(
-            "WITH m AS (
-                DELETE FROM messages WHERE workspace_id = $1 AND contact_id = $2 RETURNING id
-             ), q AS (
-                DELETE FROM delivery_queue WHERE message_id IN (SELECT id FROM m)
-             ), u AS (
-                DELETE FROM unsubscribes WHERE workspace_id = $1 AND contact_id = $2
-             )
-             SELECT id FROM m",
-        )
-        .bind(ws)
-        .bind(contact_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 }

@@ -1,6 +1,7 @@
 //! Postgres access. Every query is scoped by workspace, except the two that start from an
 //! unsubscribe token (which names a message) and the delivery queue (which serves all workspaces).
 
+pub mod changes;
 mod messages;
 mod suppressions;
 mod templates;

@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use sqlx::{Postgres, postgres::PgArguments, query::QueryAs};
 use uuid::Uuid;
 
 use super::Store;
@@ -31,17 +32,14 @@ pub struct TemplateFields {
 const COLUMNS: &str =
     "workspace_id, id, name, subject, html, text_body, from_addr, reply_to, created_at, updated_at";
 
-impl Store {
-    pub async fn insert_template(
-        &self,
-        ws: &str,
-        id: Uuid,
-        f: &TemplateFields,
-    ) -> sqlx::Result<TemplateRow> {
-        sqlx::query_as(&format!(
-            "INSERT INTO templates (workspace_id, id, name, subject, html, text_body, from_addr, reply_to)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-        ))
+/// `sql` with the workspace as `$1`, the id as `$2` and the fields as `$3`…`$8`.
+fn bind<'q>(
+    sql: &'q str,
+    ws: &'q str,
+    id: Uuid,
+    f: &'q TemplateFields,
+) -> QueryAs<'q, Postgres, TemplateRow, PgArguments> {
+    sqlx::query_as(sql)
         .bind(ws)
         .bind(id)
         .bind(&f.name)
@@ -50,8 +48,20 @@ impl Store {
         .bind(&f.text)
         .bind(&f.from)
         .bind(&f.reply_to)
-        .fetch_one(&self.pool)
-        .await
+}
+
+impl Store {
+    pub async fn insert_template(
+        &self,
+        ws: &str,
+        id: Uuid,
+        f: &TemplateFields,
+    ) -> sqlx::Result<TemplateRow> {
+        let sql = format!(
+            "INSERT INTO templates (workspace_id, id, name, subject, html, text_body, from_addr, reply_to)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+        );
+        bind(&sql, ws, id, f).fetch_one(&self.pool).await
     }
 
     pub async fn get_template(&self, ws: &str, id: Uuid) -> sqlx::Result<Option<TemplateRow>> {
@@ -88,21 +98,12 @@ impl Store {
         id: Uuid,
         f: &TemplateFields,
     ) -> sqlx::Result<Option<TemplateRow>> {
-        sqlx::query_as(&format!(
+        let sql = format!(
             "UPDATE templates SET name = $3, subject = $4, html = $5, text_body = $6, from_addr = $7,
                     reply_to = $8, updated_at = clock_timestamp()
              WHERE workspace_id = $1 AND id = $2 RETURNING {COLUMNS}"
-        ))
-        .bind(ws)
-        .bind(id)
-        .bind(&f.name)
-        .bind(&f.subject)
-        .bind(&f.html)
-        .bind(&f.text)
-        .bind(&f.from)
-        .bind(&f.reply_to)
-        .fetch_optional(&self.pool)
-        .await
+        );
+        bind(&sql, ws, id, f).fetch_optional(&self.pool).await
     }
 
     pub async fn delete_template(&self, ws: &str, id: Uuid) -> sqlx::Result<bool> {

@@ -16,6 +16,10 @@
 //! * A dot sent and the 250 lost (connection cut, timeout): also reported as a transient failure
 //!   and retried — the same at-least-once trade-off, as every SMTP client makes it.
 //!
+//! * A message whose contact is erased while it is in flight: the erasure deletes the row and
+//!   the `.eml` files already on disk; `mark_sent` then finds no row, and the worker removes the
+//!   file it has just written. (Mail an SMTP server accepted cannot be taken back.)
+//!
 //! A claimed batch is worked through only while the lease still covers a full delivery
 //! (`elapsed + smtp_timeout < lease`); otherwise the rest is released and claimed afresh, so a
 //! slow batch can never outlive its lease and be picked up twice.
@@ -29,20 +33,27 @@ use uuid::Uuid;
 
 use crate::{
     domain::ids::MessageId,
+    error::stored,
     service::Mailer,
     store::Job,
-    transport::{DeliveryError, Outgoing, Sender, Transport, compose},
+    transport::{DeliveryError, Outgoing, Sender, Transport, compose, from_domain},
 };
 
 #[derive(Clone, Debug)]
 pub struct DeliverySettings {
     pub workers: usize,
+    /// How many queued messages a worker claims at once.
     pub batch_size: usize,
+    /// How long a claim holds; a worker that dies releases its claims when it runs out.
     pub lease: Duration,
+    /// Give up retrying a message this long after it was queued.
     pub retry_deadline: Duration,
+    /// First retry delay; doubles each attempt (with jitter) up to `retry_max`.
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// Bound on one SMTP delivery (connect + transaction).
     pub smtp_timeout: Duration,
+    /// How often idle workers look for due messages queued by other replicas or due retries.
     pub poll_interval: Duration,
 }
 
@@ -131,26 +142,22 @@ async fn deliver(mailer: &Mailer, sender: &mut Sender, job: &Job, s: &DeliverySe
     let store = &mailer.store;
     let id = MessageId::from_uuid(job.message_id);
     let token = mailer.signer.sign(id);
-    let domain = job
-        .from_addr
-        .parse::<lettre::message::Mailbox>()
-        .map(|m| m.email.domain().to_string())
-        .unwrap_or_else(|_| "localhost".into());
     let url = mailer.unsubscribe_url(id);
-    let mailto = format!("unsubscribe+{token}@{domain}");
-    let composed = compose(&Outgoing {
-        message_id_header: &job.message_id_header,
-        from: &job.from_addr,
-        reply_to: job.reply_to.as_deref(),
-        to: &job.to_email,
-        subject: &job.subject,
-        html: &job.html_body,
-        text: &job.text_body,
-        unsubscribe_url: &url,
-        unsubscribe_mailto: &mailto,
+    let composed = from_domain(&job.from_addr).and_then(|domain| {
+        compose(&Outgoing {
+            message_id_header: &job.message_id_header,
+            from: &job.from_addr,
+            reply_to: job.reply_to.as_deref(),
+            to: &job.to_email,
+            subject: &job.subject,
+            html: &job.html_body,
+            text: &job.text_body,
+            unsubscribe_url: &url,
+            unsubscribe_mailto: &format!("unsubscribe+{token}@{domain}"),
+        })
     });
     let outcome = match composed {
-        Ok((envelope, bytes)) => sender.send(&id.to_string(), &envelope, &bytes).await,
+        Ok((envelope, bytes)) => sender.send(id, &envelope, &bytes).await,
         Err(e) => Err(DeliveryError::Permanent {
             message: e.to_string(),
             recipient_rejected: false,
@@ -169,7 +176,15 @@ async fn deliver(mailer: &Mailer, sender: &mut Sender, job: &Job, s: &DeliverySe
                 tokio::time::sleep(Duration::from_millis(wait)).await;
                 result = store.mark_sent(&job.workspace_id, job.message_id).await;
             }
-            result
+            if let Ok(false) = result {
+                // Erased while in flight (the erasure removed what was on disk before this was
+                // written): take back what can be taken back.
+                tracing::info!(message_id = %id, "message erased during its delivery");
+                if let Err(e) = sender.discard(id).await {
+                    tracing::error!(message_id = %id, error = %e, "cannot remove the .eml file of an erased message");
+                }
+            }
+            result.map(|_| ())
         }
         Err(DeliveryError::Permanent {
             message,
@@ -182,28 +197,50 @@ async fn deliver(mailer: &Mailer, sender: &mut Sender, job: &Job, s: &DeliverySe
                 .await
         }
         Err(DeliveryError::Transient(message)) => {
-            let attempts = u32::try_from(job.attempts).unwrap_or(0) + 1;
-            let delay = backoff(attempts, s.retry_base, s.retry_max);
-            let deadline = job.queued_at
-                + chrono::Duration::from_std(s.retry_deadline).unwrap_or(chrono::Duration::MAX);
-            let next = chrono::Utc::now()
-                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-            if next > deadline {
-                let why = format!("gave up after {attempts} attempts: {message}");
-                tracing::warn!(message_id = %id, error = %why, "delivery failed");
-                store
-                    .mark_failed(&job.workspace_id, job.message_id, &why, None)
-                    .await
-            } else {
-                tracing::info!(message_id = %id, attempts, retry_in = ?delay, error = %message, "delivery deferred");
-                store
-                    .retry_later(&job.workspace_id, job.message_id, delay, message)
-                    .await
+            match stored::<_, u32>("message attempts", job.attempts) {
+                Ok(before) => {
+                    let attempts = before + 1;
+                    let delay = backoff(attempts, s.retry_base, s.retry_max);
+                    if gives_up(job.queued_at, s.retry_deadline, delay) {
+                        let why = format!("gave up after {attempts} attempts: {message}");
+                        tracing::warn!(message_id = %id, error = %why, "delivery failed");
+                        store
+                            .mark_failed(&job.workspace_id, job.message_id, &why, None)
+                            .await
+                    } else {
+                        tracing::info!(message_id = %id, attempts, retry_in = ?delay, error = %message, "delivery deferred");
+                        store
+                            .retry_later(&job.workspace_id, job.message_id, delay, message)
+                            .await
+                    }
+                }
+                Err(e) => {
+                    // No count to back off by: failing the message says so where retrying would hide it.
+                    tracing::error!(message_id = %id, error = %e, "cannot schedule a retry");
+                    store
+                        .mark_failed(&job.workspace_id, job.message_id, &e.to_string(), None)
+                        .await
+                }
             }
         }
     };
     if let Err(e) = recorded {
         tracing::error!(message_id = %id, error = %e, outcome = ?outcome, "recording a delivery outcome failed; the message will be retried after its lease");
+    }
+}
+
+/// Whether a retry `delay` from now falls past the deadline of a message queued at `queued_at`.
+/// A deadline too far off for a date never arrives; a retry too far off for one is past it.
+fn gives_up(queued_at: chrono::DateTime<chrono::Utc>, deadline: Duration, delay: Duration) -> bool {
+    let at = |from: chrono::DateTime<chrono::Utc>, d: Duration| {
+        chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| from.checked_add_signed(d))
+    };
+    match (at(queued_at, deadline), at(chrono::Utc::now(), delay)) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(deadline), Some(next)) => next > deadline,
     }
 }
 

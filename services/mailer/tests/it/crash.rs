@@ -5,22 +5,25 @@ use std::{collections::HashMap, process::Stdio, time::Duration};
 
 use meisa_proto::mailer::{MessageStatus, mailer_service_client::MailerServiceClient};
 use meisa_testkit::{
-    TestDb, free_port,
+    Service, TestDb, eventually,
     smtp::{SmtpServer, Stage},
 };
-use tokio::process::{Child, Command};
 
 use crate::helpers::*;
 
 const N: usize = 20;
 
-fn start_mailer(db_url: &str, port: u16, smtp: &SmtpServer, workers: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mailer"))
-        .arg("serve")
+/// The mailer binary on a port it picks, once it listens. `prefix` names its change streams:
+/// serve reads them, and this test publishes none.
+async fn start_mailer(db_url: &str, prefix: &str, smtp: &SmtpServer, workers: usize) -> Service {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mailer"));
+    cmd.arg("serve")
         .env("DATABASE_URL", db_url)
-        .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{port}"))
+        .env("MEISA_GRPC_ADDR", "127.0.0.1:0")
         .env("MEISA_SMTP_URL", smtp.url())
         .env("MEISA_CONTACTS_URL", "http://127.0.0.1:1")
+        .env("REDIS_URL", meisa_testkit::redis_url())
+        .env("MEISA_STREAM_PREFIX", prefix)
         .env("MEISA_UNSUBSCRIBE_SECRET", "crash-test-secret-0123456789")
         .env("MEISA_MAIL_WORKERS", workers.to_string())
         .env("MEISA_MAIL_BATCH", "5")
@@ -32,20 +35,14 @@ fn start_mailer(db_url: &str, port: u16, smtp: &SmtpServer, workers: usize) -> C
         .env("MEISA_MAIL_RETRY_BASE", "100ms")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the mailer binary")
+        .stderr(Stdio::inherit());
+    Service::spawn(cmd).await
 }
 
-async fn connect(port: u16) -> MailerServiceClient<tonic::transport::Channel> {
-    for _ in 0..200 {
-        if let Ok(c) = MailerServiceClient::connect(format!("http://127.0.0.1:{port}")).await {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the mailer binary did not start listening on {port}");
+async fn connect(mailer: &Service) -> MailerServiceClient<tonic::transport::Channel> {
+    MailerServiceClient::connect(mailer.url("grpc"))
+        .await
+        .expect("connect to the mailer it announced")
 }
 
 #[tokio::test]
@@ -56,11 +53,11 @@ async fn a_killed_mailer_loses_no_queued_message_and_sends_none_twice() {
     // A slow server: each transaction waits in MAIL FROM, so claims are held while we kill.
     smtp.set_delay(Stage::Mail, Duration::from_millis(600));
 
-    let port = free_port();
+    let prefix = meisa_testkit::unique_name("mc");
     // One worker: when the server holds a MAIL FROM, that worker is inside that transaction and
     // no other delivery can be between its 250 and its database update.
-    let mut child = start_mailer(&db.url, port, &smtp, 1);
-    let mut client = connect(port).await;
+    let mut mailer = start_mailer(&db.url, &prefix, &smtp, 1).await;
+    let mut client = connect(&mailer).await;
     let t = client
         .create_template(meisa_proto::mailer::CreateTemplateRequest {
             workspace_id: WS.into(),
@@ -95,20 +92,12 @@ async fn a_killed_mailer_loses_no_queued_message_and_sends_none_twice() {
     }
 
     // Wait until a couple went out and the worker is inside the next (slow) transaction.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(Duration::from_secs(20), "deliveries to start", || async {
         let accepted = smtp.message_count();
-        if accepted >= 2 && smtp.mail_command_count() == accepted + 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "deliveries did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    child.start_kill().expect("SIGKILL");
-    let _ = child.wait().await;
+        (accepted >= 2 && smtp.mail_command_count() == accepted + 1).then_some(())
+    })
+    .await;
+    mailer.kill();
     let before_restart = smtp.message_count();
     assert!(
         before_restart < N,
@@ -125,11 +114,10 @@ async fn a_killed_mailer_loses_no_queued_message_and_sends_none_twice() {
     pool.close().await;
 
     smtp.set_delay(Stage::Mail, Duration::ZERO);
-    let mut child = start_mailer(&db.url, port, &smtp, 2);
-    let _client = connect(port).await;
+    let mailer = start_mailer(&db.url, &prefix, &smtp, 2).await;
     let mails = smtp.wait_for(N, Duration::from_secs(30)).await;
-    // Let a would-be duplicate arrive before counting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing queued is left, so nothing more can arrive: count.
+    until_nothing_queued(&db.url).await;
     let mails_after = smtp.messages();
     assert_eq!(
         mails_after.len(),
@@ -146,7 +134,7 @@ async fn a_killed_mailer_loses_no_queued_message_and_sends_none_twice() {
     assert_eq!(per_id.len(), N);
     assert!(per_id.values().all(|n| *n == 1), "{per_id:?}");
 
-    let mut client = connect(port).await;
+    let mut client = connect(&mailer).await;
     for id in &ids {
         let m = client
             .get_message(meisa_proto::mailer::GetMessageRequest {
@@ -160,6 +148,6 @@ async fn a_killed_mailer_loses_no_queued_message_and_sends_none_twice() {
             .unwrap();
         assert_eq!(m.status, MessageStatus::Sent as i32, "{m:?}");
     }
-    child.start_kill().ok();
-    let _ = child.wait().await;
+    drop(mailer);
+    meisa_testkit::clean_redis(&prefix).await;
 }

@@ -1,7 +1,10 @@
 use std::time::Duration;
 
 use meisa_proto::mailer::{self as pb, MessageStatus};
-use meisa_testkit::smtp::{SmtpServer, Stage};
+use meisa_testkit::{
+    eventually,
+    smtp::{SmtpServer, Stage},
+};
 
 use crate::helpers::*;
 
@@ -110,8 +113,8 @@ async fn a_4xx_is_retried_with_backoff_and_delivered_once() {
     assert_eq!(m.attempts, 3);
     assert_eq!(smtp.data_end_replies(), vec!["451", "451", "250"]);
     assert_eq!(smtp.message_count(), 1);
-    // Give a stray duplicate a chance to show before counting again.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing left that could send a stray duplicate: count again.
+    app.until_nothing_queued().await;
     assert_eq!(smtp.message_count(), 1);
 }
 
@@ -137,7 +140,8 @@ async fn a_5xx_on_the_recipient_fails_suppresses_the_address_and_is_not_retried(
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].email, "gone@b.test");
     assert_eq!(s[0].reason, pb::SuppressionReason::Bounce as i32);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A retry would need the queue row, which the permanent failure took away.
+    app.until_nothing_queued().await;
     assert_eq!(
         smtp.mail_command_count(),
         1,
@@ -181,9 +185,9 @@ async fn retries_stop_at_the_deadline() {
     let smtp = SmtpServer::start().await;
     smtp.script(Stage::Mail, "421 4.3.2 service not available", 1000);
     let app = spawn_app_with(Some(&smtp), |c| {
-        c.retry_deadline = Duration::from_millis(400);
-        c.retry_base = Duration::from_millis(50);
-        c.retry_max = Duration::from_millis(100);
+        c.delivery.retry_deadline = Duration::from_millis(400);
+        c.delivery.retry_base = Duration::from_millis(50);
+        c.delivery.retry_max = Duration::from_millis(100);
     })
     .await;
     let t = app
@@ -238,8 +242,8 @@ async fn shutdown_finishes_the_delivery_in_hand_and_releases_the_other_claims() 
     let smtp = SmtpServer::start().await;
     smtp.set_delay(Stage::Mail, Duration::from_millis(300));
     let mut app = spawn_app_with(Some(&smtp), |c| {
-        c.workers = 1;
-        c.batch_size = 10;
+        c.delivery.workers = 1;
+        c.delivery.batch_size = 10;
     })
     .await;
     let t = app
@@ -256,11 +260,10 @@ async fn shutdown_finishes_the_delivery_in_hand_and_releases_the_other_claims() 
         .unwrap();
     }
     // Stop while the worker is inside a transaction with more claimed behind it.
-    let deadline = tokio::time::Instant::now() + T;
-    while smtp.mail_command_count() == 0 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually(T, "a MAIL FROM", || async {
+        (smtp.mail_command_count() > 0).then_some(())
+    })
+    .await;
     app.stop().await;
     let delivered = smtp.message_count();
     assert!(delivered >= 1, "the delivery in hand was finished");

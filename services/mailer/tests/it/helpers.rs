@@ -1,8 +1,10 @@
 use std::{collections::BTreeMap, time::Duration};
 
-use meisa_mailer::{Application, Config, transport::SmtpUrl};
+use meisa_contacts::{Application as ContactsApp, Config as ContactsConfig};
+use meisa_mailer::{Application, Config, StreamConfig, transport::SmtpUrl};
 use meisa_proto::{
     common::{Contact, Value, value::Kind},
+    contacts::contacts_service_client::ContactsServiceClient,
     mailer::{self as pb, mailer_service_client::MailerServiceClient},
 };
 use meisa_runtime::errors::ApiError;
@@ -37,6 +39,23 @@ pub async fn spawn_app_with(smtp: Option<&SmtpServer>, tweak: impl FnOnce(&mut C
     let mut config = Config::local(&db.url);
     config.smtp = smtp.map(|s| SmtpUrl::parse(&s.url()).expect("smtp url"));
     tweak(&mut config);
+    let (client, shutdown, handle) = start(&config).await;
+    TestApp {
+        client,
+        db,
+        config,
+        shutdown,
+        handle: Some(handle),
+    }
+}
+
+async fn start(
+    config: &Config,
+) -> (
+    MailerServiceClient<Channel>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let app = Application::build(config.clone()).await.expect("build");
     let addr = app.grpc_addr();
     let shutdown = CancellationToken::new();
@@ -47,13 +66,34 @@ pub async fn spawn_app_with(smtp: Option<&SmtpServer>, tweak: impl FnOnce(&mut C
     let client = MailerServiceClient::connect(format!("http://{addr}"))
         .await
         .expect("connect");
-    TestApp {
-        client,
-        db,
-        config,
-        shutdown,
-        handle: Some(handle),
-    }
+    (client, shutdown, handle)
+}
+
+/// Reads the change stream under `prefix` (`shards` streams) from `redis_url`.
+pub fn with_stream(redis_url: &str, prefix: &str, shards: u32) -> impl FnOnce(&mut Config) {
+    let stream = StreamConfig::local(redis_url, prefix, shards);
+    move |c| c.stream = Some(stream)
+}
+
+/// Waits until the delivery queue of the mailer on `db_url` is empty. A worker sends only a row
+/// it claimed from the queue, and a row leaves the queue only once its send is over (sent,
+/// failed for good, or put back for a retry later), so from then on nothing reaches the SMTP
+/// server unless something new is queued: its counts are final.
+pub async fn until_nothing_queued(db_url: &str) {
+    let pool = sqlx::PgPool::connect(db_url).await.expect("pool");
+    meisa_testkit::eventually(
+        Duration::from_secs(30),
+        "an empty delivery queue",
+        || async {
+            let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_queue")
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+            (queued == 0).then_some(())
+        },
+    )
+    .await;
+    pool.close().await;
 }
 
 pub fn string(s: &str) -> Value {
@@ -96,6 +136,24 @@ impl TestApp {
         if let Some(h) = self.handle.take() {
             let _ = h.await;
         }
+    }
+
+    /// Stops the mailer and starts it again on the same database and files (a new process).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let (client, shutdown, handle) = start(&self.config).await;
+        self.client = client;
+        self.shutdown = shutdown;
+        self.handle = Some(handle);
+    }
+
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.db.url).await.expect("pool")
+    }
+
+    /// See [`until_nothing_queued`].
+    pub async fn until_nothing_queued(&self) {
+        until_nothing_queued(&self.db.url).await;
     }
 
     pub async fn create_template(
@@ -195,6 +253,52 @@ impl TestApp {
             .expect("list suppressions")
             .into_inner()
             .suppressions
+    }
+}
+
+/// The real contacts service, in-process, on its own database and stream prefix.
+pub struct Contacts {
+    pub client: ContactsServiceClient<tonic::transport::Channel>,
+    pub url: String,
+    shutdown: CancellationToken,
+    pub prefix: String,
+    /// How many shards its relay publishes to.
+    pub shards: u32,
+    _db: TestDb,
+}
+
+impl Drop for Contacts {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_contacts() -> Contacts {
+    let db = TestDb::create("contacts").await;
+    meisa_contacts::migrate(&db.url)
+        .await
+        .expect("migrate contacts");
+    let prefix = meisa_testkit::unique_name("mt");
+    let cfg = ContactsConfig::local(db.url.clone(), meisa_testkit::redis_url(), prefix.clone());
+    let shards = cfg.shards;
+    let app = ContactsApp::build(cfg).await.expect("build contacts");
+    let addr = app.grpc_addr();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = app.run(token).await;
+    });
+    let url = format!("http://{addr}");
+    let client = ContactsServiceClient::connect(url.clone())
+        .await
+        .expect("connect contacts");
+    Contacts {
+        client,
+        url,
+        shutdown,
+        prefix,
+        shards,
+        _db: db,
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod crash;
 mod delivery;
+mod erasure;
 mod helpers;
 mod send;
 mod templates;

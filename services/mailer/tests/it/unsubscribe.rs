@@ -2,58 +2,13 @@
 
 use std::time::Duration;
 
-use meisa_contacts::{Application as ContactsApp, Config as ContactsConfig};
 use meisa_proto::{
-    contacts::{
-        self as cpb, contacts_service_client::ContactsServiceClient, get_contact_request::By,
-    },
+    contacts::{self as cpb, get_contact_request::By},
     mailer::{self as pb, MessageStatus},
 };
-use meisa_testkit::{TestDb, smtp::SmtpServer};
-use tokio_util::sync::CancellationToken;
+use meisa_testkit::smtp::SmtpServer;
 
 use crate::helpers::*;
-
-struct Contacts {
-    client: ContactsServiceClient<tonic::transport::Channel>,
-    url: String,
-    shutdown: CancellationToken,
-    prefix: String,
-    _db: TestDb,
-}
-
-impl Drop for Contacts {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn spawn_contacts() -> Contacts {
-    let db = TestDb::create("contacts").await;
-    meisa_contacts::migrate(&db.url)
-        .await
-        .expect("migrate contacts");
-    let prefix = meisa_testkit::unique_name("mt");
-    let cfg = ContactsConfig::local(db.url.clone(), meisa_testkit::redis_url(), prefix.clone());
-    let app = ContactsApp::build(cfg).await.expect("build contacts");
-    let addr = app.grpc_addr();
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = app.run(token).await;
-    });
-    let url = format!("http://{addr}");
-    let client = ContactsServiceClient::connect(url.clone())
-        .await
-        .expect("connect contacts");
-    Contacts {
-        client,
-        url,
-        shutdown,
-        prefix,
-        _db: db,
-    }
-}
 
 #[tokio::test]
 async fn the_link_in_a_received_email_unsubscribes_the_contact_at_contacts() {
