@@ -113,8 +113,7 @@ impl Cluster {
         self.children
             .iter()
             .map(|(name, child)| {
-                let status =
-                    std::fs::read_to_string(format!("/proc/{}/status", child.child.id()))
+                let status = std::fs::read_to_string(format!("/proc/{}/status", child.child.id()))
                     .unwrap_or_default();
                 let kib = status
                     .lines()

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Number, Value};
 
-use meisa_model::parse_date;
 use crate::duration::Duration;
 use crate::error::ConditionError;
 use crate::field::Field;
+use meisa_model::parse_date;
 
 /// At most this many groups on the way from the root to any node, so evaluation's recursion
 /// stays shallow whatever a config holds.

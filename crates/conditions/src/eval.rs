@@ -5,9 +5,9 @@ use std::cmp::Ordering;
 use chrono::{DateTime, Utc};
 
 use crate::condition::{Condition, Leaf, Op, Scalar};
-use meisa_model::parse_date;
 use crate::field::Field;
 use crate::state::{Got, State};
+use meisa_model::parse_date;
 
 /// Whether `state` satisfies `condition` at `now`.
 ///

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use meisa_model::{BuiltIn, parse_date};
 use crate::field::Field;
+use meisa_model::{BuiltIn, parse_date};
 
 /// A contact's current state: built-in fields, custom fields and tags.
 ///

@@ -2,9 +2,9 @@
 //! that does not fit the field's known type is rejected at save time).
 
 use crate::condition::{Condition, Leaf, Op, Scalar};
-use meisa_model::parse_date;
 use crate::error::ConditionError;
 use meisa_model::FieldType;
+use meisa_model::parse_date;
 
 use crate::field::{Field, Kind};
 

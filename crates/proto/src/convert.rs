@@ -95,7 +95,13 @@ mod tests {
 
     #[test]
     fn values_round_trip_through_json() {
-        for j in [json!("free"), json!(0), json!(2.5), json!(true), json!(null)] {
+        for j in [
+            json!("free"),
+            json!(0),
+            json!(2.5),
+            json!(true),
+            json!(null),
+        ] {
             let v = json_to_value(&j).unwrap();
             assert_eq!(value_to_json(&v), j);
         }

@@ -127,14 +127,20 @@ mod tests {
         let event = ContactChanged::default().encode_to_vec();
         let ok = Entry::decode(
             "5-0".into(),
-            Some(vec![("seq".into(), b"5".to_vec()), ("event".into(), event.clone())]),
+            Some(vec![
+                ("seq".into(), b"5".to_vec()),
+                ("event".into(), event.clone()),
+            ]),
         );
         assert_eq!(ok.seq(), Some(5));
         let no_seq = Entry::decode("5-0".into(), Some(vec![("event".into(), event)]));
         assert!(no_seq.body.is_err_and(|u| u.raw.is_some()));
         let garbage = Entry::decode(
             "6-0".into(),
-            Some(vec![("seq".into(), b"6".to_vec()), ("event".into(), vec![0xff, 0xff])]),
+            Some(vec![
+                ("seq".into(), b"6".to_vec()),
+                ("event".into(), vec![0xff, 0xff]),
+            ]),
         );
         assert!(garbage.body.is_err());
         assert!(Entry::decode("7-0".into(), None).body.is_err());

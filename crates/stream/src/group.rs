@@ -195,12 +195,11 @@ impl Group {
         &self,
         conn: &mut C,
     ) -> Result<Option<GroupState>> {
-        let stream: redis::RedisResult<redis::streams::StreamInfoStreamReply> =
-            redis::cmd("XINFO")
-                .arg("STREAM")
-                .arg(&self.key)
-                .query_async(conn)
-                .await;
+        let stream: redis::RedisResult<redis::streams::StreamInfoStreamReply> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&self.key)
+            .query_async(conn)
+            .await;
         let stream = match stream {
             Ok(s) => s,
             // "ERR no such key": nothing was published on this shard yet.
@@ -255,7 +254,9 @@ fn parse_read(v: Value) -> Result<Vec<Entry>> {
             let fields = match fields {
                 Some(Value::Array(kv)) => {
                     let mut it = kv.into_iter();
-                    Some(pairs(std::iter::from_fn(|| Some((it.next()?, it.next()?))))?)
+                    Some(pairs(std::iter::from_fn(|| {
+                        Some((it.next()?, it.next()?))
+                    }))?)
                 }
                 Some(Value::Map(kv)) => Some(pairs(kv.into_iter())?),
                 _ => None,

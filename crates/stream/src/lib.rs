@@ -14,7 +14,7 @@ mod publish;
 
 pub use entry::{Change, Entry, Undecodable, with_seq};
 pub use group::{DeadLetterPolicy, Group, GroupState, Verdict};
-pub use publish::{Publisher, Published};
+pub use publish::{Published, Publisher};
 
 /// The stream of one shard.
 pub fn key(prefix: &str, shard: u32) -> String {
@@ -34,7 +34,10 @@ impl StreamError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Redis(e) => {
-                e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_connection_refusal()
             }
             Self::Reply(_) => false,
         }

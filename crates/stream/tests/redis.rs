@@ -20,7 +20,10 @@ async fn conn() -> redis::aio::MultiplexedConnection {
 }
 
 fn prefix() -> String {
-    format!("t_stream_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "t_stream_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 async fn clean(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) {
@@ -61,11 +64,17 @@ async fn publishing_twice_adds_once_and_a_group_reads_acks_and_catches_up() {
     let group = Group::new(&prefix, 0, "g", "me");
     group.create(&mut c).await.unwrap();
     group.create(&mut c).await.unwrap();
-    let read = group.read_new(&mut c, 10, Duration::from_millis(10)).await.unwrap();
+    let read = group
+        .read_new(&mut c, 10, Duration::from_millis(10))
+        .await
+        .unwrap();
     let seqs: Vec<u64> = read.iter().filter_map(|e| e.seq()).collect();
     assert_eq!(seqs, [1, 2, 3]);
     let first = read[0].body.as_ref().unwrap();
-    assert_eq!(first.event.seq, 1, "the event carries the seq it was published at");
+    assert_eq!(
+        first.event.seq, 1,
+        "the event carries the seq it was published at"
+    );
     assert_eq!(first.event.event_id, "e1");
     assert!(!group.state(&mut c).await.unwrap().unwrap().is_caught_up());
 
@@ -75,10 +84,19 @@ async fn publishing_twice_adds_once_and_a_group_reads_acks_and_catches_up() {
     let counts = group.delivery_counts(&mut c, &pending).await.unwrap();
     assert_eq!(counts, [2, 2, 2]);
     let policy = DeadLetterPolicy { max_deliveries: 1 };
-    assert!(matches!(policy.judge(&pending[0], counts[0]), Verdict::DeadLetter(_)));
-    assert_eq!(DeadLetterPolicy { max_deliveries: 5 }.judge(&pending[0], 2), Verdict::Apply);
+    assert!(matches!(
+        policy.judge(&pending[0], counts[0]),
+        Verdict::DeadLetter(_)
+    ));
+    assert_eq!(
+        DeadLetterPolicy { max_deliveries: 5 }.judge(&pending[0], 2),
+        Verdict::Apply
+    );
 
-    group.ack(&mut c, read.iter().map(|e| e.id.as_str())).await.unwrap();
+    group
+        .ack(&mut c, read.iter().map(|e| e.id.as_str()))
+        .await
+        .unwrap();
     assert!(group.state(&mut c).await.unwrap().unwrap().is_caught_up());
     clean(&mut c, &prefix).await;
 }
@@ -94,12 +112,21 @@ async fn a_consumer_takes_over_what_a_dead_one_left_pending() {
         .unwrap();
     let dead = Group::new(&prefix, 0, "g", "dead");
     dead.create(&mut c).await.unwrap();
-    assert_eq!(dead.read_new(&mut c, 10, Duration::from_millis(10)).await.unwrap().len(), 1);
+    assert_eq!(
+        dead.read_new(&mut c, 10, Duration::from_millis(10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     let heir = Group::new(&prefix, 0, "g", "heir");
     assert_eq!(heir.reclaim(&mut c, Duration::ZERO, 10).await.unwrap(), 1);
     let pending = heir.read_pending(&mut c, 10).await.unwrap();
-    assert_eq!(pending.iter().filter_map(|e| e.seq()).collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        pending.iter().filter_map(|e| e.seq()).collect::<Vec<_>>(),
+        [1]
+    );
     clean(&mut c, &prefix).await;
 }
 

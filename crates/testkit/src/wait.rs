@@ -57,8 +57,10 @@ pub async fn streams_caught_up(prefix: &str, shards: u32, group: &str) -> bool {
 
 /// Waits until [`streams_caught_up`] holds.
 pub async fn until_streams_caught_up(prefix: &str, shards: u32, group: &str, timeout: Duration) {
-    eventually(timeout, &format!("group {group} to catch up on {prefix}"), || async {
-        streams_caught_up(prefix, shards, group).await.then_some(())
-    })
+    eventually(
+        timeout,
+        &format!("group {group} to catch up on {prefix}"),
+        || async { streams_caught_up(prefix, shards, group).await.then_some(()) },
+    )
     .await;
 }

@@ -139,6 +139,8 @@ async fn main() {
         .arg("serve")
         .env("DATABASE_URL", &mailer_db.url)
         .env("MEISA_CONTACTS_URL", contacts_proc.url("grpc"))
+        .env("REDIS_URL", redis_url())
+        .env("MEISA_STREAM_PREFIX", &prefix)
         .env("MEISA_SMTP_URL", smtp.url())
         .env(
             "MEISA_UNSUBSCRIBE_SECRET",

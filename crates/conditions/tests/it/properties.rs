@@ -4,9 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use meisa_conditions::{
-    BuiltIn,
-    Condition, DateValue, Duration, Field, Leaf, Op, Scalar, State, Unit, became_true, evaluate,
-    next_flip,
+    BuiltIn, Condition, DateValue, Duration, Field, Leaf, Op, Scalar, State, Unit, became_true,
+    evaluate, next_flip,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value, json};

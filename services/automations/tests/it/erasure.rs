@@ -9,6 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use meisa_proto::{
     automations as pb, contacts as cpb,
     events::{ChangeKind, ContactChanged},
+    mailer as mpb,
 };
 use prost::Message;
 use serde_json::json;
@@ -190,4 +191,114 @@ async fn erasure_leaves_nothing_naming_the_contact_and_can_run_again() {
         exits_before,
         "nothing ended twice"
     );
+}
+
+/// Erasure works whoever asks for it: an internal service calls contacts' DeleteContact over
+/// gRPC directly (no gateway), and afterwards no service holds anything of the contact: no
+/// message at the mailer, no `.eml` file, no enrollment and no activity at automations.
+#[tokio::test]
+async fn one_delete_contact_call_erases_the_contact_in_every_service() {
+    let st = stack_with(Options {
+        shards: 2,
+        mail_to_files: true,
+        ..Options::default()
+    })
+    .await;
+    let tpl = st.template("Welcome", "Welcome").await;
+    let seq = st
+        .sequence(json!({"name": "Onboarding", "steps": [
+            {"type": "email", "template_id": tpl},
+            {"type": "wait", "duration": "1h"},
+            {"type": "email", "template_id": tpl}]}))
+        .await;
+    st.automation(json!({"name": "Onboarding", "enabled": true,
+        "trigger": {"type": "contact_created"},
+        "actions": [{"type": "enroll", "sequence_id": seq},
+                    {"type": "send_email", "template_id": tpl}]}))
+        .await;
+    let jane = st.upsert("jane@example.com", &[]).await;
+    let sam = st.upsert("sam@example.com", &[]).await;
+    st.quiesce().await;
+
+    let messages = |contact_id: String| {
+        let mut mailer = st.mailer.clone();
+        async move {
+            mailer
+                .list_messages(mpb::ListMessagesRequest {
+                    workspace_id: WS.into(),
+                    contact_id,
+                    ..Default::default()
+                })
+                .await
+                .expect("list messages")
+                .into_inner()
+                .messages
+        }
+    };
+    let eml = |id: &str| st.mail_dir.join(format!("{id}.eml"));
+    let janes = messages(jane.id.clone()).await;
+    assert_eq!(janes.len(), 2, "the welcome step and the send_email action");
+    for m in &janes {
+        assert!(eml(&m.id).exists(), "{} was written as a file", m.id);
+    }
+    assert!(!st.enrollments(&jane.id).await.is_empty());
+    assert!(!st.activity(&jane.id).await.is_empty());
+
+    st.contacts
+        .clone()
+        .delete_contact(cpb::DeleteContactRequest {
+            workspace_id: WS.into(),
+            id: jane.id.clone(),
+            causation: None,
+        })
+        .await
+        .expect("erase over gRPC");
+    // Both consumers of the change stream have read (and acted on) the deletion.
+    for group in ["automations", "mailer"] {
+        meisa_testkit::until_streams_caught_up(
+            &st.prefix,
+            st.shards,
+            group,
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    st.quiesce().await;
+
+    assert_eq!(
+        messages(jane.id.clone()).await.len(),
+        0,
+        "no message of jane"
+    );
+    for m in &janes {
+        assert!(!eml(&m.id).exists(), "{}.eml is gone", m.id);
+    }
+    assert!(
+        st.enrollments(&jane.id).await.is_empty(),
+        "no enrollment of jane"
+    );
+    assert!(
+        st.activity(&jane.id).await.is_empty(),
+        "no activity of jane"
+    );
+    assert_eq!(rows_naming(&st, &jane.id).await, []);
+    let gone = st
+        .contacts
+        .clone()
+        .get_contact(cpb::GetContactRequest {
+            workspace_id: WS.into(),
+            by: Some(cpb::get_contact_request::By::Id(jane.id.clone())),
+        })
+        .await
+        .expect_err("jane is gone");
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+
+    // Sam is untouched everywhere.
+    let sams = messages(sam.id.clone()).await;
+    assert_eq!(sams.len(), 2);
+    for m in &sams {
+        assert!(eml(&m.id).exists());
+    }
+    assert!(!st.enrollments(&sam.id).await.is_empty());
+    let _ = std::fs::remove_dir_all(&st.mail_dir);
 }

@@ -115,6 +115,8 @@ pub struct Options {
     pub shards: u32,
     /// Extra environment for the automations process.
     pub automations_env: Vec<(&'static str, String)>,
+    /// The mailer writes `.eml` files under [`Stack::mail_dir`] instead of sending over SMTP.
+    pub mail_to_files: bool,
 }
 
 impl Default for Options {
@@ -122,6 +124,7 @@ impl Default for Options {
         Self {
             shards: 4,
             automations_env: Vec::new(),
+            mail_to_files: false,
         }
     }
 }
@@ -130,6 +133,8 @@ pub struct Stack {
     pub prefix: String,
     pub shards: u32,
     pub smtp: SmtpServer,
+    /// The mailer's data directory (its `.eml` files with `mail_to_files`).
+    pub mail_dir: PathBuf,
     pub contacts: ContactsServiceClient<Channel>,
     pub mailer: MailerServiceClient<Channel>,
     /// Rebuilt by [`Stack::start_automations`]: a restarted process listens on another port.
@@ -208,8 +213,11 @@ pub async fn stack_with(opts: Options) -> Stack {
         .arg("serve")
         .env("DATABASE_URL", &mailer_db.url)
         .env("MEISA_CONTACTS_URL", &contacts_url)
-        .env("MEISA_SMTP_URL", smtp.url())
-        .env("MEISA_DATA_DIR", data_dir)
+        // The mailer erases on the same change stream automations reads.
+        .env("REDIS_URL", redis_url())
+        .env("MEISA_STREAM_PREFIX", &prefix)
+        .env("MEISA_STREAM_SHARDS", opts.shards.to_string())
+        .env("MEISA_DATA_DIR", &data_dir)
         .env(
             "MEISA_UNSUBSCRIBE_SECRET",
             "automations-it-secret-0123456789",
@@ -217,6 +225,9 @@ pub async fn stack_with(opts: Options) -> Stack {
         .env("MEISA_MAIL_POLL", "100ms")
         .env("MEISA_MAIL_WORKERS", "4")
         .env("RUST_LOG", "warn");
+    if !opts.mail_to_files {
+        serve.env("MEISA_SMTP_URL", smtp.url());
+    }
     let mailer_proc = spawn(serve, &prefix, "mailer").await;
     let mailer_url = mailer_proc.url("grpc");
 
@@ -250,6 +261,7 @@ pub async fn stack_with(opts: Options) -> Stack {
         prefix,
         shards: opts.shards,
         smtp,
+        mail_dir: data_dir,
         launch,
         automations_proc: Some(automations_proc),
         _procs: vec![contacts_proc, mailer_proc],
