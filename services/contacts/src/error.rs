@@ -19,10 +19,7 @@ impl From<ContactsError> for Status {
         match e {
             ContactsError::Rejected(api) => api.to_status(),
             ContactsError::Db(db) => {
-                if matches!(
-                    db,
-                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-                ) {
+                if meisa_runtime::db::is_unavailable(&db) {
                     tracing::warn!(error = %db, "database unavailable");
                     ApiError::unavailable("the contacts database is unavailable; retry shortly")
                         .to_status()

@@ -4,7 +4,7 @@
 use meisa_proto::{
     common, contacts as pb, contacts::contacts_service_server::ContactsService, events,
 };
-use meisa_runtime::{errors::ApiError, telemetry};
+use meisa_runtime::{errors::ApiError, paging, telemetry};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -22,8 +22,6 @@ use crate::{
 };
 
 pub const MAX_BATCH_ITEMS: usize = 1000;
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 500;
 
 pub struct ContactsApi {
     store: Store,
@@ -78,15 +76,38 @@ fn meta(causation: Option<common::Causation>) -> ChangeMeta {
     }
 }
 
-fn page(p: Option<&common::PageRequest>) -> (i64, Option<String>) {
-    let limit = p.map_or(0, |p| p.limit);
-    let limit = if limit == 0 {
-        DEFAULT_PAGE
-    } else {
-        limit.min(MAX_PAGE)
-    };
-    let cursor = p.map(|p| p.cursor.clone()).filter(|c| !c.is_empty());
-    (i64::from(limit), cursor)
+/// A requested page: how many rows to serve, and the cursor to start after.
+struct Page {
+    limit: u32,
+    cursor: Option<String>,
+}
+
+impl Page {
+    fn of(p: Option<&common::PageRequest>) -> Self {
+        Self {
+            limit: paging::limit(p.map_or(0, |p| p.limit)),
+            cursor: p.map(|p| p.cursor.clone()).filter(|c| !c.is_empty()),
+        }
+    }
+
+    /// The SQL `LIMIT`: one row more than served, to learn whether another page follows.
+    fn fetch(&self) -> i64 {
+        paging::limit_plus_one(self.limit)
+    }
+
+    /// Cuts `rows` (fetched with [`Page::fetch`]) to the page; the cursor of the next page is
+    /// `cursor_of` the last row served, when there is a next page.
+    fn serve<T>(&self, mut rows: Vec<T>, cursor_of: impl Fn(&T) -> String) -> (Vec<T>, String) {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more {
+            rows.last().map(cursor_of).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        (rows, next)
+    }
 }
 
 /// The contact's state is built only for a caller that asked for it: the public upsert answers
@@ -173,7 +194,10 @@ impl ContactsService for ContactsApi {
                 };
                 pb::BatchUpsertResult {
                     result: Some(match r {
-                        Ok(o) => pb::batch_upsert_result::Result::Ok(upsert_response(o, req.return_contacts)),
+                        Ok(o) => pb::batch_upsert_result::Result::Ok(upsert_response(
+                            o,
+                            req.return_contacts,
+                        )),
                         Err(e) => pb::batch_upsert_result::Result::Error(pb::ItemError {
                             code: e.code.as_str().to_string(),
                             message: e.message,
@@ -220,24 +244,18 @@ impl ContactsService for ContactsApi {
     ) -> Result<Response<pb::ListContactsResponse>, Status> {
         let req = req.into_inner();
         let workspace_id = workspace(&req.workspace_id)?;
-        let (limit, cursor) = page(req.page.as_ref());
+        let page = Page::of(req.page.as_ref());
         let tag = Some(req.tag.as_str()).filter(|t| !t.is_empty());
-        let mut rows = contacts::list(
+        let rows = contacts::list(
             &self.store.pool,
             &workspace_id,
             tag,
-            cursor.as_deref(),
-            limit + 1,
+            page.cursor.as_deref(),
+            page.fetch(),
         )
         .await
         .map_err(ContactsError::from)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_cursor = if more {
-            rows.last().map(|c| c.id.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_cursor) = page.serve(rows, |c| c.id.clone());
         Ok(Response::new(pb::ListContactsResponse {
             contacts: rows.iter().map(convert::contact).collect(),
             next_cursor,
@@ -317,19 +335,13 @@ impl ContactsService for ContactsApi {
         let rows = fields::list(&self.store.pool, &workspace_id)
             .await
             .map_err(ContactsError::from)?;
-        use crate::domain::FieldType as T;
         Ok(Response::new(pb::ListFieldsResponse {
             fields: rows
                 .into_iter()
                 .map(|f| pb::Field {
                     name: f.name,
-                    r#type: match f.ty {
-                        T::String => common::FieldType::String,
-                        T::Number => common::FieldType::Number,
-                        T::Boolean => common::FieldType::Boolean,
-                        T::Date => common::FieldType::Date,
-                    } as i32,
-                    first_seen_at: Some(convert::timestamp(f.first_seen_at)),
+                    r#type: meisa_proto::field_type(f.ty) as i32,
+                    first_seen_at: Some(meisa_proto::timestamp(f.first_seen_at)),
                     contacts: f.contacts,
                 })
                 .collect(),
@@ -351,26 +363,18 @@ impl ContactsService for ContactsApi {
         if !exists {
             return Err(ApiError::not_found(format!("no contact {id} in this workspace")).into());
         }
-        let (limit, cursor) = page(req.page.as_ref());
+        let page = Page::of(req.page.as_ref());
         let before =
-            match cursor {
+            match &page.cursor {
                 None => None,
                 Some(c) => Some(c.parse::<i64>().map_err(|_| {
                     ApiError::field("page.cursor", "not a cursor this API returned")
                 })?),
             };
-        let mut rows = changes::history(&self.store.pool, &workspace_id, id, before, limit + 1)
+        let rows = changes::history(&self.store.pool, &workspace_id, id, before, page.fetch())
             .await
             .map_err(ContactsError::from)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_cursor = if more {
-            rows.last()
-                .map(|e| e.version.to_string())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_cursor) = page.serve(rows, |e| e.version.to_string());
         Ok(Response::new(pb::ListChangesResponse {
             changes: rows
                 .into_iter()

@@ -167,7 +167,7 @@ impl Contact {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{fields::FieldName, input::EmailAddress};
+    use crate::domain::{EmailAddress, FieldName};
 
     fn base() -> Contact {
         let mut c = Contact::new("ct_1".into(), "ws_1".into(), "a@b.co".into(), Utc::now());
@@ -234,10 +234,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::domain::{
-        fields::FieldName,
-        input::{ContactInput, EmailAddress},
-    };
+    use crate::domain::{ContactInput, EmailAddress, FieldName};
 
     fn value() -> impl Strategy<Value = Option<FieldValue>> {
         prop_oneof![

@@ -7,4 +7,5 @@ pub mod input;
 
 pub use contact::{Contact, FieldChange, Patch};
 pub use fields::{FieldName, FieldType, FieldValue};
-pub use input::{ContactInput, EmailAddress, TagName};
+pub use input::{ContactInput, TagName};
+pub use meisa_model::EmailAddress;

@@ -54,7 +54,7 @@ pub fn build(
         kind: kind as i32,
         changes: changes.iter().map(convert::field_change).collect(),
         state: after.map(convert::contact),
-        occurred_at: Some(convert::timestamp(now)),
+        occurred_at: Some(meisa_proto::timestamp(now)),
         causation: meta.causation.clone(),
         traceparent: meta.traceparent.clone(),
         shard,

@@ -34,12 +34,6 @@ impl Store {
     }
 }
 
-/// New ids are `prefix_` + a UUIDv7: unique without coordination and sorted by creation time, so
-/// cursor pagination by id lists contacts oldest first.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
-}
-
 /// FNV-1a over workspace and contact: a stable hash (unlike std's) so a contact keeps its shard
 /// across releases.
 pub fn shard_of(workspace_id: &str, contact_id: &str, shards: u32) -> u32 {

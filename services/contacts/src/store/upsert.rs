@@ -18,7 +18,6 @@ use super::{
     changes::{self, ChangeMeta},
     contacts,
     fields::TxFields,
-    new_id,
 };
 use crate::domain::{Contact, ContactInput, FieldChange, FieldName, FieldValue};
 
@@ -206,7 +205,7 @@ pub async fn apply_batch(store: &Store, items: &[&UpsertItem]) -> Result<ItemRes
         let before = slot.map(|i| &slots[i].contact);
         let base = before.cloned().unwrap_or_else(|| {
             Contact::new(
-                new_id("ct"),
+                meisa_model::id::new("ct"),
                 ws.to_string(),
                 input.email.as_str().to_string(),
                 now,
@@ -341,9 +340,14 @@ async fn upsert_one(
         Err(e) => return Ok(Err(e)),
     };
     let created = before.is_none();
-    let base = before
-        .cloned()
-        .unwrap_or_else(|| Contact::new(new_id("ct"), ws.to_string(), email.to_string(), now));
+    let base = before.cloned().unwrap_or_else(|| {
+        Contact::new(
+            meisa_model::id::new("ct"),
+            ws.to_string(),
+            email.to_string(),
+            now,
+        )
+    });
     let mut next = base.apply_input(input);
     let diff: Vec<FieldChange> = next.diff(before);
     if diff.is_empty() {

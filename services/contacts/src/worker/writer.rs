@@ -147,7 +147,7 @@ async fn run_lane(
                 metrics::counter!("meisa_contacts_upserts_total", "outcome" => "failed")
                     .increment(batch.len() as u64);
                 for (_, reply) in batch.drain(..) {
-                    let err = if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) {
+                    let err = if meisa_runtime::db::is_unavailable(&e) {
                         ApiError::unavailable("the contacts database is unavailable; retry shortly")
                     } else {
                         ApiError::internal()
