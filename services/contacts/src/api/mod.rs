@@ -12,7 +12,7 @@ use crate::{
     domain::{ContactInput, input::parse_tags},
     error::ContactsError,
     store::{
-        Store,
+        Store, StoreError,
         changes::{self, ChangeMeta},
         contacts::{self, Lookup},
         fields, outbox,
@@ -123,7 +123,7 @@ fn upsert_response(o: UpsertOutcome, return_contact: bool) -> pb::UpsertResponse
 }
 
 fn rejected(
-    r: Result<Result<UpsertOutcome, ApiError>, sqlx::Error>,
+    r: Result<Result<UpsertOutcome, ApiError>, StoreError>,
 ) -> Result<UpsertOutcome, Status> {
     r.map_err(ContactsError::from)?.map_err(Status::from)
 }

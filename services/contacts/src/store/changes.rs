@@ -6,7 +6,7 @@ use meisa_proto::{common, events};
 use prost::Message;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::shard_of;
+use super::{CorruptRow, StoreError, shard_of};
 use crate::{
     convert,
     domain::{Contact, FieldChange},
@@ -243,16 +243,17 @@ pub async fn erase(
     Ok(())
 }
 
-/// A contact's history, newest first, before version `before` when given.
+/// A contact's history, newest first, before version `before` when given. A row whose payload
+/// does not decode fails the read: a history with a silent hole would misreport the contact.
 pub async fn history(
     pool: &PgPool,
     workspace_id: &str,
     contact_id: &str,
     before: Option<i64>,
     limit: i64,
-) -> Result<Vec<events::ContactChanged>, sqlx::Error> {
+) -> Result<Vec<events::ContactChanged>, StoreError> {
     let rows = sqlx::query(
-        "SELECT payload FROM contact_changes
+        "SELECT version, payload FROM contact_changes
          WHERE workspace_id = $1 AND contact_id = $2 AND ($3::bigint IS NULL OR version < $3)
          ORDER BY version DESC LIMIT $4",
     )
@@ -262,9 +263,17 @@ pub async fn history(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.try_get::<Vec<u8>, _>("payload").ok())
-        .filter_map(|p| events::ContactChanged::decode(p.as_slice()).ok())
-        .collect())
+    rows.iter()
+        .map(|r| {
+            let version: i64 = r.try_get("version")?;
+            let payload: Vec<u8> = r.try_get("payload")?;
+            events::ContactChanged::decode(payload.as_slice()).map_err(|e| {
+                CorruptRow::new(
+                    "contact_changes",
+                    format!("contact {contact_id} version {version}: payload does not decode: {e}"),
+                )
+                .into()
+            })
+        })
+        .collect()
 }

@@ -3,25 +3,32 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 
+use super::{CorruptRow, StoreError};
 use crate::domain::{Contact, FieldValue};
 
 const COLUMNS: &str = "workspace_id, id, email, external_id, first_name, last_name, subscribed, \
                        tags, custom_fields, version, created_at, updated_at";
 
-fn from_row(row: &PgRow) -> Result<Contact, sqlx::Error> {
+fn from_row(row: &PgRow) -> Result<Contact, StoreError> {
+    let id: String = row.try_get("id")?;
+    let corrupt = |problem: String| CorruptRow::new("contacts", format!("contact {id}: {problem}"));
     let custom: serde_json::Value = row.try_get("custom_fields")?;
+    let serde_json::Value::Object(custom) = custom else {
+        return Err(corrupt("custom_fields is not a JSON object".into()).into());
+    };
     let custom_fields = custom
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| FieldValue::from_json(v).map(|v| (k.clone(), v)))
-                .collect()
+        .iter()
+        .map(|(k, v)| match FieldValue::from_json(v) {
+            Some(v) => Ok((k.clone(), v)),
+            None => Err(corrupt(format!(
+                "custom_fields.{k} is not a string, number or boolean"
+            ))),
         })
-        .unwrap_or_default();
+        .collect::<Result<_, _>>()?;
     let tags: Vec<String> = row.try_get("tags")?;
     Ok(Contact {
         workspace_id: row.try_get("workspace_id")?,
-        id: row.try_get("id")?,
+        id,
         email: row.try_get("email")?,
         external_id: row.try_get("external_id")?,
         first_name: row.try_get("first_name")?,
@@ -50,7 +57,7 @@ pub async fn lock_matches(
     workspace_id: &str,
     external_id: Option<&str>,
     email: &str,
-) -> Result<Vec<Contact>, sqlx::Error> {
+) -> Result<Vec<Contact>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM contacts
          WHERE workspace_id = $1 AND (email = $2 OR external_id = $3)
@@ -68,7 +75,7 @@ pub async fn lock_by_id(
     conn: &mut PgConnection,
     workspace_id: &str,
     id: &str,
-) -> Result<Option<Contact>, sqlx::Error> {
+) -> Result<Option<Contact>, StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND id = $2 FOR UPDATE"
     ))
@@ -89,7 +96,7 @@ pub async fn get(
     pool: &PgPool,
     workspace_id: &str,
     by: Lookup<'_>,
-) -> Result<Option<Contact>, sqlx::Error> {
+) -> Result<Option<Contact>, StoreError> {
     let (column, value) = match by {
         Lookup::Id(v) => ("id", v.to_string()),
         Lookup::Email(v) => ("email", v.trim().to_lowercase()),
@@ -112,7 +119,7 @@ pub async fn list(
     tag: Option<&str>,
     cursor: Option<&str>,
     limit: i64,
-) -> Result<Vec<Contact>, sqlx::Error> {
+) -> Result<Vec<Contact>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM contacts
          WHERE workspace_id = $1 AND ($2::text IS NULL OR tags @> ARRAY[$2::text])
@@ -133,7 +140,7 @@ pub async fn list(
 pub async fn lock_matches_many(
     conn: &mut PgConnection,
     keys: &[(&str, &str, Option<&str>)],
-) -> Result<Vec<Contact>, sqlx::Error> {
+) -> Result<Vec<Contact>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM contacts WHERE (workspace_id, id) IN (
              SELECT c.workspace_id, c.id FROM contacts c

@@ -10,6 +10,59 @@ use sqlx::PgPool;
 
 pub use fields::FieldRegistry;
 
+/// What reading or writing the store fails with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptRow),
+}
+
+impl StoreError {
+    /// Two transactions raced for the same rows (a deadlock, a serialization failure, two
+    /// creations of one email): running the work again resolves it.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Db(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("40001" | "40P01" | "23505"))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A value read back from a table that does not fit its type: a negative `seq`, a field type no
+/// release wrote, a payload that does not decode. Not the caller's fault and not resolved by a
+/// retry, and never read as a default (a `seq` of 0 would republish, a dropped history row would
+/// hide a change): the operation fails, the row is logged, the caller gets an internal error.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt row in {table}: {problem}")]
+pub struct CorruptRow {
+    pub table: &'static str,
+    pub problem: String,
+}
+
+impl CorruptRow {
+    pub fn new(table: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            table,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A stored number as the type it stands for (`seq` and `shard` are never negative), or a
+/// [`CorruptRow`] naming the column.
+pub(crate) fn stored<S, T>(table: &'static str, column: &str, value: S) -> Result<T, CorruptRow>
+where
+    S: Copy + std::fmt::Display,
+    T: TryFrom<S>,
+{
+    T::try_from(value)
+        .map_err(|_| CorruptRow::new(table, format!("{column} = {value} is out of range")))
+}
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The NOTIFY channel that wakes the relay when a transaction wrote outbox rows.
@@ -42,5 +95,6 @@ pub fn shard_of(workspace_id: &str, contact_id: &str, shards: u32) -> u32 {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    u32::try_from(h % u64::from(shards.max(1))).unwrap_or(0)
+    // The remainder is below `shards`, a u32, so the cast keeps every bit.
+    (h % u64::from(shards.max(1))) as u32
 }

@@ -14,7 +14,7 @@ use meisa_runtime::errors::ApiError;
 use sqlx::PgConnection;
 
 use super::{
-    Store,
+    Store, StoreError,
     changes::{self, ChangeMeta},
     contacts,
     fields::TxFields,
@@ -80,7 +80,7 @@ async fn check_types<'a>(
     fields: &mut TxFields,
     ws: &str,
     input: &'a ContactInput,
-) -> Result<Result<Vec<(&'a FieldName, &'a FieldValue)>, ApiError>, sqlx::Error> {
+) -> Result<Result<Vec<(&'a FieldName, &'a FieldValue)>, ApiError>, StoreError> {
     let mut new_fields = Vec::new();
     for (name, value) in &input.custom_fields {
         let Some(value) = value else { continue };
@@ -104,7 +104,7 @@ async fn register(
     ws: &str,
     new_fields: Vec<(&FieldName, &FieldValue)>,
     now: DateTime<Utc>,
-) -> Result<Result<(), ApiError>, sqlx::Error> {
+) -> Result<Result<(), ApiError>, StoreError> {
     for (name, value) in new_fields {
         let fixed = fields
             .register(conn, ws, name.as_str(), value.inferred_type(), now)
@@ -132,7 +132,7 @@ fn unchanged(contact: Contact) -> UpsertOutcome {
 /// The outer error is the database's; the writer retries the batch, item by item
 /// ([`apply_batch_sequential`]), which also settles the rare batch whose bulk update trips a
 /// unique index mid-statement (a chain of email changes).
-pub async fn apply_batch(store: &Store, items: &[&UpsertItem]) -> Result<ItemResults, sqlx::Error> {
+pub async fn apply_batch(store: &Store, items: &[&UpsertItem]) -> Result<ItemResults, StoreError> {
     let mut tx = store.pool.begin().await?;
     let mut fields = store.registry.begin();
     let now = Utc::now();
@@ -294,7 +294,7 @@ pub async fn apply_batch(store: &Store, items: &[&UpsertItem]) -> Result<ItemRes
 pub async fn apply_batch_sequential(
     store: &Store,
     items: &[&UpsertItem],
-) -> Result<ItemResults, sqlx::Error> {
+) -> Result<ItemResults, StoreError> {
     let mut tx = store.pool.begin().await?;
     let mut fields = store.registry.begin();
     let now = Utc::now();
@@ -320,7 +320,7 @@ async fn upsert_one(
     shards: u32,
     item: &UpsertItem,
     now: DateTime<Utc>,
-) -> Result<Result<UpsertOutcome, ApiError>, sqlx::Error> {
+) -> Result<Result<UpsertOutcome, ApiError>, StoreError> {
     let ws = item.workspace_id.as_str();
     let input = &item.input;
     let email = input.email.as_str();
@@ -393,7 +393,7 @@ pub async fn mutate(
     id: &str,
     meta: &ChangeMeta,
     change: impl FnOnce(&Contact) -> Contact,
-) -> Result<Result<UpsertOutcome, ApiError>, sqlx::Error> {
+) -> Result<Result<UpsertOutcome, ApiError>, StoreError> {
     let mut tx = store.pool.begin().await?;
     let Some(before) = contacts::lock_by_id(&mut tx, workspace_id, id).await? else {
         return Ok(Err(ApiError::not_found(format!(
@@ -443,7 +443,7 @@ pub async fn erase(
     workspace_id: &str,
     id: &str,
     meta: &ChangeMeta,
-) -> Result<Result<(), ApiError>, sqlx::Error> {
+) -> Result<Result<(), ApiError>, StoreError> {
     let mut tx = store.pool.begin().await?;
     let Some(before) = contacts::lock_by_id(&mut tx, workspace_id, id).await? else {
         return Ok(Err(ApiError::not_found(format!(

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
-use crate::store::{OUTBOX_CHANNEL, changes::RelayWake, outbox};
+use crate::store::{OUTBOX_CHANNEL, StoreError, changes::RelayWake, outbox};
 
 const RELAY_LOCK_KEY: i64 = 0x6d65_6973_6172_6c79; // "meisarly"
 const BATCH: i64 = 1000;
@@ -77,10 +77,16 @@ pub async fn run(
 
 #[derive(Debug, thiserror::Error)]
 enum RelayError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+}
+
+impl From<sqlx::Error> for RelayError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
 }
 
 /// Takes the lead if no one has it, then relays until shutdown or an error.

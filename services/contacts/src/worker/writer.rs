@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    error::{ContactsError, is_retryable},
+    error::{ContactsError, store_failure},
     store::{
-        Store,
+        Store, StoreError,
         upsert::{UpsertItem, UpsertOutcome, apply_batch, apply_batch_sequential},
     },
 };
@@ -146,13 +146,9 @@ async fn run_lane(
                 tracing::error!(lane, error = %e, size = batch.len(), "upsert batch failed");
                 metrics::counter!("meisa_contacts_upserts_total", "outcome" => "failed")
                     .increment(batch.len() as u64);
+                let err = store_failure(&e);
                 for (_, reply) in batch.drain(..) {
-                    let err = if meisa_runtime::db::is_unavailable(&e) {
-                        ApiError::unavailable("the contacts database is unavailable; retry shortly")
-                    } else {
-                        ApiError::internal()
-                    };
-                    let _ = reply.send(Err(ContactsError::Rejected(err)));
+                    let _ = reply.send(Err(ContactsError::Rejected(err.clone())));
                 }
             }
         }
@@ -163,7 +159,7 @@ async fn apply_with_retry(
     lane: usize,
     store: &Store,
     items: &[&UpsertItem],
-) -> Result<Vec<Result<UpsertOutcome, ApiError>>, sqlx::Error> {
+) -> Result<Vec<Result<UpsertOutcome, ApiError>>, StoreError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -174,7 +170,7 @@ async fn apply_with_retry(
             apply_batch_sequential(store, items).await
         };
         match result {
-            Err(e) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
+            Err(e) if attempt < MAX_ATTEMPTS && e.is_retryable() => {
                 tracing::debug!(lane, attempt, error = %e, "upsert batch raced another writer; retrying");
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
             }
