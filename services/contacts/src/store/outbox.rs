@@ -10,6 +10,8 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::{CorruptRow, StoreError, stored};
 
+/// An outbox row to publish. `payload` is the event as the stream carries it, shard included,
+/// but without its `seq` (numbered after commit, so writers never contend for it).
 pub struct Pending {
     pub id: i64,
     pub created_at: DateTime<Utc>,
@@ -108,18 +110,6 @@ pub async fn prune(pool: &PgPool, older_than: DateTime<Utc>) -> Result<u64, sqlx
         .execute(pool)
         .await?;
     Ok(done.rows_affected())
-}
-
-/// The event as it goes on the stream: the stored payload with its shard and sequence number.
-pub fn stream_event(p: &Pending) -> Vec<u8> {
-    match events::ContactChanged::decode(p.payload.as_slice()) {
-        Ok(mut e) => {
-            e.shard = p.shard;
-            e.seq = p.seq;
-            e.encode_to_vec()
-        }
-        Err(_) => p.payload.clone(),
-    }
 }
 
 /// Published events of one shard in `[from, to]`, for a consumer that saw a gap. Each row is
