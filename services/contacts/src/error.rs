@@ -49,7 +49,7 @@ pub fn store_failure(e: &StoreError) -> ApiError {
     }
 }
 
-pub fn log_store_failure(e: &StoreError) {
+fn log_store_failure(e: &StoreError) {
     match e {
         StoreError::Db(db) if meisa_runtime::db::is_unavailable(db) => {
             tracing::warn!(error = %db, "database unavailable");

@@ -9,14 +9,14 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     convert,
-    domain::{ContactInput, input::parse_tags},
+    domain::{ContactInput, Edit, input::parse_tags},
     error::ContactsError,
     store::{
-        Store, StoreError,
+        Store,
         changes::{self, ChangeMeta},
         contacts::{self, Lookup},
         fields, outbox,
-        upsert::{self, UpsertItem, UpsertOutcome},
+        plan::{Outcome, Saved, Write, WriteItem},
     },
     worker::writer::Writer,
 };
@@ -33,25 +33,25 @@ impl ContactsApi {
         Self { store, writer }
     }
 
-    /// A change to one existing contact: returns its state after and what changed.
-    async fn mutate(
+    /// An edit of one existing contact, through the writer like every write: its state after
+    /// and what changed.
+    async fn edit(
         &self,
         workspace_id: &str,
         id: &str,
         causation: Option<common::Causation>,
-        change: impl FnOnce(&mut crate::domain::Contact),
+        edit: Edit,
     ) -> Result<(Option<common::Contact>, Vec<String>), Status> {
-        let workspace_id = workspace(workspace_id)?;
-        let id = contact_id(id)?;
-        let o = rejected(
-            upsert::mutate(&self.store, &workspace_id, id, &meta(causation), |c| {
-                let mut next = c.clone();
-                change(&mut next);
-                next
-            })
-            .await,
-        )?;
-        Ok((Some(convert::contact(&o.contact)), o.changed))
+        let item = WriteItem {
+            workspace_id: workspace(workspace_id)?,
+            write: Write::Edit {
+                id: contact_id(id)?.to_string(),
+                edit,
+            },
+            meta: meta(causation),
+        };
+        let saved = saved(self.writer.write(item).await?)?;
+        Ok((Some(convert::contact(&saved.contact)), saved.changed))
     }
 }
 
@@ -112,7 +112,7 @@ impl Page {
 
 /// The contact's state is built only for a caller that asked for it: the public upsert answers
 /// without it, and a batch of 1,000 full contacts is most of a 64 MiB message.
-fn upsert_response(o: UpsertOutcome, return_contact: bool) -> pb::UpsertResponse {
+fn upsert_response(o: Saved, return_contact: bool) -> pb::UpsertResponse {
     pb::UpsertResponse {
         contact: return_contact.then(|| convert::contact(&o.contact)),
         id: o.contact.id,
@@ -122,10 +122,15 @@ fn upsert_response(o: UpsertOutcome, return_contact: bool) -> pb::UpsertResponse
     }
 }
 
-fn rejected(
-    r: Result<Result<UpsertOutcome, ApiError>, StoreError>,
-) -> Result<UpsertOutcome, Status> {
-    r.map_err(ContactsError::from)?.map_err(Status::from)
+/// What an upsert or an edit answers; only an erasure answers `Erased`.
+fn saved(o: Outcome) -> Result<Saved, ApiError> {
+    match o {
+        Outcome::Saved(s) => Ok(s),
+        Outcome::Erased => {
+            tracing::error!("a write that is not an erasure answered as one");
+            Err(ApiError::internal())
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -140,13 +145,16 @@ impl ContactsService for ContactsApi {
         let input = ContactInput::parse(&req.contact.unwrap_or_default())?;
         let outcome = self
             .writer
-            .upsert(UpsertItem {
+            .write(WriteItem {
                 workspace_id,
-                input,
+                write: Write::Upsert(input),
                 meta: meta(req.causation),
             })
             .await?;
-        Ok(Response::new(upsert_response(outcome, req.return_contact)))
+        Ok(Response::new(upsert_response(
+            saved(outcome)?,
+            req.return_contact,
+        )))
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
@@ -167,25 +175,30 @@ impl ContactsService for ContactsApi {
             .into());
         }
         let meta = meta(req.causation);
-        let parsed: Vec<Result<ContactInput, ApiError>> =
-            req.contacts.iter().map(ContactInput::parse).collect();
-        let items: Vec<UpsertItem> = parsed
-            .iter()
-            .filter_map(|p| p.as_ref().ok())
-            .map(|input| UpsertItem {
-                workspace_id: workspace_id.clone(),
-                input: input.clone(),
-                meta: meta.clone(),
-            })
-            .collect();
-        let mut done = self.writer.upsert_many(items).await.into_iter();
-        let results = parsed
+        // Per input, in order: its parse error, or None when it went to the writer.
+        let mut rejected = Vec::with_capacity(req.contacts.len());
+        let mut items = Vec::with_capacity(req.contacts.len());
+        for c in &req.contacts {
+            match ContactInput::parse(c) {
+                Ok(input) => {
+                    items.push(WriteItem {
+                        workspace_id: workspace_id.clone(),
+                        write: Write::Upsert(input),
+                        meta: meta.clone(),
+                    });
+                    rejected.push(None);
+                }
+                Err(e) => rejected.push(Some(e)),
+            }
+        }
+        let mut done = self.writer.write_many(items).await.into_iter();
+        let results = rejected
             .into_iter()
             .map(|p| {
                 let r = match p {
-                    Err(e) => Err(e),
-                    Ok(_) => match done.next() {
-                        Some(Ok(o)) => Ok(o),
+                    Some(e) => Err(e),
+                    None => match done.next() {
+                        Some(Ok(o)) => saved(o),
                         Some(Err(ContactsError::Rejected(e))) => Err(e),
                         Some(Err(_)) | None => Err(ApiError::unavailable(
                             "the contacts service is restarting; retry this item",
@@ -269,10 +282,14 @@ impl ContactsService for ContactsApi {
     ) -> Result<Response<pb::DeleteContactResponse>, Status> {
         let req = req.into_inner();
         let workspace_id = workspace(&req.workspace_id)?;
-        let id = contact_id(&req.id)?;
-        upsert::erase(&self.store, &workspace_id, id, &meta(req.causation))
-            .await
-            .map_err(ContactsError::from)??;
+        let id = contact_id(&req.id)?.to_string();
+        self.writer
+            .write(WriteItem {
+                workspace_id,
+                write: Write::Erase { id },
+                meta: meta(req.causation),
+            })
+            .await?;
         Ok(Response::new(pb::DeleteContactResponse {}))
     }
 
@@ -284,9 +301,12 @@ impl ContactsService for ContactsApi {
         let req = req.into_inner();
         let tags = parse_tags(&req.tags)?;
         let (contact, changed) = self
-            .mutate(&req.workspace_id, &req.id, req.causation, |c| {
-                c.tags.extend(tags.into_iter().map(|t| t.into_string()));
-            })
+            .edit(
+                &req.workspace_id,
+                &req.id,
+                req.causation,
+                Edit::AddTags(tags),
+            )
             .await?;
         Ok(Response::new(pb::AddTagsResponse { contact, changed }))
     }
@@ -299,11 +319,12 @@ impl ContactsService for ContactsApi {
         let req = req.into_inner();
         let tags = parse_tags(&req.tags)?;
         let (contact, changed) = self
-            .mutate(&req.workspace_id, &req.id, req.causation, |c| {
-                for t in tags {
-                    c.tags.remove(&t.into_string());
-                }
-            })
+            .edit(
+                &req.workspace_id,
+                &req.id,
+                req.causation,
+                Edit::RemoveTags(tags),
+            )
             .await?;
         Ok(Response::new(pb::RemoveTagsResponse { contact, changed }))
     }
@@ -314,11 +335,13 @@ impl ContactsService for ContactsApi {
         req: Request<pb::SetSubscribedRequest>,
     ) -> Result<Response<pb::SetSubscribedResponse>, Status> {
         let req = req.into_inner();
-        let subscribed = req.subscribed;
         let (contact, changed) = self
-            .mutate(&req.workspace_id, &req.id, req.causation, |c| {
-                c.subscribed = subscribed;
-            })
+            .edit(
+                &req.workspace_id,
+                &req.id,
+                req.causation,
+                Edit::SetSubscribed(req.subscribed),
+            )
             .await?;
         Ok(Response::new(pb::SetSubscribedResponse {
             contact,

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use super::{fields::FieldValue, input::ContactInput};
+use super::{
+    fields::FieldValue,
+    input::{ContactInput, TagName},
+};
 
 /// A nullable update: keep what is stored, clear it, or set it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +26,15 @@ impl<T: Clone> Patch<T> {
             Self::Set(v) => Some(v.clone()),
         }
     }
+}
+
+/// A change to one existing contact, named by id, other than an upsert: what automations'
+/// actions and an unsubscribe do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Edit {
+    AddTags(Vec<TagName>),
+    RemoveTags(Vec<TagName>),
+    SetSubscribed(bool),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -105,6 +117,24 @@ impl Contact {
                     .insert(name.as_str().to_string(), v.clone()),
                 None => next.custom_fields.remove(name.as_str()),
             };
+        }
+        next
+    }
+
+    /// The state after an edit; adding a tag it has or removing one it lacks changes nothing.
+    pub fn apply_edit(&self, edit: &Edit) -> Contact {
+        let mut next = self.clone();
+        match edit {
+            Edit::AddTags(tags) => {
+                next.tags
+                    .extend(tags.iter().map(|t| t.as_str().to_string()));
+            }
+            Edit::RemoveTags(tags) => {
+                for t in tags {
+                    next.tags.remove(t.as_str());
+                }
+            }
+            Edit::SetSubscribed(subscribed) => next.subscribed = *subscribed,
         }
         next
     }

@@ -52,8 +52,8 @@ impl TagName {
         Ok(Self(s.to_string()))
     }
 
-    pub fn into_string(self) -> String {
-        self.0
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

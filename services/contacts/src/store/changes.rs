@@ -23,37 +23,38 @@ pub struct ChangeMeta {
 /// row (without it; the contact row has the state). Erasures have no history row.
 pub struct EventRow {
     pub event_id: uuid::Uuid,
-    pub shard: i32,
+    pub shard: u32,
     pub workspace_id: String,
     pub contact_id: String,
     pub version: i64,
+    /// The event as the stream carries it, but for `seq` (see `meisa_stream::with_seq`).
     pub outbox_payload: Vec<u8>,
     pub history_payload: Option<Vec<u8>>,
     pub occurred_at: DateTime<Utc>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The rows of one change of `contact`: `contact` is its state after the change, or, for an
+/// erasure, the contact as it was with the version of its erasure (the event then carries no
+/// state: no personal data).
 pub fn build(
     shards: u32,
     kind: events::ChangeKind,
-    workspace_id: &str,
-    contact_id: &str,
-    version: i64,
-    after: Option<&Contact>,
+    contact: &Contact,
     changes: &[FieldChange],
     meta: &ChangeMeta,
     now: DateTime<Utc>,
 ) -> EventRow {
     let event_id = uuid::Uuid::now_v7();
-    let shard = shard_of(workspace_id, contact_id, shards);
+    let shard = shard_of(&contact.workspace_id, &contact.id, shards);
+    let erased = kind == events::ChangeKind::Deleted;
     let mut event = events::ContactChanged {
         event_id: event_id.to_string(),
-        workspace_id: workspace_id.to_string(),
-        contact_id: contact_id.to_string(),
-        version,
+        workspace_id: contact.workspace_id.clone(),
+        contact_id: contact.id.clone(),
+        version: contact.version,
         kind: kind as i32,
         changes: changes.iter().map(convert::field_change).collect(),
-        state: after.map(convert::contact),
+        state: (!erased).then(|| convert::contact(contact)),
         occurred_at: Some(meisa_proto::timestamp(now)),
         causation: meta.causation.clone(),
         traceparent: meta.traceparent.clone(),
@@ -61,16 +62,16 @@ pub fn build(
         seq: 0,
     };
     let outbox_payload = event.encode_to_vec();
-    let history_payload = (kind != events::ChangeKind::Deleted).then(|| {
+    let history_payload = (!erased).then(|| {
         event.state = None;
         event.encode_to_vec()
     });
     EventRow {
         event_id,
-        shard: i32::try_from(shard).unwrap_or(0),
-        workspace_id: workspace_id.to_string(),
-        contact_id: contact_id.to_string(),
-        version,
+        shard,
+        workspace_id: contact.workspace_id.clone(),
+        contact_id: contact.id.clone(),
+        version: contact.version,
         outbox_payload,
         history_payload,
         occurred_at: now,
@@ -86,11 +87,12 @@ pub async fn write(conn: &mut PgConnection, rows: &[EventRow]) -> Result<(), sql
     sqlx::query(
         "INSERT INTO outbox (shard, event_id, workspace_id, contact_id, payload)
          SELECT shard, event_id, workspace_id, contact_id, payload
-         FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[], $5::bytea[])
+         FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::bytea[])
            WITH ORDINALITY AS r(shard, event_id, workspace_id, contact_id, payload, n)
          ORDER BY n",
     )
-    .bind(rows.iter().map(|r| r.shard).collect::<Vec<_>>())
+    // As bigint: the cast to the integer column refuses a shard that does not fit.
+    .bind(rows.iter().map(|r| i64::from(r.shard)).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
     .bind(
         rows.iter()
@@ -109,53 +111,25 @@ pub async fn write(conn: &mut PgConnection, rows: &[EventRow]) -> Result<(), sql
     )
     .execute(&mut *conn)
     .await?;
-    let history: Vec<&EventRow> = rows
+    let history: Vec<(&EventRow, &[u8])> = rows
         .iter()
-        .filter(|r| r.history_payload.is_some())
+        .filter_map(|r| r.history_payload.as_deref().map(|p| (r, p)))
         .collect();
     if !history.is_empty() {
         sqlx::query(
             "INSERT INTO contact_changes (workspace_id, contact_id, version, event_id, payload, occurred_at)
              SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[], $5::bytea[], $6::timestamptz[])",
         )
-        .bind(history.iter().map(|r| r.workspace_id.as_str()).collect::<Vec<_>>())
-        .bind(history.iter().map(|r| r.contact_id.as_str()).collect::<Vec<_>>())
-        .bind(history.iter().map(|r| r.version).collect::<Vec<_>>())
-        .bind(history.iter().map(|r| r.event_id).collect::<Vec<_>>())
-        .bind(history.iter().map(|r| r.history_payload.as_deref().unwrap_or_default()).collect::<Vec<_>>())
-        .bind(history.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+        .bind(history.iter().map(|(r, _)| r.workspace_id.as_str()).collect::<Vec<_>>())
+        .bind(history.iter().map(|(r, _)| r.contact_id.as_str()).collect::<Vec<_>>())
+        .bind(history.iter().map(|(r, _)| r.version).collect::<Vec<_>>())
+        .bind(history.iter().map(|(r, _)| r.event_id).collect::<Vec<_>>())
+        .bind(history.iter().map(|(_, p)| *p).collect::<Vec<_>>())
+        .bind(history.iter().map(|(r, _)| r.occurred_at).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     }
     Ok(())
-}
-
-/// Records one change (history and outbox) in the caller's transaction.
-#[allow(clippy::too_many_arguments)]
-pub async fn record(
-    conn: &mut PgConnection,
-    shards: u32,
-    kind: events::ChangeKind,
-    workspace_id: &str,
-    contact_id: &str,
-    version: i64,
-    after: Option<&Contact>,
-    changes: &[FieldChange],
-    meta: &ChangeMeta,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let row = build(
-        shards,
-        kind,
-        workspace_id,
-        contact_id,
-        version,
-        after,
-        changes,
-        meta,
-        now,
-    );
-    write(conn, &[row]).await
 }
 
 /// How committed changes wake the relay. Postgres serializes the commits of transactions that
@@ -203,26 +177,39 @@ impl RelayWake {
     }
 }
 
-/// Erasure: drops the history and strips personal data from events still in the outbox (they
-/// keep their place in the shard sequence, so consumers see no gap).
+/// Erasure: drops the history of `contacts` (workspace, id) and strips personal data from their
+/// events still in the outbox (they keep their place in the shard sequence, so consumers see no
+/// gap). Runs after this transaction's own events were written, so those are stripped too.
 pub async fn erase(
     conn: &mut PgConnection,
-    workspace_id: &str,
-    contact_id: &str,
+    contacts: &[(String, String)],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM contact_changes WHERE workspace_id = $1 AND contact_id = $2")
-        .bind(workspace_id)
-        .bind(contact_id)
-        .execute(&mut *conn)
-        .await?;
-    let rows =
-        sqlx::query("SELECT id, payload FROM outbox WHERE workspace_id = $1 AND contact_id = $2")
-            .bind(workspace_id)
-            .bind(contact_id)
-            .fetch_all(&mut *conn)
-            .await?;
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let ws: Vec<&str> = contacts.iter().map(|c| c.0.as_str()).collect();
+    let ids: Vec<&str> = contacts.iter().map(|c| c.1.as_str()).collect();
+    sqlx::query(
+        "DELETE FROM contact_changes WHERE (workspace_id, contact_id) IN
+           (SELECT * FROM unnest($1::text[], $2::text[]))",
+    )
+    .bind(&ws)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT id, payload FROM outbox WHERE (workspace_id, contact_id) IN
+           (SELECT * FROM unnest($1::text[], $2::text[]))",
+    )
+    .bind(&ws)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let (mut row_ids, mut payloads) = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
     for row in rows {
-        let id: i64 = row.try_get("id")?;
         let payload: Vec<u8> = row.try_get("payload")?;
         let Ok(mut event) = events::ContactChanged::decode(payload.as_slice()) else {
             continue;
@@ -234,12 +221,17 @@ pub async fn erase(
             change.tags_added.clear();
             change.tags_removed.clear();
         }
-        sqlx::query("UPDATE outbox SET payload = $2 WHERE id = $1")
-            .bind(id)
-            .bind(event.encode_to_vec())
-            .execute(&mut *conn)
-            .await?;
+        row_ids.push(row.try_get::<i64, _>("id")?);
+        payloads.push(event.encode_to_vec());
     }
+    sqlx::query(
+        "UPDATE outbox SET payload = v.payload
+         FROM unnest($1::bigint[], $2::bytea[]) AS v(id, payload) WHERE outbox.id = v.id",
+    )
+    .bind(&row_ids)
+    .bind(&payloads)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

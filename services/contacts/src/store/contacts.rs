@@ -51,41 +51,6 @@ fn custom_json(c: &Contact) -> serde_json::Value {
     )
 }
 
-/// Locks the contacts an upsert can match: by external id and by email (at most two rows).
-pub async fn lock_matches(
-    conn: &mut PgConnection,
-    workspace_id: &str,
-    external_id: Option<&str>,
-    email: &str,
-) -> Result<Vec<Contact>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM contacts
-         WHERE workspace_id = $1 AND (email = $2 OR external_id = $3)
-         ORDER BY id FOR UPDATE"
-    ))
-    .bind(workspace_id)
-    .bind(email)
-    .bind(external_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(from_row).collect()
-}
-
-pub async fn lock_by_id(
-    conn: &mut PgConnection,
-    workspace_id: &str,
-    id: &str,
-) -> Result<Option<Contact>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM contacts WHERE workspace_id = $1 AND id = $2 FOR UPDATE"
-    ))
-    .bind(workspace_id)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
 pub enum Lookup<'a> {
     Id(&'a str),
     Email(&'a str),
@@ -135,24 +100,61 @@ pub async fn list(
     rows.iter().map(from_row).collect()
 }
 
-/// Locks every contact that any of `keys` (workspace, email, external id) can match, in id
-/// order, so that two batches lock shared rows in the same order and do not deadlock.
-pub async fn lock_matches_many(
+/// What one write can touch: the contacts an upsert can match (by email, by external id), or the
+/// contact an edit or an erasure names.
+pub enum LockKey<'a> {
+    Match {
+        workspace_id: &'a str,
+        email: &'a str,
+        external_id: Option<&'a str>,
+    },
+    Id {
+        workspace_id: &'a str,
+        id: &'a str,
+    },
+}
+
+/// Locks every contact any of `keys` can touch, in one statement and in (workspace, id) order,
+/// so that two transactions lock shared rows in the same order and do not deadlock.
+pub async fn lock_many(
     conn: &mut PgConnection,
-    keys: &[(&str, &str, Option<&str>)],
+    keys: &[LockKey<'_>],
 ) -> Result<Vec<Contact>, StoreError> {
+    let (mut match_ws, mut emails, mut exts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut id_ws, mut ids) = (Vec::new(), Vec::new());
+    for key in keys {
+        match key {
+            LockKey::Match {
+                workspace_id,
+                email,
+                external_id,
+            } => {
+                match_ws.push(*workspace_id);
+                emails.push(*email);
+                exts.push(*external_id);
+            }
+            LockKey::Id { workspace_id, id } => {
+                id_ws.push(*workspace_id);
+                ids.push(*id);
+            }
+        }
+    }
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM contacts WHERE (workspace_id, id) IN (
              SELECT c.workspace_id, c.id FROM contacts c
                JOIN unnest($1::text[], $2::text[]) AS k(ws, email) ON c.workspace_id = k.ws AND c.email = k.email
              UNION
              SELECT c.workspace_id, c.id FROM contacts c
-               JOIN unnest($1::text[], $3::text[]) AS k(ws, ext) ON c.workspace_id = k.ws AND c.external_id = k.ext)
+               JOIN unnest($1::text[], $3::text[]) AS k(ws, ext) ON c.workspace_id = k.ws AND c.external_id = k.ext
+             UNION
+             SELECT ws, id FROM unnest($4::text[], $5::text[]) AS k(ws, id))
          ORDER BY workspace_id, id FOR UPDATE"
     ))
-    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
-    .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+    .bind(match_ws)
+    .bind(emails)
+    .bind(exts)
+    .bind(id_ws)
+    .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(from_row).collect()
@@ -223,23 +225,21 @@ pub async fn update_many(conn: &mut PgConnection, cs: &[&Contact]) -> Result<(),
     Ok(())
 }
 
-pub async fn insert(conn: &mut PgConnection, c: &Contact) -> Result<(), sqlx::Error> {
-    insert_many(conn, &[c]).await
-}
-
-pub async fn update(conn: &mut PgConnection, c: &Contact) -> Result<(), sqlx::Error> {
-    update_many(conn, &[c]).await
-}
-
-pub async fn delete(
+/// Deletes contacts by (workspace, id).
+pub async fn delete_many(
     conn: &mut PgConnection,
-    workspace_id: &str,
-    id: &str,
+    ids: &[(String, String)],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM contacts WHERE workspace_id = $1 AND id = $2")
-        .bind(workspace_id)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "DELETE FROM contacts WHERE (workspace_id, id) IN
+           (SELECT * FROM unnest($1::text[], $2::text[]))",
+    )
+    .bind(ids.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
+    .bind(ids.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

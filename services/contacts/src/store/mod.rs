@@ -4,7 +4,8 @@ pub mod changes;
 pub mod contacts;
 pub mod fields;
 pub mod outbox;
-pub mod upsert;
+pub mod plan;
+pub mod write;
 
 use sqlx::PgPool;
 
@@ -87,14 +88,19 @@ impl Store {
     }
 }
 
-/// FNV-1a over workspace and contact: a stable hash (unlike std's) so a contact keeps its shard
+/// FNV-1a over a workspace and a key: a stable hash (unlike std's), so a contact keeps its shard
 /// across releases.
-pub fn shard_of(workspace_id: &str, contact_id: &str, shards: u32) -> u32 {
+pub fn stable_hash(workspace_id: &str, key: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in workspace_id.bytes().chain([b'/']).chain(contact_id.bytes()) {
+    for b in workspace_id.bytes().chain([b'/']).chain(key.bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
+    h
+}
+
+/// The stream shard of a contact (DESIGN §4).
+pub fn shard_of(workspace_id: &str, contact_id: &str, shards: u32) -> u32 {
     // The remainder is below `shards`, a u32, so the cast keeps every bit.
-    (h % u64::from(shards.max(1))) as u32
+    (stable_hash(workspace_id, contact_id) % u64::from(shards.max(1))) as u32
 }
