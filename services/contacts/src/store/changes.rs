@@ -6,7 +6,7 @@ use meisa_proto::{common, events};
 use prost::Message;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{CorruptRow, StoreError, shard_of};
+use super::{CorruptRow, StoreError, shard_of, stored};
 use crate::{
     convert,
     domain::{Contact, FieldChange},
@@ -180,10 +180,14 @@ impl RelayWake {
 /// Erasure: drops the history of `contacts` (workspace, id) and strips personal data from their
 /// events still in the outbox (they keep their place in the shard sequence, so consumers see no
 /// gap). Runs after this transaction's own events were written, so those are stripped too.
+///
+/// No row is skipped: a payload that does not decode may hold personal data all the same, so it
+/// is replaced by an event made of the row's own columns (event id, workspace, contact, shard,
+/// time), of kind unspecified, so that no consumer takes it for a change.
 pub async fn erase(
     conn: &mut PgConnection,
     contacts: &[(String, String)],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     if contacts.is_empty() {
         return Ok(());
     }
@@ -198,8 +202,8 @@ pub async fn erase(
     .execute(&mut *conn)
     .await?;
     let rows = sqlx::query(
-        "SELECT id, payload FROM outbox WHERE (workspace_id, contact_id) IN
-           (SELECT * FROM unnest($1::text[], $2::text[]))",
+        "SELECT id, shard, event_id, workspace_id, contact_id, created_at, payload FROM outbox
+         WHERE (workspace_id, contact_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
     )
     .bind(&ws)
     .bind(&ids)
@@ -210,18 +214,25 @@ pub async fn erase(
         Vec::with_capacity(rows.len()),
     );
     for row in rows {
+        let id: i64 = row.try_get("id")?;
         let payload: Vec<u8> = row.try_get("payload")?;
-        let Ok(mut event) = events::ContactChanged::decode(payload.as_slice()) else {
-            continue;
+        let event = match events::ContactChanged::decode(payload.as_slice()) {
+            Ok(mut event) => {
+                strip(&mut event);
+                event
+            }
+            Err(e) => {
+                let event = from_columns(&row)?;
+                tracing::warn!(
+                    outbox_id = id,
+                    event_id = %event.event_id,
+                    error = %e,
+                    "erasure: an outbox payload does not decode; replaced by its row's ids"
+                );
+                event
+            }
         };
-        event.state = None;
-        for change in &mut event.changes {
-            change.old = None;
-            change.new = None;
-            change.tags_added.clear();
-            change.tags_removed.clear();
-        }
-        row_ids.push(row.try_get::<i64, _>("id")?);
+        row_ids.push(id);
         payloads.push(event.encode_to_vec());
     }
     sqlx::query(
@@ -233,6 +244,34 @@ pub async fn erase(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// What an event keeps of an erased contact: ids, version, kind, the paths that changed, time
+/// and causation; no state and no values.
+fn strip(event: &mut events::ContactChanged) {
+    event.state = None;
+    for change in &mut event.changes {
+        change.old = None;
+        change.new = None;
+        change.tags_added.clear();
+        change.tags_removed.clear();
+    }
+}
+
+/// An event with no personal data, from an outbox row's columns only.
+fn from_columns(row: &sqlx::postgres::PgRow) -> Result<events::ContactChanged, StoreError> {
+    let shard: i32 = row.try_get("shard")?;
+    let event_id: uuid::Uuid = row.try_get("event_id")?;
+    let occurred_at: DateTime<Utc> = row.try_get("created_at")?;
+    Ok(events::ContactChanged {
+        event_id: event_id.to_string(),
+        workspace_id: row.try_get("workspace_id")?,
+        contact_id: row.try_get("contact_id")?,
+        kind: events::ChangeKind::Unspecified as i32,
+        occurred_at: Some(meisa_proto::timestamp(occurred_at)),
+        shard: stored("outbox", "shard", shard)?,
+        ..Default::default()
+    })
 }
 
 /// A contact's history, newest first, before version `before` when given. A row whose payload

@@ -8,6 +8,9 @@ use meisa_proto::{
     events::ChangeKind,
 };
 
+use meisa_proto::events::ContactChanged;
+use prost::Message;
+
 use crate::*;
 
 #[tokio::test]
@@ -238,6 +241,75 @@ async fn erasure_removes_the_contact_its_history_and_personal_data_in_the_outbox
             .unwrap()
             .created
     );
+}
+
+/// A payload that cannot be decoded may still hold personal data: erasure replaces it by an event
+/// made of its row's columns, never skips it.
+#[tokio::test]
+async fn erasure_replaces_an_outbox_payload_it_cannot_decode() {
+    let app = spawn_app_with(|c| c.relay_enabled = false).await;
+    let mut c = contact("unreadable@example.com", "u");
+    c.first_name = name("Unreadable");
+    let a = app.upsert(WS, c).await.unwrap();
+    let (shard, event_id): (i32, uuid::Uuid) =
+        sqlx::query_as("SELECT shard, event_id FROM outbox WHERE contact_id = $1")
+            .bind(&a.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    // Not a ContactChanged (0xff is no valid field key), with personal data in it.
+    let mut garbage = vec![0xff, 0xff, 0xff];
+    garbage.extend_from_slice(b"unreadable@example.com Unreadable");
+    assert!(ContactChanged::decode(garbage.as_slice()).is_err());
+    let broken_id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO outbox (shard, event_id, workspace_id, contact_id, payload)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(shard)
+    .bind(broken_id)
+    .bind(WS)
+    .bind(&a.id)
+    .bind(&garbage)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    app.client
+        .clone()
+        .delete_contact(pb::DeleteContactRequest {
+            workspace_id: WS.into(),
+            id: a.id.clone(),
+            causation: None,
+        })
+        .await
+        .unwrap();
+
+    let rows: Vec<(uuid::Uuid, Vec<u8>)> =
+        sqlx::query_as("SELECT event_id, payload FROM outbox WHERE contact_id = $1 ORDER BY id")
+            .bind(&a.id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 3, "created, the broken row, deleted: {rows:?}");
+    for (_, payload) in &rows {
+        let text = String::from_utf8_lossy(payload);
+        assert!(!text.contains("unreadable@example.com"), "{text}");
+        assert!(!text.contains("Unreadable"), "{text}");
+    }
+    assert_eq!(rows[0].0, event_id);
+    let (id, payload) = &rows[1];
+    assert_eq!(*id, broken_id);
+    let replaced = ContactChanged::decode(payload.as_slice()).expect("the row decodes now");
+    assert_eq!(replaced.event_id, broken_id.to_string());
+    assert_eq!(
+        (replaced.workspace_id.as_str(), replaced.contact_id.as_str()),
+        (WS, a.id.as_str())
+    );
+    assert_eq!(i64::from(replaced.shard), i64::from(shard));
+    assert_eq!(replaced.kind, ChangeKind::Unspecified as i32);
+    assert!(replaced.state.is_none() && replaced.changes.is_empty());
+    assert!(replaced.occurred_at.is_some());
 }
 
 #[tokio::test]
