@@ -407,7 +407,7 @@ async fn fifty_concurrent_upserts_of_one_contact_lose_nothing() {
                     workspace_id: WS.into(),
                     contact: Some(c),
                     causation: None,
-                    return_contact: true,
+                    return_contact: false,
                 })
                 .await
                 .map(|r| r.into_inner())
@@ -496,4 +496,56 @@ async fn concurrent_upserts_and_tag_changes_of_one_contact_lose_nothing() {
         (1..=51).collect::<Vec<_>>(),
         "events in version order"
     );
+}
+
+#[tokio::test]
+async fn an_upsert_answers_with_the_contact_only_when_asked() {
+    let app = spawn_app().await;
+    let mut client = app.client.clone();
+    let upsert = |return_contact: bool| {
+        let mut client = client.clone();
+        async move {
+            client
+                .upsert(meisa_proto::contacts::UpsertRequest {
+                    workspace_id: WS.into(),
+                    contact: Some(with_fields(
+                        contact("ask@example.com", "usr_ask"),
+                        &[("plan", s("free"))],
+                    )),
+                    causation: None,
+                    return_contact,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let plain = upsert(false).await;
+    assert!(plain.contact.is_none());
+    let asked = upsert(true).await;
+    let c = asked.contact.expect("asked for the contact");
+    assert_eq!(
+        (c.id.as_str(), c.email.as_str()),
+        (plain.id.as_str(), "ask@example.com")
+    );
+    assert_eq!(fields_of(&c).get("plan"), Some(&Some(s("free"))));
+
+    let batch = |return_contacts: bool| meisa_proto::contacts::BatchUpsertRequest {
+        workspace_id: WS.into(),
+        contacts: vec![contact("ask@example.com", "usr_ask")],
+        causation: None,
+        return_contacts,
+    };
+    use meisa_proto::contacts::batch_upsert_result::Result as R;
+    for (asked, want) in [(false, false), (true, true)] {
+        let r = client
+            .batch_upsert(batch(asked))
+            .await
+            .unwrap()
+            .into_inner();
+        match &r.results[0].result {
+            Some(R::Ok(o)) => assert_eq!(o.contact.is_some(), want, "{o:?}"),
+            other => panic!("unexpected result {other:?}"),
+        }
+    }
 }
