@@ -298,16 +298,9 @@ impl ContactsService for ContactsApi {
         &self,
         req: Request<pb::AddTagsRequest>,
     ) -> Result<Response<pb::AddTagsResponse>, Status> {
-        let req = req.into_inner();
-        let tags = parse_tags(&req.tags)?;
-        let (contact, changed) = self
-            .edit(
-                &req.workspace_id,
-                &req.id,
-                req.causation,
-                Edit::AddTags(tags),
-            )
-            .await?;
+        let r = req.into_inner();
+        let edit = Edit::AddTags(parse_tags(&r.tags)?);
+        let (contact, changed) = self.edit(&r.workspace_id, &r.id, r.causation, edit).await?;
         Ok(Response::new(pb::AddTagsResponse { contact, changed }))
     }
 
@@ -316,16 +309,9 @@ impl ContactsService for ContactsApi {
         &self,
         req: Request<pb::RemoveTagsRequest>,
     ) -> Result<Response<pb::RemoveTagsResponse>, Status> {
-        let req = req.into_inner();
-        let tags = parse_tags(&req.tags)?;
-        let (contact, changed) = self
-            .edit(
-                &req.workspace_id,
-                &req.id,
-                req.causation,
-                Edit::RemoveTags(tags),
-            )
-            .await?;
+        let r = req.into_inner();
+        let edit = Edit::RemoveTags(parse_tags(&r.tags)?);
+        let (contact, changed) = self.edit(&r.workspace_id, &r.id, r.causation, edit).await?;
         Ok(Response::new(pb::RemoveTagsResponse { contact, changed }))
     }
 
@@ -334,15 +320,9 @@ impl ContactsService for ContactsApi {
         &self,
         req: Request<pb::SetSubscribedRequest>,
     ) -> Result<Response<pb::SetSubscribedResponse>, Status> {
-        let req = req.into_inner();
-        let (contact, changed) = self
-            .edit(
-                &req.workspace_id,
-                &req.id,
-                req.causation,
-                Edit::SetSubscribed(req.subscribed),
-            )
-            .await?;
+        let r = req.into_inner();
+        let edit = Edit::SetSubscribed(r.subscribed);
+        let (contact, changed) = self.edit(&r.workspace_id, &r.id, r.causation, edit).await?;
         Ok(Response::new(pb::SetSubscribedResponse {
             contact,
             changed,

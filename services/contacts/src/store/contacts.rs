@@ -1,7 +1,11 @@
 //! Reading and writing contact rows.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
+use sqlx::{
+    PgConnection, PgPool, Postgres, Row,
+    postgres::{PgArguments, PgRow},
+    query::Query,
+};
 
 use super::{CorruptRow, StoreError};
 use crate::domain::{Contact, FieldValue};
@@ -165,63 +169,77 @@ fn tags_json(c: &Contact) -> serde_json::Value {
     serde_json::Value::from(c.tags.iter().cloned().collect::<Vec<_>>())
 }
 
+/// Contacts as one set of rows, `v`, bound by [`bind_rows`] in this column order.
+const ROWS: &str = "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                          $7::bool[], $8::jsonb[], $9::jsonb[], $10::bigint[], $11::timestamptz[],
+                          $12::timestamptz[])
+         AS v(ws, id, email, ext, first_name, last_name, subscribed, tags, custom_fields, version,
+              created_at, updated_at)";
+
+fn bind_rows<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    cs: &'q [&Contact],
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(
+            cs.iter()
+                .map(|c| c.workspace_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(cs.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
+        .bind(cs.iter().map(|c| c.email.as_str()).collect::<Vec<_>>())
+        .bind(
+            cs.iter()
+                .map(|c| c.external_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            cs.iter()
+                .map(|c| c.first_name.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            cs.iter()
+                .map(|c| c.last_name.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(cs.iter().map(|c| c.subscribed).collect::<Vec<_>>())
+        .bind(cs.iter().map(|c| tags_json(c)).collect::<Vec<_>>())
+        .bind(cs.iter().map(|c| custom_json(c)).collect::<Vec<_>>())
+        .bind(cs.iter().map(|c| c.version).collect::<Vec<_>>())
+        .bind(cs.iter().map(|c| c.created_at).collect::<Vec<_>>())
+        .bind(cs.iter().map(|c| c.updated_at).collect::<Vec<_>>())
+}
+
 pub async fn insert_many(conn: &mut PgConnection, cs: &[&Contact]) -> Result<(), sqlx::Error> {
     if cs.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    let sql = format!(
         "INSERT INTO contacts (workspace_id, id, email, external_id, first_name, last_name, subscribed,
                                tags, custom_fields, version, created_at, updated_at)
          SELECT ws, id, email, ext, first_name, last_name, subscribed,
                 ARRAY(SELECT jsonb_array_elements_text(tags)), custom_fields, version, created_at, updated_at
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
-                     $8::jsonb[], $9::jsonb[], $10::bigint[], $11::timestamptz[], $12::timestamptz[])
-           AS v(ws, id, email, ext, first_name, last_name, subscribed, tags, custom_fields, version, created_at, updated_at)",
-    )
-    .bind(cs.iter().map(|c| c.workspace_id.as_str()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.email.as_str()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.external_id.as_deref()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.first_name.as_deref()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.last_name.as_deref()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.subscribed).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| tags_json(c)).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| custom_json(c)).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.version).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.created_at).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.updated_at).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await?;
+         FROM {ROWS}"
+    );
+    bind_rows(sqlx::query(&sql), cs).execute(&mut *conn).await?;
     Ok(())
 }
 
+/// Every column but the key and `created_at`, which never change.
 pub async fn update_many(conn: &mut PgConnection, cs: &[&Contact]) -> Result<(), sqlx::Error> {
     if cs.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    let sql = format!(
         "UPDATE contacts c SET email = v.email, external_id = v.ext, first_name = v.first_name,
                 last_name = v.last_name, subscribed = v.subscribed,
                 tags = ARRAY(SELECT jsonb_array_elements_text(v.tags)), custom_fields = v.custom_fields,
                 version = v.version, updated_at = v.updated_at
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
-                     $8::jsonb[], $9::jsonb[], $10::bigint[], $11::timestamptz[])
-           AS v(ws, id, email, ext, first_name, last_name, subscribed, tags, custom_fields, version, updated_at)
-         WHERE c.workspace_id = v.ws AND c.id = v.id",
-    )
-    .bind(cs.iter().map(|c| c.workspace_id.as_str()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.email.as_str()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.external_id.as_deref()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.first_name.as_deref()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.last_name.as_deref()).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.subscribed).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| tags_json(c)).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| custom_json(c)).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.version).collect::<Vec<_>>())
-    .bind(cs.iter().map(|c| c.updated_at).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await?;
+         FROM {ROWS}
+         WHERE c.workspace_id = v.ws AND c.id = v.id"
+    );
+    bind_rows(sqlx::query(&sql), cs).execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -321,13 +321,7 @@ async fn a_chain_of_email_changes_in_one_batch_is_applied_in_order() {
 #[tokio::test]
 async fn a_corrupt_row_is_an_internal_error_not_a_default() {
     let app = spawn_app().await;
-    let a = app
-        .upsert(
-            WS,
-            with_fields(contact("a@example.com", "u"), &[("plan", s("free"))]),
-        )
-        .await
-        .unwrap();
+    let a = app.upsert(WS, contact("a@example.com", "u")).await.unwrap();
     sqlx::query("UPDATE contact_changes SET payload = '\\xffff'::bytea WHERE contact_id = $1")
         .bind(&a.id)
         .execute(&app.pool)
