@@ -1,16 +1,8 @@
 //! Domain ↔ protobuf, at the boundary only.
 
-use meisa_proto::{common, events};
-use prost_types::Timestamp;
+use meisa_proto::{common, events, timestamp};
 
 use crate::domain::{Contact, FieldChange, FieldValue};
-
-pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
 
 pub fn value(v: &FieldValue) -> common::Value {
     use common::value::Kind;

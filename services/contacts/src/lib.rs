@@ -115,7 +115,7 @@ impl Application {
         let (mut routes, health) = meisa_runtime::grpc::base_routes()?;
         routes.add_service(
             ContactsServiceServer::new(api::ContactsApi::new(store.clone(), writer))
-                .max_decoding_message_size(64 * 1024 * 1024),
+                .max_decoding_message_size(meisa_runtime::client::MAX_MESSAGE_BYTES),
         );
         health
             .set_serving::<ContactsServiceServer<api::ContactsApi>>()

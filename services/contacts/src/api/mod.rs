@@ -4,26 +4,24 @@
 use meisa_proto::{
     common, contacts as pb, contacts::contacts_service_server::ContactsService, events,
 };
-use meisa_runtime::{errors::ApiError, telemetry};
+use meisa_runtime::{errors::ApiError, paging, telemetry};
 use tonic::{Request, Response, Status};
 
 use crate::{
     convert,
-    domain::{ContactInput, input::parse_tags},
+    domain::{ContactInput, Edit, input::parse_tags},
     error::ContactsError,
     store::{
         Store,
         changes::{self, ChangeMeta},
         contacts::{self, Lookup},
         fields, outbox,
-        upsert::{self, UpsertItem, UpsertOutcome},
+        plan::{Outcome, Saved, Write, WriteItem},
     },
     worker::writer::Writer,
 };
 
 pub const MAX_BATCH_ITEMS: usize = 1000;
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 500;
 
 pub struct ContactsApi {
     store: Store,
@@ -35,25 +33,25 @@ impl ContactsApi {
         Self { store, writer }
     }
 
-    /// A change to one existing contact: returns its state after and what changed.
-    async fn mutate(
+    /// An edit of one existing contact, through the writer like every write: its state after
+    /// and what changed.
+    async fn edit(
         &self,
         workspace_id: &str,
         id: &str,
         causation: Option<common::Causation>,
-        change: impl FnOnce(&mut crate::domain::Contact),
+        edit: Edit,
     ) -> Result<(Option<common::Contact>, Vec<String>), Status> {
-        let workspace_id = workspace(workspace_id)?;
-        let id = contact_id(id)?;
-        let o = rejected(
-            upsert::mutate(&self.store, &workspace_id, id, &meta(causation), |c| {
-                let mut next = c.clone();
-                change(&mut next);
-                next
-            })
-            .await,
-        )?;
-        Ok((Some(convert::contact(&o.contact)), o.changed))
+        let item = WriteItem {
+            workspace_id: workspace(workspace_id)?,
+            write: Write::Edit {
+                id: contact_id(id)?.to_string(),
+                edit,
+            },
+            meta: meta(causation),
+        };
+        let saved = saved(self.writer.write(item).await?)?;
+        Ok((Some(convert::contact(&saved.contact)), saved.changed))
     }
 }
 
@@ -78,20 +76,43 @@ fn meta(causation: Option<common::Causation>) -> ChangeMeta {
     }
 }
 
-fn page(p: Option<&common::PageRequest>) -> (i64, Option<String>) {
-    let limit = p.map_or(0, |p| p.limit);
-    let limit = if limit == 0 {
-        DEFAULT_PAGE
-    } else {
-        limit.min(MAX_PAGE)
-    };
-    let cursor = p.map(|p| p.cursor.clone()).filter(|c| !c.is_empty());
-    (i64::from(limit), cursor)
+/// A requested page: how many rows to serve, and the cursor to start after.
+struct Page {
+    limit: u32,
+    cursor: Option<String>,
+}
+
+impl Page {
+    fn of(p: Option<&common::PageRequest>) -> Self {
+        Self {
+            limit: paging::limit(p.map_or(0, |p| p.limit)),
+            cursor: p.map(|p| p.cursor.clone()).filter(|c| !c.is_empty()),
+        }
+    }
+
+    /// The SQL `LIMIT`: one row more than served, to learn whether another page follows.
+    fn fetch(&self) -> i64 {
+        paging::limit_plus_one(self.limit)
+    }
+
+    /// Cuts `rows` (fetched with [`Page::fetch`]) to the page; the cursor of the next page is
+    /// `cursor_of` the last row served, when there is a next page.
+    fn serve<T>(&self, mut rows: Vec<T>, cursor_of: impl Fn(&T) -> String) -> (Vec<T>, String) {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more {
+            rows.last().map(cursor_of).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        (rows, next)
+    }
 }
 
 /// The contact's state is built only for a caller that asked for it: the public upsert answers
 /// without it, and a batch of 1,000 full contacts is most of a 64 MiB message.
-fn upsert_response(o: UpsertOutcome, return_contact: bool) -> pb::UpsertResponse {
+fn upsert_response(o: Saved, return_contact: bool) -> pb::UpsertResponse {
     pb::UpsertResponse {
         contact: return_contact.then(|| convert::contact(&o.contact)),
         id: o.contact.id,
@@ -101,10 +122,15 @@ fn upsert_response(o: UpsertOutcome, return_contact: bool) -> pb::UpsertResponse
     }
 }
 
-fn rejected(
-    r: Result<Result<UpsertOutcome, ApiError>, sqlx::Error>,
-) -> Result<UpsertOutcome, Status> {
-    r.map_err(ContactsError::from)?.map_err(Status::from)
+/// What an upsert or an edit answers; only an erasure answers `Erased`.
+fn saved(o: Outcome) -> Result<Saved, ApiError> {
+    match o {
+        Outcome::Saved(s) => Ok(s),
+        Outcome::Erased => {
+            tracing::error!("a write that is not an erasure answered as one");
+            Err(ApiError::internal())
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -119,13 +145,16 @@ impl ContactsService for ContactsApi {
         let input = ContactInput::parse(&req.contact.unwrap_or_default())?;
         let outcome = self
             .writer
-            .upsert(UpsertItem {
+            .write(WriteItem {
                 workspace_id,
-                input,
+                write: Write::Upsert(input),
                 meta: meta(req.causation),
             })
             .await?;
-        Ok(Response::new(upsert_response(outcome, req.return_contact)))
+        Ok(Response::new(upsert_response(
+            saved(outcome)?,
+            req.return_contact,
+        )))
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
@@ -146,25 +175,30 @@ impl ContactsService for ContactsApi {
             .into());
         }
         let meta = meta(req.causation);
-        let parsed: Vec<Result<ContactInput, ApiError>> =
-            req.contacts.iter().map(ContactInput::parse).collect();
-        let items: Vec<UpsertItem> = parsed
-            .iter()
-            .filter_map(|p| p.as_ref().ok())
-            .map(|input| UpsertItem {
-                workspace_id: workspace_id.clone(),
-                input: input.clone(),
-                meta: meta.clone(),
-            })
-            .collect();
-        let mut done = self.writer.upsert_many(items).await.into_iter();
-        let results = parsed
+        // Per input, in order: its parse error, or None when it went to the writer.
+        let mut rejected = Vec::with_capacity(req.contacts.len());
+        let mut items = Vec::with_capacity(req.contacts.len());
+        for c in &req.contacts {
+            match ContactInput::parse(c) {
+                Ok(input) => {
+                    items.push(WriteItem {
+                        workspace_id: workspace_id.clone(),
+                        write: Write::Upsert(input),
+                        meta: meta.clone(),
+                    });
+                    rejected.push(None);
+                }
+                Err(e) => rejected.push(Some(e)),
+            }
+        }
+        let mut done = self.writer.write_many(items).await.into_iter();
+        let results = rejected
             .into_iter()
             .map(|p| {
                 let r = match p {
-                    Err(e) => Err(e),
-                    Ok(_) => match done.next() {
-                        Some(Ok(o)) => Ok(o),
+                    Some(e) => Err(e),
+                    None => match done.next() {
+                        Some(Ok(o)) => saved(o),
                         Some(Err(ContactsError::Rejected(e))) => Err(e),
                         Some(Err(_)) | None => Err(ApiError::unavailable(
                             "the contacts service is restarting; retry this item",
@@ -173,7 +207,10 @@ impl ContactsService for ContactsApi {
                 };
                 pb::BatchUpsertResult {
                     result: Some(match r {
-                        Ok(o) => pb::batch_upsert_result::Result::Ok(upsert_response(o, req.return_contacts)),
+                        Ok(o) => pb::batch_upsert_result::Result::Ok(upsert_response(
+                            o,
+                            req.return_contacts,
+                        )),
                         Err(e) => pb::batch_upsert_result::Result::Error(pb::ItemError {
                             code: e.code.as_str().to_string(),
                             message: e.message,
@@ -220,24 +257,18 @@ impl ContactsService for ContactsApi {
     ) -> Result<Response<pb::ListContactsResponse>, Status> {
         let req = req.into_inner();
         let workspace_id = workspace(&req.workspace_id)?;
-        let (limit, cursor) = page(req.page.as_ref());
+        let page = Page::of(req.page.as_ref());
         let tag = Some(req.tag.as_str()).filter(|t| !t.is_empty());
-        let mut rows = contacts::list(
+        let rows = contacts::list(
             &self.store.pool,
             &workspace_id,
             tag,
-            cursor.as_deref(),
-            limit + 1,
+            page.cursor.as_deref(),
+            page.fetch(),
         )
         .await
         .map_err(ContactsError::from)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_cursor = if more {
-            rows.last().map(|c| c.id.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_cursor) = page.serve(rows, |c| c.id.clone());
         Ok(Response::new(pb::ListContactsResponse {
             contacts: rows.iter().map(convert::contact).collect(),
             next_cursor,
@@ -251,10 +282,14 @@ impl ContactsService for ContactsApi {
     ) -> Result<Response<pb::DeleteContactResponse>, Status> {
         let req = req.into_inner();
         let workspace_id = workspace(&req.workspace_id)?;
-        let id = contact_id(&req.id)?;
-        upsert::erase(&self.store, &workspace_id, id, &meta(req.causation))
-            .await
-            .map_err(ContactsError::from)??;
+        let id = contact_id(&req.id)?.to_string();
+        self.writer
+            .write(WriteItem {
+                workspace_id,
+                write: Write::Erase { id },
+                meta: meta(req.causation),
+            })
+            .await?;
         Ok(Response::new(pb::DeleteContactResponse {}))
     }
 
@@ -263,13 +298,9 @@ impl ContactsService for ContactsApi {
         &self,
         req: Request<pb::AddTagsRequest>,
     ) -> Result<Response<pb::AddTagsResponse>, Status> {
-        let req = req.into_inner();
-        let tags = parse_tags(&req.tags)?;
-        let (contact, changed) = self
-            .mutate(&req.workspace_id, &req.id, req.causation, |c| {
-                c.tags.extend(tags.into_iter().map(|t| t.into_string()));
-            })
-            .await?;
+        let r = req.into_inner();
+        let edit = Edit::AddTags(parse_tags(&r.tags)?);
+        let (contact, changed) = self.edit(&r.workspace_id, &r.id, r.causation, edit).await?;
         Ok(Response::new(pb::AddTagsResponse { contact, changed }))
     }
 
@@ -278,15 +309,9 @@ impl ContactsService for ContactsApi {
         &self,
         req: Request<pb::RemoveTagsRequest>,
     ) -> Result<Response<pb::RemoveTagsResponse>, Status> {
-        let req = req.into_inner();
-        let tags = parse_tags(&req.tags)?;
-        let (contact, changed) = self
-            .mutate(&req.workspace_id, &req.id, req.causation, |c| {
-                for t in tags {
-                    c.tags.remove(&t.into_string());
-                }
-            })
-            .await?;
+        let r = req.into_inner();
+        let edit = Edit::RemoveTags(parse_tags(&r.tags)?);
+        let (contact, changed) = self.edit(&r.workspace_id, &r.id, r.causation, edit).await?;
         Ok(Response::new(pb::RemoveTagsResponse { contact, changed }))
     }
 
@@ -295,13 +320,9 @@ impl ContactsService for ContactsApi {
         &self,
         req: Request<pb::SetSubscribedRequest>,
     ) -> Result<Response<pb::SetSubscribedResponse>, Status> {
-        let req = req.into_inner();
-        let subscribed = req.subscribed;
-        let (contact, changed) = self
-            .mutate(&req.workspace_id, &req.id, req.causation, |c| {
-                c.subscribed = subscribed;
-            })
-            .await?;
+        let r = req.into_inner();
+        let edit = Edit::SetSubscribed(r.subscribed);
+        let (contact, changed) = self.edit(&r.workspace_id, &r.id, r.causation, edit).await?;
         Ok(Response::new(pb::SetSubscribedResponse {
             contact,
             changed,
@@ -317,19 +338,13 @@ impl ContactsService for ContactsApi {
         let rows = fields::list(&self.store.pool, &workspace_id)
             .await
             .map_err(ContactsError::from)?;
-        use crate::domain::FieldType as T;
         Ok(Response::new(pb::ListFieldsResponse {
             fields: rows
                 .into_iter()
                 .map(|f| pb::Field {
                     name: f.name,
-                    r#type: match f.ty {
-                        T::String => common::FieldType::String,
-                        T::Number => common::FieldType::Number,
-                        T::Boolean => common::FieldType::Boolean,
-                        T::Date => common::FieldType::Date,
-                    } as i32,
-                    first_seen_at: Some(convert::timestamp(f.first_seen_at)),
+                    r#type: meisa_proto::field_type(f.ty) as i32,
+                    first_seen_at: Some(meisa_proto::timestamp(f.first_seen_at)),
                     contacts: f.contacts,
                 })
                 .collect(),
@@ -351,26 +366,18 @@ impl ContactsService for ContactsApi {
         if !exists {
             return Err(ApiError::not_found(format!("no contact {id} in this workspace")).into());
         }
-        let (limit, cursor) = page(req.page.as_ref());
+        let page = Page::of(req.page.as_ref());
         let before =
-            match cursor {
+            match &page.cursor {
                 None => None,
                 Some(c) => Some(c.parse::<i64>().map_err(|_| {
                     ApiError::field("page.cursor", "not a cursor this API returned")
                 })?),
             };
-        let mut rows = changes::history(&self.store.pool, &workspace_id, id, before, limit + 1)
+        let rows = changes::history(&self.store.pool, &workspace_id, id, before, page.fetch())
             .await
             .map_err(ContactsError::from)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        let next_cursor = if more {
-            rows.last()
-                .map(|e| e.version.to_string())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (rows, next_cursor) = page.serve(rows, |e| e.version.to_string());
         Ok(Response::new(pb::ListChangesResponse {
             changes: rows
                 .into_iter()

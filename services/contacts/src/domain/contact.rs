@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use super::{fields::FieldValue, input::ContactInput};
+use super::{
+    fields::FieldValue,
+    input::{ContactInput, TagName},
+};
 
 /// A nullable update: keep what is stored, clear it, or set it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +26,15 @@ impl<T: Clone> Patch<T> {
             Self::Set(v) => Some(v.clone()),
         }
     }
+}
+
+/// A change to one existing contact, named by id, other than an upsert: what automations'
+/// actions and an unsubscribe do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Edit {
+    AddTags(Vec<TagName>),
+    RemoveTags(Vec<TagName>),
+    SetSubscribed(bool),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -109,6 +121,24 @@ impl Contact {
         next
     }
 
+    /// The state after an edit; adding a tag it has or removing one it lacks changes nothing.
+    pub fn apply_edit(&self, edit: &Edit) -> Contact {
+        let mut next = self.clone();
+        match edit {
+            Edit::AddTags(tags) => {
+                next.tags
+                    .extend(tags.iter().map(|t| t.as_str().to_string()));
+            }
+            Edit::RemoveTags(tags) => {
+                for t in tags {
+                    next.tags.remove(t.as_str());
+                }
+            }
+            Edit::SetSubscribed(subscribed) => next.subscribed = *subscribed,
+        }
+        next
+    }
+
     /// What changed from `before` (None for a new contact) to `self`, in a stable order:
     /// built-in fields first, then custom fields by name.
     pub fn diff(&self, before: Option<&Contact>) -> Vec<FieldChange> {
@@ -167,7 +197,7 @@ impl Contact {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{fields::FieldName, input::EmailAddress};
+    use crate::domain::{EmailAddress, FieldName};
 
     fn base() -> Contact {
         let mut c = Contact::new("ct_1".into(), "ws_1".into(), "a@b.co".into(), Utc::now());
@@ -234,10 +264,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::domain::{
-        fields::FieldName,
-        input::{ContactInput, EmailAddress},
-    };
+    use crate::domain::{ContactInput, EmailAddress, FieldName};
 
     fn value() -> impl Strategy<Value = Option<FieldValue>> {
         prop_oneof![

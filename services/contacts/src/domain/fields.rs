@@ -1,98 +1,30 @@
-//! Custom fields: names, values and the type a workspace fixes for each name.
+//! Custom fields: values, and what contacts says about names and types. The rules themselves
+//! (the name syntax, the built-in names, what is a date, the four types) are meisa-model's; this
+//! module words their errors the way the contacts API always has, at the field's path.
 
-use std::fmt;
-
+use meisa_model::{FieldNameError, is_date};
 use meisa_runtime::errors::ApiError;
 
-/// Built-in fields; their names cannot be custom field names (DESIGN §2).
-pub const BUILT_IN: &[&str] = &[
-    "email",
-    "first_name",
-    "last_name",
-    "external_id",
-    "subscribed",
-    "tags",
-    "created_at",
-    "updated_at",
-];
+pub use meisa_model::{FieldName, FieldType};
 
-pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_STRING_BYTES: usize = 4096;
 
-/// A custom field name: a letter, then letters, digits or `_`, at most 64, not a built-in name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FieldName(String);
-
-impl FieldName {
-    pub fn parse(name: &str) -> Result<Self, ApiError> {
-        let path = format!("custom_fields.{name}");
-        let mut chars = name.chars();
-        let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-        if !starts_with_letter || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(ApiError::field(
+/// A custom field name as sent in `custom_fields`, or an error at `custom_fields.<name>`.
+pub fn field_name(name: &str) -> Result<FieldName, ApiError> {
+    FieldName::parse(name).map_err(|e| {
+        let path = format!("{}{name}", meisa_model::CUSTOM_PREFIX);
+        match e {
+            // An empty name breaks the same rule as `2fast`: it does not start with a letter.
+            FieldNameError::Empty | FieldNameError::Syntax => {
+                ApiError::field(path, FieldNameError::Syntax.to_string())
+            }
+            FieldNameError::TooLong => ApiError::field(path, e.to_string()),
+            FieldNameError::BuiltIn(b) => ApiError::field(
                 path,
-                "field names start with a letter followed by letters, digits or _",
-            ));
+                format!("{b} is a built-in field; send it at the top level, not in custom_fields"),
+            ),
         }
-        if name.len() > MAX_NAME_LEN {
-            return Err(ApiError::field(
-                path,
-                format!("field names are at most {MAX_NAME_LEN} characters"),
-            ));
-        }
-        if BUILT_IN.contains(&name) {
-            return Err(ApiError::field(
-                path,
-                format!(
-                    "{name} is a built-in field; send it at the top level, not in custom_fields"
-                ),
-            ));
-        }
-        Ok(Self(name.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn path(&self) -> String {
-        format!("custom_fields.{}", self.0)
-    }
-}
-
-impl fmt::Display for FieldName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldType {
-    String,
-    Number,
-    Boolean,
-    Date,
-}
-
-impl FieldType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::String => "string",
-            Self::Number => "number",
-            Self::Boolean => "boolean",
-            Self::Date => "date",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "string" => Some(Self::String),
-            "number" => Some(Self::Number),
-            "boolean" => Some(Self::Boolean),
-            "date" => Some(Self::Date),
-            _ => None,
-        }
-    }
+    })
 }
 
 /// A custom field value. Integers stay integers so a product that sends `0` reads back `0`.
@@ -193,20 +125,14 @@ impl FieldValue {
     }
 }
 
-/// RFC 3339 (`2026-11-20T10:00:00Z`) or a calendar date (`2026-11-20`).
-pub fn is_date(s: &str) -> bool {
-    chrono::DateTime::parse_from_rfc3339(s).is_ok()
-        || (s.len() == 10 && chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_follow_the_rules() {
-        assert!(FieldName::parse("plan").is_ok());
-        assert!(FieldName::parse("posts_generated2").is_ok());
+        assert!(field_name("plan").is_ok());
+        assert!(field_name("posts_generated2").is_ok());
         for bad in [
             "",
             "2fast",
@@ -217,14 +143,22 @@ mod tests {
             "email",
             "tags",
         ] {
-            let err = FieldName::parse(bad).unwrap_err();
+            let err = field_name(bad).unwrap_err();
             assert_eq!(
                 err.field.as_deref(),
                 Some(format!("custom_fields.{bad}").as_str())
             );
         }
-        assert!(FieldName::parse(&"a".repeat(64)).is_ok());
-        assert!(FieldName::parse(&"a".repeat(65)).is_err());
+        assert!(field_name(&"a".repeat(64)).is_ok());
+        assert!(field_name(&"a".repeat(65)).is_err());
+        assert_eq!(
+            field_name("tags").unwrap_err().message,
+            "custom_fields.tags: tags is a built-in field; send it at the top level, not in custom_fields"
+        );
+        assert_eq!(
+            field_name("").unwrap_err().message,
+            "custom_fields.: field names start with a letter followed by letters, digits or _"
+        );
     }
 
     #[test]

@@ -3,54 +3,28 @@
 
 use std::collections::BTreeMap;
 
+use meisa_model::{EmailAddress, EmailError};
 use meisa_proto::{common, contacts as pb};
 use meisa_runtime::errors::ApiError;
 
 use super::{
     contact::Patch,
-    fields::{FieldName, FieldValue, MAX_STRING_BYTES},
+    fields::{FieldName, FieldValue, MAX_STRING_BYTES, field_name},
 };
 
-pub const MAX_EMAIL_BYTES: usize = 254;
 pub const MAX_NAME_CHARS: usize = 256;
 pub const MAX_EXTERNAL_ID_CHARS: usize = 256;
 pub const MAX_CUSTOM_FIELDS: usize = 100;
 pub const MAX_TAG_CHARS: usize = 64;
 
-/// A syntactically valid address, trimmed and lower-cased (DESIGN §2 compares case-insensitively).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct EmailAddress(String);
-
-impl EmailAddress {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let s = raw.trim().to_lowercase();
-        if s.is_empty() {
-            return Err(ApiError::field("email", "required"));
+/// The address at `email`, by the one rule set of meisa-model, or an error at `email`.
+pub fn parse_email(raw: &str) -> Result<EmailAddress, ApiError> {
+    EmailAddress::parse(raw).map_err(|e| match e {
+        EmailError::Empty => ApiError::field("email", "required"),
+        EmailError::TooLong(_) | EmailError::Invalid { .. } => {
+            ApiError::field("email", e.to_string())
         }
-        if s.len() > MAX_EMAIL_BYTES {
-            return Err(ApiError::field(
-                "email",
-                format!("at most {MAX_EMAIL_BYTES} bytes, got {}", s.len()),
-            ));
-        }
-        let options = email_address::Options {
-            minimum_sub_domains: 2,
-            allow_display_text: false,
-            allow_domain_literal: false,
-            ..Default::default()
-        };
-        email_address::EmailAddress::parse_with_options(&s, options).map_err(|e| {
-            ApiError::field(
-                "email",
-                format!("{raw:?} is not a valid email address ({e})"),
-            )
-        })?;
-        Ok(Self(s))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+    })
 }
 
 /// A tag: trimmed, 1 to 64 characters, no control characters.
@@ -78,8 +52,8 @@ impl TagName {
         Ok(Self(s.to_string()))
     }
 
-    pub fn into_string(self) -> String {
-        self.0
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -107,7 +81,7 @@ pub struct ContactInput {
 
 impl ContactInput {
     pub fn parse(input: &pb::ContactInput) -> Result<Self, ApiError> {
-        let email = EmailAddress::parse(&input.email)?;
+        let email = parse_email(&input.email)?;
         let external_id = match input.external_id.as_str() {
             "" => None,
             id if id.chars().count() > MAX_EXTERNAL_ID_CHARS => {
@@ -138,7 +112,7 @@ impl ContactInput {
         }
         let mut custom_fields = BTreeMap::new();
         for (name, value) in &input.custom_fields {
-            let name = FieldName::parse(name)?;
+            let name = field_name(name)?;
             let value = parse_value(&name, value)?;
             custom_fields.insert(name, value);
         }

@@ -5,6 +5,7 @@ pub mod contact;
 pub mod fields;
 pub mod input;
 
-pub use contact::{Contact, FieldChange, Patch};
+pub use contact::{Contact, Edit, FieldChange, Patch};
 pub use fields::{FieldName, FieldType, FieldValue};
-pub use input::{ContactInput, EmailAddress, TagName};
+pub use input::{ContactInput, TagName};
+pub use meisa_model::EmailAddress;

@@ -6,7 +6,7 @@ use meisa_proto::{common, events};
 use prost::Message;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::shard_of;
+use super::{CorruptRow, StoreError, shard_of, stored};
 use crate::{
     convert,
     domain::{Contact, FieldChange},
@@ -23,54 +23,55 @@ pub struct ChangeMeta {
 /// row (without it; the contact row has the state). Erasures have no history row.
 pub struct EventRow {
     pub event_id: uuid::Uuid,
-    pub shard: i32,
+    pub shard: u32,
     pub workspace_id: String,
     pub contact_id: String,
     pub version: i64,
+    /// The event as the stream carries it, but for `seq` (see `meisa_stream::with_seq`).
     pub outbox_payload: Vec<u8>,
     pub history_payload: Option<Vec<u8>>,
     pub occurred_at: DateTime<Utc>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The rows of one change of `contact`: `contact` is its state after the change, or, for an
+/// erasure, the contact as it was with the version of its erasure (the event then carries no
+/// state: no personal data).
 pub fn build(
     shards: u32,
     kind: events::ChangeKind,
-    workspace_id: &str,
-    contact_id: &str,
-    version: i64,
-    after: Option<&Contact>,
+    contact: &Contact,
     changes: &[FieldChange],
     meta: &ChangeMeta,
     now: DateTime<Utc>,
 ) -> EventRow {
     let event_id = uuid::Uuid::now_v7();
-    let shard = shard_of(workspace_id, contact_id, shards);
+    let shard = shard_of(&contact.workspace_id, &contact.id, shards);
+    let erased = kind == events::ChangeKind::Deleted;
     let mut event = events::ContactChanged {
         event_id: event_id.to_string(),
-        workspace_id: workspace_id.to_string(),
-        contact_id: contact_id.to_string(),
-        version,
+        workspace_id: contact.workspace_id.clone(),
+        contact_id: contact.id.clone(),
+        version: contact.version,
         kind: kind as i32,
         changes: changes.iter().map(convert::field_change).collect(),
-        state: after.map(convert::contact),
-        occurred_at: Some(convert::timestamp(now)),
+        state: (!erased).then(|| convert::contact(contact)),
+        occurred_at: Some(meisa_proto::timestamp(now)),
         causation: meta.causation.clone(),
         traceparent: meta.traceparent.clone(),
         shard,
         seq: 0,
     };
     let outbox_payload = event.encode_to_vec();
-    let history_payload = (kind != events::ChangeKind::Deleted).then(|| {
+    let history_payload = (!erased).then(|| {
         event.state = None;
         event.encode_to_vec()
     });
     EventRow {
         event_id,
-        shard: i32::try_from(shard).unwrap_or(0),
-        workspace_id: workspace_id.to_string(),
-        contact_id: contact_id.to_string(),
-        version,
+        shard,
+        workspace_id: contact.workspace_id.clone(),
+        contact_id: contact.id.clone(),
+        version: contact.version,
         outbox_payload,
         history_payload,
         occurred_at: now,
@@ -86,11 +87,12 @@ pub async fn write(conn: &mut PgConnection, rows: &[EventRow]) -> Result<(), sql
     sqlx::query(
         "INSERT INTO outbox (shard, event_id, workspace_id, contact_id, payload)
          SELECT shard, event_id, workspace_id, contact_id, payload
-         FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[], $5::bytea[])
+         FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::bytea[])
            WITH ORDINALITY AS r(shard, event_id, workspace_id, contact_id, payload, n)
          ORDER BY n",
     )
-    .bind(rows.iter().map(|r| r.shard).collect::<Vec<_>>())
+    // As bigint: the cast to the integer column refuses a shard that does not fit.
+    .bind(rows.iter().map(|r| i64::from(r.shard)).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
     .bind(
         rows.iter()
@@ -109,53 +111,25 @@ pub async fn write(conn: &mut PgConnection, rows: &[EventRow]) -> Result<(), sql
     )
     .execute(&mut *conn)
     .await?;
-    let history: Vec<&EventRow> = rows
+    let history: Vec<(&EventRow, &[u8])> = rows
         .iter()
-        .filter(|r| r.history_payload.is_some())
+        .filter_map(|r| r.history_payload.as_deref().map(|p| (r, p)))
         .collect();
     if !history.is_empty() {
         sqlx::query(
             "INSERT INTO contact_changes (workspace_id, contact_id, version, event_id, payload, occurred_at)
              SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[], $5::bytea[], $6::timestamptz[])",
         )
-        .bind(history.iter().map(|r| r.workspace_id.as_str()).collect::<Vec<_>>())
-        .bind(history.iter().map(|r| r.contact_id.as_str()).collect::<Vec<_>>())
-        .bind(history.iter().map(|r| r.version).collect::<Vec<_>>())
-        .bind(history.iter().map(|r| r.event_id).collect::<Vec<_>>())
-        .bind(history.iter().map(|r| r.history_payload.as_deref().unwrap_or_default()).collect::<Vec<_>>())
-        .bind(history.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+        .bind(history.iter().map(|(r, _)| r.workspace_id.as_str()).collect::<Vec<_>>())
+        .bind(history.iter().map(|(r, _)| r.contact_id.as_str()).collect::<Vec<_>>())
+        .bind(history.iter().map(|(r, _)| r.version).collect::<Vec<_>>())
+        .bind(history.iter().map(|(r, _)| r.event_id).collect::<Vec<_>>())
+        .bind(history.iter().map(|(_, p)| *p).collect::<Vec<_>>())
+        .bind(history.iter().map(|(r, _)| r.occurred_at).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     }
     Ok(())
-}
-
-/// Records one change (history and outbox) in the caller's transaction.
-#[allow(clippy::too_many_arguments)]
-pub async fn record(
-    conn: &mut PgConnection,
-    shards: u32,
-    kind: events::ChangeKind,
-    workspace_id: &str,
-    contact_id: &str,
-    version: i64,
-    after: Option<&Contact>,
-    changes: &[FieldChange],
-    meta: &ChangeMeta,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let row = build(
-        shards,
-        kind,
-        workspace_id,
-        contact_id,
-        version,
-        after,
-        changes,
-        meta,
-        now,
-    );
-    write(conn, &[row]).await
 }
 
 /// How committed changes wake the relay. Postgres serializes the commits of transactions that
@@ -203,56 +177,114 @@ impl RelayWake {
     }
 }
 
-/// Erasure: drops the history and strips personal data from events still in the outbox (they
-/// keep their place in the shard sequence, so consumers see no gap).
+/// Erasure: drops the history of `contacts` (workspace, id) and strips personal data from their
+/// events still in the outbox (they keep their place in the shard sequence, so consumers see no
+/// gap). Runs after this transaction's own events were written, so those are stripped too.
+///
+/// No row is skipped: a payload that does not decode may hold personal data all the same, so it
+/// is replaced by an event made of the row's own columns (event id, workspace, contact, shard,
+/// time), of kind unspecified, so that no consumer takes it for a change.
 pub async fn erase(
     conn: &mut PgConnection,
-    workspace_id: &str,
-    contact_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM contact_changes WHERE workspace_id = $1 AND contact_id = $2")
-        .bind(workspace_id)
-        .bind(contact_id)
-        .execute(&mut *conn)
-        .await?;
-    let rows =
-        sqlx::query("SELECT id, payload FROM outbox WHERE workspace_id = $1 AND contact_id = $2")
-            .bind(workspace_id)
-            .bind(contact_id)
-            .fetch_all(&mut *conn)
-            .await?;
+    contacts: &[(String, String)],
+) -> Result<(), StoreError> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let ws: Vec<&str> = contacts.iter().map(|c| c.0.as_str()).collect();
+    let ids: Vec<&str> = contacts.iter().map(|c| c.1.as_str()).collect();
+    sqlx::query(
+        "DELETE FROM contact_changes WHERE (workspace_id, contact_id) IN
+           (SELECT * FROM unnest($1::text[], $2::text[]))",
+    )
+    .bind(&ws)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT id, shard, event_id, workspace_id, contact_id, created_at, payload FROM outbox
+         WHERE (workspace_id, contact_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+    )
+    .bind(&ws)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let (mut row_ids, mut payloads) = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
     for row in rows {
         let id: i64 = row.try_get("id")?;
         let payload: Vec<u8> = row.try_get("payload")?;
-        let Ok(mut event) = events::ContactChanged::decode(payload.as_slice()) else {
-            continue;
+        let event = match events::ContactChanged::decode(payload.as_slice()) {
+            Ok(mut event) => {
+                strip(&mut event);
+                event
+            }
+            Err(e) => {
+                let event = from_columns(&row)?;
+                tracing::warn!(
+                    outbox_id = id,
+                    event_id = %event.event_id,
+                    error = %e,
+                    "erasure: an outbox payload does not decode; replaced by its row's ids"
+                );
+                event
+            }
         };
-        event.state = None;
-        for change in &mut event.changes {
-            change.old = None;
-            change.new = None;
-            change.tags_added.clear();
-            change.tags_removed.clear();
-        }
-        sqlx::query("UPDATE outbox SET payload = $2 WHERE id = $1")
-            .bind(id)
-            .bind(event.encode_to_vec())
-            .execute(&mut *conn)
-            .await?;
+        row_ids.push(id);
+        payloads.push(event.encode_to_vec());
     }
+    sqlx::query(
+        "UPDATE outbox SET payload = v.payload
+         FROM unnest($1::bigint[], $2::bytea[]) AS v(id, payload) WHERE outbox.id = v.id",
+    )
+    .bind(&row_ids)
+    .bind(&payloads)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
-/// A contact's history, newest first, before version `before` when given.
+/// What an event keeps of an erased contact: ids, version, kind, the paths that changed, time
+/// and causation; no state and no values.
+fn strip(event: &mut events::ContactChanged) {
+    event.state = None;
+    for change in &mut event.changes {
+        change.old = None;
+        change.new = None;
+        change.tags_added.clear();
+        change.tags_removed.clear();
+    }
+}
+
+/// An event with no personal data, from an outbox row's columns only.
+fn from_columns(row: &sqlx::postgres::PgRow) -> Result<events::ContactChanged, StoreError> {
+    let shard: i32 = row.try_get("shard")?;
+    let event_id: uuid::Uuid = row.try_get("event_id")?;
+    let occurred_at: DateTime<Utc> = row.try_get("created_at")?;
+    Ok(events::ContactChanged {
+        event_id: event_id.to_string(),
+        workspace_id: row.try_get("workspace_id")?,
+        contact_id: row.try_get("contact_id")?,
+        kind: events::ChangeKind::Unspecified as i32,
+        occurred_at: Some(meisa_proto::timestamp(occurred_at)),
+        shard: stored("outbox", "shard", shard)?,
+        ..Default::default()
+    })
+}
+
+/// A contact's history, newest first, before version `before` when given. A row whose payload
+/// does not decode fails the read: a history with a silent hole would misreport the contact.
 pub async fn history(
     pool: &PgPool,
     workspace_id: &str,
     contact_id: &str,
     before: Option<i64>,
     limit: i64,
-) -> Result<Vec<events::ContactChanged>, sqlx::Error> {
+) -> Result<Vec<events::ContactChanged>, StoreError> {
     let rows = sqlx::query(
-        "SELECT payload FROM contact_changes
+        "SELECT version, payload FROM contact_changes
          WHERE workspace_id = $1 AND contact_id = $2 AND ($3::bigint IS NULL OR version < $3)
          ORDER BY version DESC LIMIT $4",
     )
@@ -262,9 +294,17 @@ pub async fn history(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.try_get::<Vec<u8>, _>("payload").ok())
-        .filter_map(|p| events::ContactChanged::decode(p.as_slice()).ok())
-        .collect())
+    rows.iter()
+        .map(|r| {
+            let version: i64 = r.try_get("version")?;
+            let payload: Vec<u8> = r.try_get("payload")?;
+            events::ContactChanged::decode(payload.as_slice()).map_err(|e| {
+                CorruptRow::new(
+                    "contact_changes",
+                    format!("contact {contact_id} version {version}: payload does not decode: {e}"),
+                )
+                .into()
+            })
+        })
+        .collect()
 }

@@ -9,7 +9,19 @@ use std::{
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row};
 
+use super::{CorruptRow, StoreError};
 use crate::domain::FieldType;
+
+/// The `type` column as the model's type; the table's CHECK allows only the four spellings, so
+/// anything else is a corrupt row.
+fn stored_type(workspace_id: &str, name: &str, ty: &str) -> Result<FieldType, CorruptRow> {
+    FieldType::parse(ty).ok_or_else(|| {
+        CorruptRow::new(
+            "fields",
+            format!("field {name} of {workspace_id} has type {ty:?}"),
+        )
+    })
+}
 
 type Key = (String, String);
 
@@ -40,7 +52,7 @@ impl TxFields {
         conn: &mut PgConnection,
         workspace_id: &str,
         name: &str,
-    ) -> Result<Option<FieldType>, sqlx::Error> {
+    ) -> Result<Option<FieldType>, StoreError> {
         let key = (workspace_id.to_string(), name.to_string());
         if let Some(t) = self.seen.get(&key) {
             return Ok(Some(*t));
@@ -60,7 +72,9 @@ impl TxFields {
                 .bind(name)
                 .fetch_optional(&mut *conn)
                 .await?;
-        let ty = ty.as_deref().and_then(FieldType::parse);
+        let ty = ty
+            .map(|t| stored_type(workspace_id, name, &t))
+            .transpose()?;
         if let Some(t) = ty {
             self.seen.insert(key, t);
         }
@@ -76,7 +90,7 @@ impl TxFields {
         name: &str,
         ty: FieldType,
         now: DateTime<Utc>,
-    ) -> Result<FieldType, sqlx::Error> {
+    ) -> Result<FieldType, StoreError> {
         sqlx::query(
             "INSERT INTO fields (workspace_id, name, type, first_seen_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (workspace_id, name) DO NOTHING",
@@ -93,7 +107,7 @@ impl TxFields {
                 .bind(name)
                 .fetch_one(&mut *conn)
                 .await?;
-        let stored = FieldType::parse(&stored).unwrap_or(ty);
+        let stored = stored_type(workspace_id, name, &stored)?;
         self.seen
             .insert((workspace_id.to_string(), name.to_string()), stored);
         Ok(stored)
@@ -114,7 +128,7 @@ pub struct FieldInfo {
 }
 
 /// Every field of a workspace with how many contacts have it now.
-pub async fn list(pool: &PgPool, workspace_id: &str) -> Result<Vec<FieldInfo>, sqlx::Error> {
+pub async fn list(pool: &PgPool, workspace_id: &str) -> Result<Vec<FieldInfo>, StoreError> {
     let rows = sqlx::query(
         "SELECT f.name, f.type, f.first_seen_at,
                 (SELECT count(*) FROM contacts c
@@ -126,10 +140,11 @@ pub async fn list(pool: &PgPool, workspace_id: &str) -> Result<Vec<FieldInfo>, s
     .await?;
     rows.iter()
         .map(|r| {
+            let name: String = r.try_get("name")?;
             let ty: String = r.try_get("type")?;
             Ok(FieldInfo {
-                name: r.try_get("name")?,
-                ty: FieldType::parse(&ty).unwrap_or(FieldType::String),
+                ty: stored_type(workspace_id, &name, &ty)?,
+                name,
                 first_seen_at: r.try_get("first_seen_at")?,
                 contacts: r.try_get("contacts")?,
             })

@@ -4,11 +4,65 @@ pub mod changes;
 pub mod contacts;
 pub mod fields;
 pub mod outbox;
-pub mod upsert;
+pub mod plan;
+pub mod write;
 
 use sqlx::PgPool;
 
 pub use fields::FieldRegistry;
+
+/// What reading or writing the store fails with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptRow),
+}
+
+impl StoreError {
+    /// Two transactions raced for the same rows (a deadlock, a serialization failure, two
+    /// creations of one email): running the work again resolves it.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Db(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("40001" | "40P01" | "23505"))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A value read back from a table that does not fit its type: a negative `seq`, a field type no
+/// release wrote, a payload that does not decode. Not the caller's fault and not resolved by a
+/// retry, and never read as a default (a `seq` of 0 would republish, a dropped history row would
+/// hide a change): the operation fails, the row is logged, the caller gets an internal error.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt row in {table}: {problem}")]
+pub struct CorruptRow {
+    pub table: &'static str,
+    pub problem: String,
+}
+
+impl CorruptRow {
+    pub fn new(table: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            table,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A stored number as the type it stands for (`seq` and `shard` are never negative), or a
+/// [`CorruptRow`] naming the column.
+pub(crate) fn stored<S, T>(table: &'static str, column: &str, value: S) -> Result<T, CorruptRow>
+where
+    S: Copy + std::fmt::Display,
+    T: TryFrom<S>,
+{
+    T::try_from(value)
+        .map_err(|_| CorruptRow::new(table, format!("{column} = {value} is out of range")))
+}
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -34,19 +88,19 @@ impl Store {
     }
 }
 
-/// New ids are `prefix_` + a UUIDv7: unique without coordination and sorted by creation time, so
-/// cursor pagination by id lists contacts oldest first.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
-}
-
-/// FNV-1a over workspace and contact: a stable hash (unlike std's) so a contact keeps its shard
+/// FNV-1a over a workspace and a key: a stable hash (unlike std's), so a contact keeps its shard
 /// across releases.
-pub fn shard_of(workspace_id: &str, contact_id: &str, shards: u32) -> u32 {
+pub fn stable_hash(workspace_id: &str, key: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in workspace_id.bytes().chain([b'/']).chain(contact_id.bytes()) {
+    for b in workspace_id.bytes().chain([b'/']).chain(key.bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    u32::try_from(h % u64::from(shards.max(1))).unwrap_or(0)
+    h
+}
+
+/// The stream shard of a contact (DESIGN §4).
+pub fn shard_of(workspace_id: &str, contact_id: &str, shards: u32) -> u32 {
+    // The remainder is below `shards`, a u32, so the cast keeps every bit.
+    (stable_hash(workspace_id, contact_id) % u64::from(shards.max(1))) as u32
 }

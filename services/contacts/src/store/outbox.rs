@@ -8,6 +8,10 @@ use meisa_proto::events;
 use prost::Message;
 use sqlx::{PgConnection, PgPool, Row};
 
+use super::{CorruptRow, StoreError, stored};
+
+/// An outbox row to publish. `payload` is the event as the stream carries it, shard included,
+/// but without its `seq` (numbered after commit, so writers never contend for it).
 pub struct Pending {
     pub id: i64,
     pub created_at: DateTime<Utc>,
@@ -25,7 +29,7 @@ pub struct Pending {
 pub async fn claim_and_number(
     conn: &mut PgConnection,
     limit: i64,
-) -> Result<Vec<Pending>, sqlx::Error> {
+) -> Result<Vec<Pending>, StoreError> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let rows = sqlx::query(
         "SELECT id, shard, seq, payload, created_at FROM outbox WHERE published_at IS NULL
@@ -45,8 +49,12 @@ pub async fn claim_and_number(
         pending.push(Pending {
             id: row.try_get("id")?,
             created_at: row.try_get("created_at")?,
-            shard: u32::try_from(shard).unwrap_or(0),
-            seq: seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            shard: stored("outbox", "shard", shard)?,
+            // Numbered below, before anything of this batch is published.
+            seq: seq
+                .map(|s| stored("outbox", "seq", s))
+                .transpose()?
+                .unwrap_or(0),
             payload: row.try_get("payload")?,
         });
     }
@@ -60,7 +68,7 @@ pub async fn claim_and_number(
         let mut next = last.unwrap_or(0);
         for &i in idxs {
             next += 1;
-            pending[i].seq = u64::try_from(next).unwrap_or(0);
+            pending[i].seq = stored("relay_shards", "last_seq", next)?;
             ids.push(pending[i].id);
             seqs.push(next);
         }
@@ -104,48 +112,42 @@ pub async fn prune(pool: &PgPool, older_than: DateTime<Utc>) -> Result<u64, sqlx
     Ok(done.rows_affected())
 }
 
-/// The event as it goes on the stream: the stored payload with its shard and sequence number.
-pub fn stream_event(p: &Pending) -> Vec<u8> {
-    match events::ContactChanged::decode(p.payload.as_slice()) {
-        Ok(mut e) => {
-            e.shard = p.shard;
-            e.seq = p.seq;
-            e.encode_to_vec()
-        }
-        Err(_) => p.payload.clone(),
-    }
-}
-
-/// Published events of one shard in `[from, to]`, for a consumer that saw a gap.
+/// Published events of one shard in `[from, to]`, for a consumer that saw a gap. Each row is
+/// decoded once and given its `seq` (the stored payload has its shard already).
 pub async fn replay(
     pool: &PgPool,
     shard: u32,
     from: u64,
     to: u64,
     limit: i64,
-) -> Result<Vec<events::ContactChanged>, sqlx::Error> {
+) -> Result<Vec<events::ContactChanged>, StoreError> {
+    // A shard or a start beyond the columns' range names rows that cannot exist.
+    let (Ok(shard_column), Ok(from)) = (i32::try_from(shard), i64::try_from(from)) else {
+        return Ok(Vec::new());
+    };
+    let to = i64::try_from(to).unwrap_or(i64::MAX);
     let rows = sqlx::query(
-        "SELECT id, shard, seq, payload FROM outbox
+        "SELECT seq, payload FROM outbox
          WHERE shard = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq LIMIT $4",
     )
-    .bind(i32::try_from(shard).unwrap_or(i32::MAX))
-    .bind(i64::try_from(from).unwrap_or(i64::MAX))
-    .bind(i64::try_from(to).unwrap_or(i64::MAX))
+    .bind(shard_column)
+    .bind(from)
+    .bind(to)
     .bind(limit)
     .fetch_all(pool)
     .await?;
     rows.iter()
         .map(|r| {
-            let p = Pending {
-                id: r.try_get("id")?,
-                created_at: Utc::now(),
-                shard,
-                seq: r
-                    .try_get::<i64, _>("seq")
-                    .map(|s| u64::try_from(s).unwrap_or(0))?,
-                payload: r.try_get("payload")?,
-            };
-            Ok(events::ContactChanged::decode(stream_event(&p).as_slice()).unwrap_or_default())
+            let seq: i64 = r.try_get("seq")?;
+            let payload: Vec<u8> = r.try_get("payload")?;
+            let mut event = events::ContactChanged::decode(payload.as_slice()).map_err(|e| {
+                CorruptRow::new(
+                    "outbox",
+                    format!("shard {shard} seq {seq}: payload does not decode: {e}"),
+                )
+            })?;
+            event.seq = stored("outbox", "seq", seq)?;
+            Ok(event)
         })
         .collect()
 }

@@ -1,4 +1,5 @@
-//! Background work: the upsert writer lanes (group commit), the outbox relay, and pruning.
+//! Background work: the writer lanes (group commit of every write to a contact), the outbox
+//! relay, and pruning.
 
 pub mod relay;
 pub mod writer;

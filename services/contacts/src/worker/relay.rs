@@ -1,43 +1,30 @@
-//! Moves outbox rows to Redis streams `{prefix}:changes:{shard}`, in order, exactly once.
+//! Moves outbox rows to the shard streams (`meisa_stream::key`), in order, exactly once.
 //!
 //! One relay works at a time across all replicas: it holds a Postgres advisory lock on the
 //! connection it does all its work on, so if that connection dies the lock goes with it and
 //! another replica takes over. It wakes on NOTIFY from committing transactions and polls as a
 //! fallback (a lost notification only delays, never loses).
 //!
+//! A publish is a copy: the outbox row holds the event as the stream carries it (with its shard),
+//! and [`meisa_stream::Publisher`] appends the `seq` the row was numbered with.
+//!
 //! Exactly once: each entry is added with stream id `{seq}-0`. If the relay dies after XADD but
 //! before marking the row published, the retry's XADD is refused by Redis ("equal or smaller than
-//! the target stream top item") and the row is simply marked. If it dies before XADD, the row is
-//! still unpublished and goes out on the retry.
+//! the target stream top item"), the publisher skips it, and the row is simply marked. If it dies
+//! before XADD, the row is still unpublished and goes out on the retry.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
+use meisa_stream::{Published, Publisher};
 use redis::aio::ConnectionManager;
 use sqlx::{PgPool, postgres::PgListener};
 use tokio_util::sync::CancellationToken;
 
-use std::sync::Arc;
+use crate::store::{OUTBOX_CHANNEL, StoreError, changes::RelayWake, outbox};
 
-use crate::store::{OUTBOX_CHANNEL, changes::RelayWake, outbox};
-
-const RELAY_LOCK_KEY: i64 = 0x6d65_6973_6172_6c79; // "meisarly"
+/// The advisory lock the leading relay holds ("meisarly"); a test waits for it to be taken.
+pub const RELAY_LOCK_KEY: i64 = 0x6d65_6973_6172_6c79;
 const BATCH: i64 = 1000;
-
-/// Adds entries in order, skipping those a previous attempt already added.
-const XADD_SCRIPT: &str = r"
-local n = 0
-for i = 2, #ARGV, 3 do
-  local r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[i], 'seq', ARGV[i+1], 'event', ARGV[i+2])
-  if type(r) == 'table' and r.err then
-    if not string.find(r.err, 'equal or smaller', 1, true) then
-      return redis.error_reply(r.err)
-    end
-  else
-    n = n + 1
-  end
-end
-return n
-";
 
 #[derive(Clone)]
 pub struct RelayConfig {
@@ -47,10 +34,6 @@ pub struct RelayConfig {
     pub retention: Duration,
 }
 
-pub fn stream_key(prefix: &str, shard: u32) -> String {
-    format!("{prefix}:changes:{shard}")
-}
-
 pub async fn run(
     pool: PgPool,
     wake: Arc<RelayWake>,
@@ -58,13 +41,18 @@ pub async fn run(
     config: RelayConfig,
     shutdown: CancellationToken,
 ) {
-    let script = redis::Script::new(XADD_SCRIPT);
+    let publisher = Publisher::new(config.stream_prefix.clone(), config.stream_maxlen);
     let mut redis = redis;
     while !shutdown.is_cancelled() {
-        let led = lead(&pool, &wake, &mut redis, &script, &config, &shutdown).await;
+        let led = lead(&pool, &wake, &mut redis, &publisher, &config, &shutdown).await;
         wake.set_leading(false);
         match led {
             Ok(()) => {}
+            // A row that cannot be published stops the relay at it (publishing around it would
+            // leave a hole in the shard's seq): someone has to look.
+            Err(RelayError::Store(StoreError::Corrupt(e))) => {
+                tracing::error!(error = %e, "relay stopped at a corrupt outbox row; retrying");
+            }
             Err(e) => tracing::warn!(error = %e, "relay interrupted; retrying"),
         }
         tokio::select! {
@@ -77,10 +65,16 @@ pub async fn run(
 
 #[derive(Debug, thiserror::Error)]
 enum RelayError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Stream(#[from] meisa_stream::StreamError),
+}
+
+impl From<sqlx::Error> for RelayError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
 }
 
 /// Takes the lead if no one has it, then relays until shutdown or an error.
@@ -88,7 +82,7 @@ async fn lead(
     pool: &PgPool,
     wake: &RelayWake,
     redis: &mut ConnectionManager,
-    script: &redis::Script,
+    publisher: &Publisher,
     config: &RelayConfig,
     shutdown: &CancellationToken,
 ) -> Result<(), RelayError> {
@@ -108,7 +102,7 @@ async fn lead(
 
     let result = async {
         loop {
-            let n = publish_batch(&mut conn, redis, script, config).await?;
+            let n = publish_batch(&mut conn, redis, publisher).await?;
             if last_prune.elapsed() > config.retention.min(Duration::from_secs(60)) {
                 let cutoff = chrono::Utc::now()
                     - chrono::Duration::from_std(config.retention)
@@ -142,8 +136,7 @@ async fn lead(
 async fn publish_batch(
     conn: &mut sqlx::PgConnection,
     redis: &mut ConnectionManager,
-    script: &redis::Script,
-    config: &RelayConfig,
+    publisher: &Publisher,
 ) -> Result<usize, RelayError> {
     let pending = outbox::claim_and_number(conn, BATCH).await?;
     if pending.is_empty() {
@@ -151,14 +144,14 @@ async fn publish_batch(
     }
     for shard_rows in pending.chunk_by(|a, b| a.shard == b.shard) {
         let shard = shard_rows[0].shard;
-        let mut inv = script.key(stream_key(&config.stream_prefix, shard));
-        inv.arg(config.stream_maxlen);
-        for p in shard_rows {
-            inv.arg(format!("{}-0", p.seq))
-                .arg(p.seq)
-                .arg(outbox::stream_event(p));
-        }
-        let added: i64 = inv.invoke_async(redis).await?;
+        let entries: Vec<Published<'_>> = shard_rows
+            .iter()
+            .map(|p| Published {
+                seq: p.seq,
+                stored: &p.payload,
+            })
+            .collect();
+        let added = publisher.publish(redis, shard, &entries).await?;
         tracing::debug!(shard, added, total = shard_rows.len(), "published changes");
     }
     let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();

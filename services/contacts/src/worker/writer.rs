@@ -1,7 +1,10 @@
-//! Group commit. Upserts are routed to a few writer lanes by the contact's key (workspace and
-//! external id, else email); each lane takes every upsert waiting for it and applies them in one
-//! transaction, so N concurrent upserts cost one commit instead of N. Routing by key also makes
-//! concurrent upserts of one contact queue in one lane instead of fighting over its row lock.
+//! Group commit, for every write to a contact: upserts, tag and subscription edits, erasures.
+//! Writes are routed to a few writer lanes by a key of their contact (an upsert by workspace and
+//! external id, else email; an edit or an erasure by the contact's id); each lane takes every
+//! write waiting for it and applies them in one transaction ([`crate::store::write`]), so N
+//! concurrent writes cost one commit instead of N. Routing by key also makes concurrent upserts
+//! of one contact queue in one lane instead of fighting over its row lock. How an upsert and an
+//! edit of one contact in two lanes stay ordered is said in [`crate::store::write`].
 //!
 //! Races between lanes (or replicas) that Postgres resolves by aborting a transaction — a
 //! deadlock, or two creations of one email — retry the whole batch. If the process dies, the
@@ -14,21 +17,23 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    error::{ContactsError, is_retryable},
+    error::{ContactsError, store_failure},
     store::{
-        Store,
-        upsert::{UpsertItem, UpsertOutcome, apply_batch, apply_batch_sequential},
+        Store, StoreError,
+        plan::{ItemResult, Outcome, Write, WriteItem},
+        stable_hash,
+        write::{apply_batch, apply_one_by_one},
     },
 };
 
 const MAX_BATCH: usize = 256;
 const MAX_ATTEMPTS: u32 = 6;
 
-type Reply = oneshot::Sender<Result<UpsertOutcome, ContactsError>>;
+type Reply = oneshot::Sender<Result<Outcome, ContactsError>>;
 
 #[derive(Clone)]
 pub struct Writer {
-    lanes: Vec<mpsc::Sender<(UpsertItem, Reply)>>,
+    lanes: Vec<mpsc::Sender<(WriteItem, Reply)>>,
 }
 
 impl Writer {
@@ -52,40 +57,31 @@ impl Writer {
         (Self { lanes: senders }, handles)
     }
 
-    fn lane_for(&self, item: &UpsertItem) -> usize {
-        let key = item
-            .input
-            .external_id
-            .as_deref()
-            .unwrap_or(item.input.email.as_str());
-        let shard = crate::store::shard_of(
-            &item.workspace_id,
-            key,
-            u32::try_from(self.lanes.len()).unwrap_or(1),
-        );
-        usize::try_from(shard).unwrap_or(0)
+    fn lane_for(&self, item: &WriteItem) -> &mpsc::Sender<(WriteItem, Reply)> {
+        let key = match &item.write {
+            Write::Upsert(input) => input.external_id.as_deref().unwrap_or(input.email.as_str()),
+            Write::Edit { id, .. } | Write::Erase { id } => id,
+        };
+        let hash = stable_hash(&item.workspace_id, key);
+        // A usize widens to u64, and the remainder is below the lane count, so it fits back.
+        &self.lanes[(hash % self.lanes.len() as u64) as usize]
     }
 
-    pub async fn upsert(&self, item: UpsertItem) -> Result<UpsertOutcome, ContactsError> {
+    pub async fn write(&self, item: WriteItem) -> Result<Outcome, ContactsError> {
         let (tx, rx) = oneshot::channel();
-        let lane = self.lane_for(&item);
-        self.lanes[lane]
+        self.lane_for(&item)
             .send((item, tx))
             .await
             .map_err(|_| ContactsError::ShuttingDown)?;
         rx.await.map_err(|_| ContactsError::ShuttingDown)?
     }
 
-    /// Many upserts at once; one result per item, in order.
-    pub async fn upsert_many(
-        &self,
-        items: Vec<UpsertItem>,
-    ) -> Vec<Result<UpsertOutcome, ContactsError>> {
+    /// Many writes at once; one result per item, in order.
+    pub async fn write_many(&self, items: Vec<WriteItem>) -> Vec<Result<Outcome, ContactsError>> {
         let mut waits = Vec::with_capacity(items.len());
         for item in items {
             let (tx, rx) = oneshot::channel();
-            let lane = self.lane_for(&item);
-            let sent = self.lanes[lane].send((item, tx)).await.is_ok();
+            let sent = self.lane_for(&item).send((item, tx)).await.is_ok();
             waits.push((sent, rx));
         }
         let mut out = Vec::with_capacity(waits.len());
@@ -103,7 +99,7 @@ impl Writer {
 async fn run_lane(
     lane: usize,
     store: Store,
-    mut rx: mpsc::Receiver<(UpsertItem, Reply)>,
+    mut rx: mpsc::Receiver<(WriteItem, Reply)>,
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -122,7 +118,7 @@ async fn run_lane(
                 Err(_) => break,
             }
         }
-        let items: Vec<&UpsertItem> = batch.iter().map(|(i, _)| i).collect();
+        let items: Vec<&WriteItem> = batch.iter().map(|(i, _)| i).collect();
         let started = std::time::Instant::now();
         let results = apply_with_retry(lane, &store, &items).await;
         metrics::histogram!("meisa_contacts_commit_batch_size").record(items.len() as f64);
@@ -130,52 +126,57 @@ async fn run_lane(
             .record(started.elapsed().as_secs_f64());
         match results {
             Ok(results) => {
-                for ((_, reply), r) in batch.drain(..).zip(results) {
-                    let outcome = match &r {
-                        Ok(o) if o.created => "created",
-                        Ok(o) if o.changed.is_empty() => "unchanged",
-                        Ok(_) => "updated",
-                        Err(_) => "rejected",
-                    };
-                    metrics::counter!("meisa_contacts_upserts_total", "outcome" => outcome)
-                        .increment(1);
+                for ((item, reply), r) in batch.drain(..).zip(results) {
+                    if matches!(item.write, Write::Upsert(_)) {
+                        count_upsert(&r);
+                    }
                     let _ = reply.send(r.map_err(ContactsError::Rejected));
                 }
             }
             Err(e) => {
-                tracing::error!(lane, error = %e, size = batch.len(), "upsert batch failed");
+                tracing::error!(lane, error = %e, size = batch.len(), "write batch failed");
+                let upserts = batch
+                    .iter()
+                    .filter(|(i, _)| matches!(i.write, Write::Upsert(_)))
+                    .count();
                 metrics::counter!("meisa_contacts_upserts_total", "outcome" => "failed")
-                    .increment(batch.len() as u64);
+                    .increment(upserts as u64);
+                let err = store_failure(&e);
                 for (_, reply) in batch.drain(..) {
-                    let err = if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) {
-                        ApiError::unavailable("the contacts database is unavailable; retry shortly")
-                    } else {
-                        ApiError::internal()
-                    };
-                    let _ = reply.send(Err(ContactsError::Rejected(err)));
+                    let _ = reply.send(Err(ContactsError::Rejected(err.clone())));
                 }
             }
         }
     }
 }
 
+fn count_upsert(r: &ItemResult) {
+    let outcome = match r {
+        Ok(Outcome::Saved(s)) if s.created => "created",
+        Ok(Outcome::Saved(s)) if s.changed.is_empty() => "unchanged",
+        Ok(_) => "updated",
+        Err(_) => "rejected",
+    };
+    metrics::counter!("meisa_contacts_upserts_total", "outcome" => outcome).increment(1);
+}
+
 async fn apply_with_retry(
     lane: usize,
     store: &Store,
-    items: &[&UpsertItem],
-) -> Result<Vec<Result<UpsertOutcome, ApiError>>, sqlx::Error> {
+    items: &[&WriteItem],
+) -> Result<Vec<Result<Outcome, ApiError>>, StoreError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        // First try set-based; any retry goes item by item (see apply_batch).
+        // First try set-based; any retry goes one by one (see store::write).
         let result = if attempt == 1 {
             apply_batch(store, items).await
         } else {
-            apply_batch_sequential(store, items).await
+            apply_one_by_one(store, items).await
         };
         match result {
-            Err(e) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
-                tracing::debug!(lane, attempt, error = %e, "upsert batch raced another writer; retrying");
+            Err(e) if attempt < MAX_ATTEMPTS && e.is_retryable() => {
+                tracing::debug!(lane, attempt, error = %e, "write batch raced another writer; retrying");
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
             }
             other => return other,

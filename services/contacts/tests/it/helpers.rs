@@ -1,6 +1,6 @@
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
-use meisa_contacts::{Application, Config};
+use meisa_contacts::{Application, Config, worker::relay::RELAY_LOCK_KEY};
 use meisa_proto::{
     common::{self, value::Kind},
     contacts::{self as pb, contacts_service_client::ContactsServiceClient},
@@ -120,7 +120,8 @@ impl TestApp {
                 workspace_id: ws.into(),
                 contact: Some(input),
                 causation: None,
-                return_contact: true,
+                // No test reads it back from here: the hot path, as the gateway calls it.
+                return_contact: false,
             })
             .await
             .map(|r| r.into_inner())
@@ -148,7 +149,7 @@ impl TestApp {
             .expect("redis");
         let mut out = Vec::new();
         for shard in 0..self.config.shards {
-            let key = format!("{}:changes:{shard}", self.prefix);
+            let key = meisa_stream::key(&self.prefix, shard);
             let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
                 .arg(&key)
                 .arg("-")
@@ -170,18 +171,41 @@ impl TestApp {
 
     /// Waits until the relay has published everything in the outbox.
     pub async fn wait_published(&self) {
-        for _ in 0..200 {
-            let pending: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                    .fetch_one(&self.pool)
-                    .await
-                    .expect("count");
-            if pending == 0 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("the relay did not publish the outbox within 5s");
+        meisa_testkit::eventually(
+            Duration::from_secs(10),
+            "the relay to publish the outbox",
+            || async {
+                let pending: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                        .fetch_one(&self.pool)
+                        .await
+                        .expect("count");
+                (pending == 0).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Whether a relay (of any process on this database) holds the lead.
+    pub async fn relay_leads(&self) -> bool {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND classid::bigint = ($1 >> 32) AND objid::bigint = ($1 & 4294967295)
+               AND objsubid = 1)",
+        )
+        .bind(RELAY_LOCK_KEY)
+        .fetch_one(&self.pool)
+        .await
+        .expect("pg_locks")
+    }
+
+    /// Waits until a relay took the lead: from then on, a commit is published promptly.
+    pub async fn until_relay_leads(&self) {
+        meisa_testkit::eventually(Duration::from_secs(10), "a relay to lead", || async {
+            self.relay_leads().await.then_some(())
+        })
+        .await;
     }
 
     pub async fn events_for(&self, contact_id: &str) -> Vec<ContactChanged> {

@@ -407,7 +407,7 @@ async fn fifty_concurrent_upserts_of_one_contact_lose_nothing() {
                     workspace_id: WS.into(),
                     contact: Some(c),
                     causation: None,
-                    return_contact: true,
+                    return_contact: false,
                 })
                 .await
                 .map(|r| r.into_inner())
@@ -430,4 +430,122 @@ async fn fifty_concurrent_upserts_of_one_contact_lose_nothing() {
         (1..=50).collect::<Vec<_>>(),
         "events in version order"
     );
+}
+
+/// Upserts are routed by external id, tag changes by contact id, so they run in different lanes:
+/// the row lock orders them, and no change is lost or out of version order.
+#[tokio::test]
+async fn concurrent_upserts_and_tag_changes_of_one_contact_lose_nothing() {
+    let app = spawn_app().await;
+    let id = app
+        .upsert(WS, contact("mix@example.com", "usr_mix"))
+        .await
+        .unwrap()
+        .id;
+    let mut tasks = Vec::new();
+    for i in 0..25 {
+        let mut client = app.client.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = with_fields(
+                contact("mix@example.com", "usr_mix"),
+                &[(&format!("f{i}"), Kind::IntValue(i))],
+            );
+            client
+                .upsert(meisa_proto::contacts::UpsertRequest {
+                    workspace_id: WS.into(),
+                    contact: Some(c),
+                    causation: None,
+                    return_contact: false,
+                })
+                .await
+                .map(|r| r.into_inner().changed)
+        }));
+        let mut client = app.client.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .add_tags(meisa_proto::contacts::AddTagsRequest {
+                    workspace_id: WS.into(),
+                    id,
+                    tags: vec![format!("t{i}")],
+                    causation: None,
+                })
+                .await
+                .map(|r| r.into_inner().changed)
+        }));
+    }
+    for t in tasks {
+        assert_eq!(
+            t.await.unwrap().unwrap().len(),
+            1,
+            "each write is one change"
+        );
+    }
+    let stored = app.get(WS, &id).await.unwrap();
+    assert_eq!(stored.custom_fields.len(), 25, "every field kept");
+    assert_eq!(stored.tags.len(), 25, "every tag kept");
+    assert_eq!(stored.version, 51, "one version per change");
+    let versions: Vec<i64> = app
+        .events_for(&id)
+        .await
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=51).collect::<Vec<_>>(),
+        "events in version order"
+    );
+}
+
+#[tokio::test]
+async fn an_upsert_answers_with_the_contact_only_when_asked() {
+    let app = spawn_app().await;
+    let mut client = app.client.clone();
+    let upsert = |return_contact: bool| {
+        let mut client = client.clone();
+        async move {
+            client
+                .upsert(meisa_proto::contacts::UpsertRequest {
+                    workspace_id: WS.into(),
+                    contact: Some(with_fields(
+                        contact("ask@example.com", "usr_ask"),
+                        &[("plan", s("free"))],
+                    )),
+                    causation: None,
+                    return_contact,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let plain = upsert(false).await;
+    assert!(plain.contact.is_none());
+    let asked = upsert(true).await;
+    let c = asked.contact.expect("asked for the contact");
+    assert_eq!(
+        (c.id.as_str(), c.email.as_str()),
+        (plain.id.as_str(), "ask@example.com")
+    );
+    assert_eq!(fields_of(&c).get("plan"), Some(&Some(s("free"))));
+
+    let batch = |return_contacts: bool| meisa_proto::contacts::BatchUpsertRequest {
+        workspace_id: WS.into(),
+        contacts: vec![contact("ask@example.com", "usr_ask")],
+        causation: None,
+        return_contacts,
+    };
+    use meisa_proto::contacts::batch_upsert_result::Result as R;
+    for (asked, want) in [(false, false), (true, true)] {
+        let r = client
+            .batch_upsert(batch(asked))
+            .await
+            .unwrap()
+            .into_inner();
+        match &r.results[0].result {
+            Some(R::Ok(o)) => assert_eq!(o.contact.is_some(), want, "{o:?}"),
+            other => panic!("unexpected result {other:?}"),
+        }
+    }
 }

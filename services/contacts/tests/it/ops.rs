@@ -1,6 +1,6 @@
 //! What a platform team relies on: clear start-up errors, health, metrics.
 
-use std::{process::Stdio, time::Duration};
+use std::process::Stdio;
 
 use meisa_proto::contacts::{UpsertRequest, contacts_service_client::ContactsServiceClient};
 use tonic_health::pb::{
@@ -37,28 +37,20 @@ fn a_missing_variable_is_named_and_the_process_exits_non_zero() {
 #[tokio::test]
 async fn the_process_reports_health_and_serves_metrics() {
     let app = spawn_app_with(|c| c.relay_enabled = false).await;
-    let (grpc, metrics) = (meisa_testkit::free_port(), meisa_testkit::free_port());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_contacts"))
-        .arg("serve")
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_contacts"));
+    cmd.arg("serve")
         .env("DATABASE_URL", &app.db.url)
         .env("REDIS_URL", meisa_testkit::redis_url())
-        .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
-        .env("MEISA_METRICS_ADDR", format!("127.0.0.1:{metrics}"))
+        .env("MEISA_GRPC_ADDR", "127.0.0.1:0")
+        .env("MEISA_METRICS_ADDR", "127.0.0.1:0")
         .env("MEISA_STREAM_PREFIX", &app.prefix)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start contacts");
-    let url = format!("http://127.0.0.1:{grpc}");
-    let mut client = None;
-    for _ in 0..200 {
-        if let Ok(c) = ContactsServiceClient::connect(url.clone()).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut client = client.expect("contacts started");
+        .stderr(Stdio::null());
+    let service = meisa_testkit::Service::spawn(cmd).await;
+    let url = service.url("grpc");
+    let mut client = ContactsServiceClient::connect(url.clone())
+        .await
+        .expect("contacts started");
     let channel = tonic::transport::Channel::from_shared(url)
         .unwrap()
         .connect()
@@ -79,18 +71,17 @@ async fn the_process_reports_health_and_serves_metrics() {
             workspace_id: WS.into(),
             contact: Some(contact("m@example.com", "m")),
             causation: None,
-            return_contact: true,
+            return_contact: false,
         })
         .await
         .unwrap();
-    let body = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics"))
+    let body = reqwest::get(format!("{}/metrics", service.url("metrics")))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(service);
     assert!(
         body.contains(r#"meisa_contacts_upserts_total{service="contacts",outcome="created"} 1"#),
         "{body}"

@@ -8,6 +8,9 @@ use meisa_proto::{
     events::ChangeKind,
 };
 
+use meisa_proto::events::ContactChanged;
+use prost::Message;
+
 use crate::*;
 
 #[tokio::test]
@@ -61,7 +64,7 @@ async fn seq_is_contiguous_per_shard() {
             workspace_id: WS.into(),
             contacts: items,
             causation: None,
-            return_contacts: true,
+            return_contacts: false,
         })
         .await
         .unwrap()
@@ -88,7 +91,15 @@ async fn seq_is_contiguous_per_shard() {
 async fn a_change_committed_while_the_relay_is_down_is_published_once_after_restart() {
     let mut app = spawn_app_with(|c| c.relay_enabled = false).await;
     let a = app.upsert(WS, contact("a@example.com", "u")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Facts, not a pause: the change is committed (the upsert answered), no relay leads, and its
+    // outbox row was never numbered nor published.
+    assert!(!app.relay_leads().await, "no relay runs");
+    let (numbered, published): (i64, i64) =
+        sqlx::query_as("SELECT count(seq), count(published_at) FROM outbox")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((numbered, published), (0, 0));
     assert!(
         app.stream_events().await.is_empty(),
         "nothing published without a relay"
@@ -128,59 +139,43 @@ async fn a_relay_that_died_after_publishing_does_not_publish_twice() {
 #[tokio::test]
 async fn killing_the_process_between_commit_and_publish_loses_nothing() {
     let app = spawn_app_with(|c| c.relay_enabled = false).await;
-    let port = meisa_testkit::free_port();
     let spawn = |redis_url: String| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_contacts"))
-            .arg("serve")
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_contacts"));
+        cmd.arg("serve")
             .env("DATABASE_URL", &app.db.url)
             .env("REDIS_URL", redis_url)
-            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{port}"))
+            .env("MEISA_GRPC_ADDR", "127.0.0.1:0")
             .env("MEISA_STREAM_PREFIX", &app.prefix)
             .env("MEISA_STREAM_SHARDS", app.config.shards.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start contacts")
+            .stderr(Stdio::null());
+        meisa_testkit::Service::spawn(cmd)
     };
-    let mut child = spawn(format!("redis://127.0.0.1:{}", meisa_testkit::free_port()));
-    let client = connect_when_up(port).await;
-    let a = client
-        .clone()
+    // A Redis URL where nothing listens: a port that was free a moment ago. Should another test
+    // bind it meanwhile, it would not speak Redis either, so the relay still cannot publish.
+    let mut service = spawn(format!("redis://127.0.0.1:{}", meisa_testkit::free_port())).await;
+    let a = ContactsServiceClient::connect(service.url("grpc"))
+        .await
+        .expect("contacts started")
         .upsert(pb::UpsertRequest {
             workspace_id: WS.into(),
             contact: Some(contact("a@example.com", "u")),
             causation: None,
-            return_contact: true,
+            return_contact: false,
         })
         .await
         .unwrap()
         .into_inner();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let _ = child.wait();
+    // SIGKILL (what `Child::kill` sends on Unix): no shutdown path runs.
+    service.kill();
     assert!(app.stream_events().await.is_empty());
 
-    let mut child = spawn(meisa_testkit::redis_url());
-    let _ = connect_when_up(port).await;
+    let service = spawn(meisa_testkit::redis_url()).await;
     let events = app.events_for(&a.id).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(service);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, ChangeKind::Created as i32);
-}
-
-async fn connect_when_up(port: u16) -> ContactsServiceClient<tonic::transport::Channel> {
-    for _ in 0..200 {
-        if let Ok(c) = ContactsServiceClient::connect(format!("http://127.0.0.1:{port}")).await {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("contacts did not start on port {port}");
 }
 
 #[tokio::test]
@@ -240,6 +235,75 @@ async fn erasure_removes_the_contact_its_history_and_personal_data_in_the_outbox
     );
 }
 
+/// A payload that cannot be decoded may still hold personal data: erasure replaces it by an event
+/// made of its row's columns, never skips it.
+#[tokio::test]
+async fn erasure_replaces_an_outbox_payload_it_cannot_decode() {
+    let app = spawn_app_with(|c| c.relay_enabled = false).await;
+    let mut c = contact("unreadable@example.com", "u");
+    c.first_name = name("Unreadable");
+    let a = app.upsert(WS, c).await.unwrap();
+    let (shard, event_id): (i32, uuid::Uuid) =
+        sqlx::query_as("SELECT shard, event_id FROM outbox WHERE contact_id = $1")
+            .bind(&a.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    // Not a ContactChanged (0xff is no valid field key), with personal data in it.
+    let mut garbage = vec![0xff, 0xff, 0xff];
+    garbage.extend_from_slice(b"unreadable@example.com Unreadable");
+    assert!(ContactChanged::decode(garbage.as_slice()).is_err());
+    let broken_id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO outbox (shard, event_id, workspace_id, contact_id, payload)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(shard)
+    .bind(broken_id)
+    .bind(WS)
+    .bind(&a.id)
+    .bind(&garbage)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    app.client
+        .clone()
+        .delete_contact(pb::DeleteContactRequest {
+            workspace_id: WS.into(),
+            id: a.id.clone(),
+            causation: None,
+        })
+        .await
+        .unwrap();
+
+    let rows: Vec<(uuid::Uuid, Vec<u8>)> =
+        sqlx::query_as("SELECT event_id, payload FROM outbox WHERE contact_id = $1 ORDER BY id")
+            .bind(&a.id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 3, "created, the broken row, deleted: {rows:?}");
+    for (_, payload) in &rows {
+        let text = String::from_utf8_lossy(payload);
+        assert!(!text.contains("unreadable@example.com"), "{text}");
+        assert!(!text.contains("Unreadable"), "{text}");
+    }
+    assert_eq!(rows[0].0, event_id);
+    let (id, payload) = &rows[1];
+    assert_eq!(*id, broken_id);
+    let replaced = ContactChanged::decode(payload.as_slice()).expect("the row decodes now");
+    assert_eq!(replaced.event_id, broken_id.to_string());
+    assert_eq!(
+        (replaced.workspace_id.as_str(), replaced.contact_id.as_str()),
+        (WS, a.id.as_str())
+    );
+    assert_eq!(i64::from(replaced.shard), i64::from(shard));
+    assert_eq!(replaced.kind, ChangeKind::Unspecified as i32);
+    assert!(replaced.state.is_none() && replaced.changes.is_empty());
+    assert!(replaced.occurred_at.is_some());
+}
+
 #[tokio::test]
 async fn published_rows_are_pruned_after_retention_and_seq_continues() {
     let app = spawn_app_with(|c| {
@@ -249,6 +313,7 @@ async fn published_rows_are_pruned_after_retention_and_seq_continues() {
     .await;
     app.upsert(WS, contact("a@example.com", "a")).await.unwrap();
     app.wait_published().await;
+    // Time itself is the subject here: the first row must outlive the retention window.
     tokio::time::sleep(Duration::from_millis(700)).await;
     app.upsert(WS, contact("b@example.com", "b")).await.unwrap();
     app.wait_published().await;
@@ -291,8 +356,7 @@ async fn published_within(app: &TestApp, contact_id: &str, limit: Duration) -> b
 #[tokio::test]
 async fn the_leading_relay_is_woken_in_process_after_commit() {
     let app = spawn_app_with(|c| c.relay_poll_interval = Duration::from_secs(30)).await;
-    // The relay takes the lead at start; give it a moment before relying on it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.until_relay_leads().await;
     let a = app.upsert(WS, contact("a@example.com", "a")).await.unwrap();
     assert!(published_within(&app, &a.id, Duration::from_secs(3)).await);
 }
@@ -300,7 +364,7 @@ async fn the_leading_relay_is_woken_in_process_after_commit() {
 #[tokio::test]
 async fn a_replica_whose_relay_does_not_lead_wakes_the_leader_with_notify() {
     let app = spawn_app_with(|c| c.relay_poll_interval = Duration::from_secs(30)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.until_relay_leads().await;
     let replica = app.spawn_replica(|c| c.relay_enabled = false).await;
     let r = replica
         .client
@@ -309,7 +373,7 @@ async fn a_replica_whose_relay_does_not_lead_wakes_the_leader_with_notify() {
             workspace_id: WS.into(),
             contact: Some(contact("b@example.com", "b")),
             causation: None,
-            return_contact: true,
+            return_contact: false,
         })
         .await
         .unwrap()

@@ -262,7 +262,7 @@ async fn batch_upsert_answers_each_item_and_one_bad_item_fails_alone() {
             workspace_id: WS.into(),
             contacts: items,
             causation: None,
-            return_contacts: true,
+            return_contacts: false,
         })
         .await
         .unwrap()
@@ -298,7 +298,7 @@ async fn a_chain_of_email_changes_in_one_batch_is_applied_in_order() {
             workspace_id: WS.into(),
             contacts: vec![contact("z@example.com", "b"), contact("y@example.com", "a")],
             causation: None,
-            return_contacts: true,
+            return_contacts: false,
         })
         .await
         .unwrap()
@@ -313,4 +313,44 @@ async fn a_chain_of_email_changes_in_one_batch_is_applied_in_order() {
     assert_eq!(app.get(WS, &b.id).await.unwrap().email, "z@example.com");
     assert_eq!(app.events_for(&a.id).await.len(), 2);
     assert_eq!(app.events_for(&b.id).await.len(), 2);
+}
+
+/// A stored value that does not fit its type is an internal error, never a silent default: a
+/// history row that does not decode is not skipped, custom fields that are not an object of
+/// scalars are not read as empty.
+#[tokio::test]
+async fn a_corrupt_row_is_an_internal_error_not_a_default() {
+    let app = spawn_app().await;
+    let a = app.upsert(WS, contact("a@example.com", "u")).await.unwrap();
+    sqlx::query("UPDATE contact_changes SET payload = '\\xffff'::bytea WHERE contact_id = $1")
+        .bind(&a.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let history = app
+        .client
+        .clone()
+        .list_changes(pb::ListChangesRequest {
+            workspace_id: WS.into(),
+            contact_id: a.id.clone(),
+            page: None,
+        })
+        .await
+        .unwrap_err();
+    let e = meisa_runtime::errors::ApiError::from_status(&history);
+    assert_eq!(e.code, ErrorCode::Internal, "{e:?}");
+    assert!(
+        !e.message.contains("contact_changes"),
+        "no internals: {e:?}"
+    );
+
+    sqlx::query("UPDATE contacts SET custom_fields = '{\"plan\": [1]}' WHERE id = $1")
+        .bind(&a.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get(WS, &a.id).await.unwrap_err().code,
+        ErrorCode::Internal
+    );
 }
