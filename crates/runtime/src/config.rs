@@ -79,6 +79,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// `{POD_NAME or HOSTNAME}-{8 random hex}`, for a stream consumer (`MEISA_CONSUMER_NAME` when
+/// set): two replicas never share a name, and a restarted process never inherits the pending
+/// entries of its previous life under the same name (a reclaimer hands those over once idle).
+pub fn consumer_name(service: &str) -> String {
+    if let Some(name) = optional("MEISA_CONSUMER_NAME") {
+        return name;
+    }
+    let host = optional("POD_NAME")
+        .or_else(|| optional("HOSTNAME"))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| service.into());
+    let suffix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().rotate_left(16);
+    format!("{host}-{suffix:08x}")
+}
+
 /// A secret read from the environment; its `Debug` never prints it.
 #[derive(Clone)]
 pub struct Secret(String);

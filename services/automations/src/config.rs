@@ -87,7 +87,7 @@ impl Config {
             consumer: ConsumerConfig {
                 group: config::optional("MEISA_CONSUMER_GROUP")
                     .unwrap_or_else(|| "automations".into()),
-                name: config::optional("MEISA_CONSUMER_NAME").unwrap_or_else(default_consumer_name),
+                name: config::consumer_name("automations"),
                 batch: config::parsed("MEISA_CONSUMER_BATCH", 100usize)?.clamp(1, 1000),
                 block: config::duration("MEISA_CONSUMER_BLOCK", Duration::from_secs(1))?,
                 claim_idle: config::duration("MEISA_CONSUMER_CLAIM_IDLE", Duration::from_secs(30))?,
@@ -128,7 +128,7 @@ impl Config {
             shards: 4,
             consumer: ConsumerConfig {
                 group: "automations".into(),
-                name: default_consumer_name(),
+                name: config::consumer_name("automations"),
                 batch: 100,
                 block: Duration::from_millis(500),
                 claim_idle: Duration::from_secs(2),
@@ -203,19 +203,3 @@ fn url(name: &str, default: &str) -> Result<String, ConfigError> {
     Ok(v)
 }
 
-/// `{POD_NAME or HOSTNAME}-{8 random hex}`: two replicas never share a name, and a restarted
-/// process never inherits the pending entries of its previous life under the same name (the
-/// reclaimer hands those over once they are idle).
-pub fn default_consumer_name() -> String {
-    let host = config::optional("POD_NAME")
-        .or_else(|| config::optional("HOSTNAME"))
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| "automations".into());
-    let suffix: u32 = rand::random();
-    format!("{host}-{suffix:08x}")
-}

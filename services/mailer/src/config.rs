@@ -75,7 +75,7 @@ impl StreamConfig {
             redis_url: Secret::new(redis_url),
             prefix: config::optional("MEISA_STREAM_PREFIX").unwrap_or_else(|| "meisa".into()),
             shards,
-            consumer: config::optional("MEISA_CONSUMER_NAME").unwrap_or_else(default_consumer),
+            consumer: config::consumer_name("mailer"),
             batch: config::parsed("MEISA_CONSUMER_BATCH", 100usize)?.clamp(1, 1000),
             max_deliveries: config::parsed("MEISA_CONSUMER_MAX_DELIVERIES", 5usize)?.max(1),
             claim_idle: config::duration("MEISA_CONSUMER_CLAIM_IDLE", Duration::from_secs(30))?,
@@ -89,27 +89,13 @@ impl StreamConfig {
             redis_url: Secret::new(redis_url),
             prefix: prefix.into(),
             shards,
-            consumer: default_consumer(),
+            consumer: config::consumer_name("mailer"),
             batch: 100,
             max_deliveries: 5,
             claim_idle: Duration::from_secs(1),
             rebalance: Duration::from_millis(200),
         }
     }
-}
-
-/// `{host}-{pid}`: unique per live process. A restarted process may get its old name back and
-/// with it its old pending entries, which it reads first anyway.
-fn default_consumer() -> String {
-    let host = config::optional("HOSTNAME")
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| "mailer".into());
-    format!("{host}-{}", std::process::id())
 }
 
 impl Config {

@@ -10,8 +10,7 @@ use meisa_conditions::FieldType;
 use meisa_proto::automations::{
     self as pb, EnrollmentStatus, automations_service_server::AutomationsService,
 };
-use meisa_proto::common::PageRequest;
-use meisa_runtime::{errors::ApiError, paging};
+use meisa_runtime::{errors::ApiError, paging::Page};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -188,34 +187,17 @@ fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, Status> {
     Ok(v.trim())
 }
 
-/// The page size served for the request, and the rows to fetch to learn whether another page
-/// follows.
-fn page_limit(page: &Option<PageRequest>) -> (u32, i64) {
-    let requested = page.as_ref().map_or(0, |p| p.limit);
-    (paging::limit(requested), paging::limit_plus_one(requested))
-}
-
-fn id_cursor<'a>(page: &'a Option<PageRequest>, prefix: &str) -> Result<Option<&'a str>, Status> {
-    match page
-        .as_ref()
-        .map(|p| p.cursor.trim())
-        .filter(|c| !c.is_empty())
-    {
+/// The page's cursor when it is an id with `prefix` (the lists page by id).
+fn id_cursor<'a>(page: &'a Page, prefix: &str) -> Result<Option<&'a str>, Status> {
+    match page.cursor.as_deref() {
         None => Ok(None),
         Some(c) if c.starts_with(prefix) => Ok(Some(c)),
-        Some(_) => Err(ApiError::field("page.cursor", "not a cursor this API returned").into()),
+        Some(_) => Err(cursor_error()),
     }
 }
 
-/// Trims a list fetched with one extra row; returns the next cursor ("" on the last page).
-fn paginate<T>(rows: &mut Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> String {
-    // At most MAX_PAGE: it fits a usize on every target this builds for.
-    let keep = usize::try_from(limit).unwrap_or(usize::MAX);
-    if rows.len() <= keep {
-        return String::new();
-    }
-    rows.truncate(keep);
-    rows.last().map(cursor_of).unwrap_or_default()
+fn cursor_error() -> Status {
+    ApiError::field("page.cursor", "not a cursor this API returned").into()
 }
 
 type Rpc<T> = std::result::Result<Response<T>, Status>;
@@ -267,10 +249,10 @@ impl AutomationsService for Api {
     ) -> Rpc<pb::ListAutomationsResponse> {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
-        let (limit, fetch) = page_limit(&req.page);
-        let cursor = id_cursor(&req.page, "aut_")?;
-        let mut rows = definitions::list_automations(&self.store.pool, ws, cursor, fetch).await?;
-        let next_cursor = paginate(&mut rows, limit, |r| r.id.clone());
+        let page = Page::of(req.page.as_ref());
+        let cursor = id_cursor(&page, "aut_")?;
+        let rows = definitions::list_automations(&self.store.pool, ws, cursor, page.fetch()).await?;
+        let (rows, next_cursor) = page.serve(rows, |r| r.id.clone());
         Ok(Response::new(pb::ListAutomationsResponse {
             automations: rows.iter().map(|r| convert::automation(r, None)).collect(),
             next_cursor,
@@ -416,10 +398,10 @@ impl AutomationsService for Api {
     ) -> Rpc<pb::ListSequencesResponse> {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
-        let (limit, fetch) = page_limit(&req.page);
-        let cursor = id_cursor(&req.page, "seq_")?;
-        let mut rows = definitions::list_sequences(&self.store.pool, ws, cursor, fetch).await?;
-        let next_cursor = paginate(&mut rows, limit, |r| r.id.clone());
+        let page = Page::of(req.page.as_ref());
+        let cursor = id_cursor(&page, "seq_")?;
+        let rows = definitions::list_sequences(&self.store.pool, ws, cursor, page.fetch()).await?;
+        let (rows, next_cursor) = page.serve(rows, |r| r.id.clone());
         Ok(Response::new(pb::ListSequencesResponse {
             sequences: rows.iter().map(|r| convert::sequence(r, None)).collect(),
             next_cursor,
@@ -527,8 +509,8 @@ impl AutomationsService for Api {
     ) -> Rpc<pb::ListEnrollmentsResponse> {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
-        let (limit, fetch) = page_limit(&req.page);
-        let cursor = id_cursor(&req.page, "enr_")?;
+        let page = Page::of(req.page.as_ref());
+        let cursor = id_cursor(&page, "enr_")?;
         let status = match EnrollmentStatus::try_from(req.status) {
             Ok(EnrollmentStatus::Unspecified) => None,
             Ok(EnrollmentStatus::Active) => Some(EnrStatus::Active),
@@ -543,10 +525,10 @@ impl AutomationsService for Api {
             contact_id: contact_id.as_deref(),
             status,
         };
-        let mut rows = enrollments::list(&self.store.pool, ws, &filter, cursor, fetch)
+        let rows = enrollments::list(&self.store.pool, ws, &filter, cursor, page.fetch())
             .await
             .map_err(Error::from)?;
-        let next_cursor = paginate(&mut rows, limit, |e| e.id.clone());
+        let (rows, next_cursor) = page.serve(rows, |e| e.id.clone());
         Ok(Response::new(pb::ListEnrollmentsResponse {
             enrollments: rows.iter().map(convert::enrollment).collect(),
             next_cursor,
@@ -561,25 +543,15 @@ impl AutomationsService for Api {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
         let contact = required("contact_id", &req.contact_id)?;
-        let (limit, fetch) = page_limit(&req.page);
-        let before = match req
-            .page
-            .as_ref()
-            .map(|p| p.cursor.trim())
-            .filter(|c| !c.is_empty())
-        {
+        let page = Page::of(req.page.as_ref());
+        let before = match page.cursor.as_deref() {
             None => None,
-            Some(c) => Some(c.parse::<i64>().map_err(|_| {
-                Status::from(ApiError::field(
-                    "page.cursor",
-                    "not a cursor this API returned",
-                ))
-            })?),
+            Some(c) => Some(c.parse::<i64>().map_err(|_| cursor_error())?),
         };
-        let mut rows = activity::list_for_contact(&self.store.pool, ws, contact, before, fetch)
+        let rows = activity::list_for_contact(&self.store.pool, ws, contact, before, page.fetch())
             .await
             .map_err(Error::from)?;
-        let next_cursor = paginate(&mut rows, limit, |r| r.id.to_string());
+        let (rows, next_cursor) = page.serve(rows, |r| r.id.to_string());
         Ok(Response::new(pb::ListContactActivityResponse {
             activities: rows.iter().map(convert::activity).collect(),
             next_cursor,

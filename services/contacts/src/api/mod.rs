@@ -4,7 +4,7 @@
 use meisa_proto::{
     common, contacts as pb, contacts::contacts_service_server::ContactsService, events,
 };
-use meisa_runtime::{errors::ApiError, paging, telemetry};
+use meisa_runtime::{errors::ApiError, paging::Page, telemetry};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -73,40 +73,6 @@ fn meta(causation: Option<common::Causation>) -> ChangeMeta {
     ChangeMeta {
         causation,
         traceparent: telemetry::current_traceparent(),
-    }
-}
-
-/// A requested page: how many rows to serve, and the cursor to start after.
-struct Page {
-    limit: u32,
-    cursor: Option<String>,
-}
-
-impl Page {
-    fn of(p: Option<&common::PageRequest>) -> Self {
-        Self {
-            limit: paging::limit(p.map_or(0, |p| p.limit)),
-            cursor: p.map(|p| p.cursor.clone()).filter(|c| !c.is_empty()),
-        }
-    }
-
-    /// The SQL `LIMIT`: one row more than served, to learn whether another page follows.
-    fn fetch(&self) -> i64 {
-        paging::limit_plus_one(self.limit)
-    }
-
-    /// Cuts `rows` (fetched with [`Page::fetch`]) to the page; the cursor of the next page is
-    /// `cursor_of` the last row served, when there is a next page.
-    fn serve<T>(&self, mut rows: Vec<T>, cursor_of: impl Fn(&T) -> String) -> (Vec<T>, String) {
-        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = if more {
-            rows.last().map(cursor_of).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        (rows, next)
     }
 }
 

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 
 use meisa_proto::{
-    common::PageRequest,
     mailer::{
         self as pb, MessageStatus, RenderErrorKind, SuppressionReason,
         mailer_service_server::MailerService,
     },
     timestamp,
 };
-use meisa_runtime::{errors::ApiError, paging};
+use meisa_runtime::{errors::ApiError, paging::Page};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -33,18 +32,6 @@ impl Api {
     pub fn new(mailer: Arc<Mailer>) -> Self {
         Self { mailer }
     }
-}
-
-/// The page size served (not the one fetched: lists fetch one row more to learn whether another
-/// page follows).
-fn page_limit(page: &Option<PageRequest>) -> i64 {
-    i64::from(paging::limit(page.as_ref().map_or(0, |p| p.limit)))
-}
-
-fn cursor(page: &Option<PageRequest>) -> Option<&str> {
-    page.as_ref()
-        .map(|p| p.cursor.trim())
-        .filter(|c| !c.is_empty())
 }
 
 fn bad_cursor() -> ApiError {
@@ -202,17 +189,17 @@ impl MailerService for Api {
     ) -> Reply<pb::ListTemplatesResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
-        let limit = page_limit(&req.page);
-        let before = cursor(&req.page)
+        let page = Page::of(req.page.as_ref());
+        let before = page.cursor.as_deref()
             .map(|c| TemplateId::parse(c).map_err(|_| bad_cursor()))
             .transpose()?;
-        let mut rows = self
+        let rows = self
             .mailer
             .store
-            .list_templates(ws, before.map(|b| b.uuid()), limit + 1)
+            .list_templates(ws, before.map(|b| b.uuid()), page.fetch())
             .await
             .map_err(Error::from)?;
-        let next = next_cursor(&mut rows, limit, |r| {
+        let (rows, next) = page.serve(rows, |r| {
             TemplateId::from_uuid(r.id).to_string()
         });
         Ok(Response::new(pb::ListTemplatesResponse {
@@ -360,8 +347,8 @@ impl MailerService for Api {
     ) -> Reply<pb::ListMessagesResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
-        let limit = page_limit(&req.page);
-        let before = cursor(&req.page)
+        let page = Page::of(req.page.as_ref());
+        let before = page.cursor.as_deref()
             .map(|c| MessageId::parse(c).map_err(|_| bad_cursor()))
             .transpose()?;
         let non_empty = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
@@ -377,11 +364,11 @@ impl MailerService for Api {
                 .transpose()?
                 .map(|t| t.uuid()),
         };
-        let mut rows = self
+        let rows = self
             .mailer
-            .list_messages(ws, &filter, before, limit + 1)
+            .list_messages(ws, &filter, before, page.fetch())
             .await?;
-        let next = next_cursor(&mut rows, limit, |r| MessageId::from_uuid(r.id).to_string());
+        let (rows, next) = page.serve(rows, |r| MessageId::from_uuid(r.id).to_string());
         Ok(Response::new(pb::ListMessagesResponse {
             messages: rows.into_iter().map(message_pb).collect::<Result<_, _>>()?,
             next_cursor: next,
@@ -415,15 +402,15 @@ impl MailerService for Api {
     ) -> Reply<pb::ListSuppressionsResponse> {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
-        let limit = page_limit(&req.page);
-        let after = cursor(&req.page);
-        let mut rows = self
+        let page = Page::of(req.page.as_ref());
+        let after = page.cursor.as_deref();
+        let rows = self
             .mailer
             .store
-            .list_suppressions(ws, after, limit + 1)
+            .list_suppressions(ws, after, page.fetch())
             .await
             .map_err(Error::from)?;
-        let next = next_cursor(&mut rows, limit, |r| r.email.clone());
+        let (rows, next) = page.serve(rows, |r| r.email.clone());
         Ok(Response::new(pb::ListSuppressionsResponse {
             suppressions: rows
                 .into_iter()
@@ -469,16 +456,5 @@ impl MailerService for Api {
             contact_id: u.contact_id,
             changed: u.changed,
         }))
-    }
-}
-
-/// Keeps `limit` rows (of the `limit + 1` fetched) and returns the cursor for the next page.
-fn next_cursor<T>(rows: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> String {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(key).unwrap_or_default()
-    } else {
-        String::new()
     }
 }
