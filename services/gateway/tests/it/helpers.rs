@@ -189,9 +189,9 @@ async fn start_gateway(
         gateway_db.url.clone(),
         url_or_nothing(backends.contacts_addr),
     );
-    config.mailer_url = url_or_nothing(backends.mailer_addr);
-    config.automations_url = url_or_nothing(backends.automations_addr);
-    let mailer_url = config.mailer_url.clone();
+    config.mailer.url = url_or_nothing(backends.mailer_addr);
+    config.automations.url = url_or_nothing(backends.automations_addr);
+    let mailer_url = config.mailer.url.clone();
     let app = Application::build(config).await.expect("build gateway");
     let base = format!("http://127.0.0.1:{}", app.port());
     let token = shutdown.clone();
