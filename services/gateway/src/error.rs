@@ -288,6 +288,34 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_that_cannot_be_read_is_a_500_that_hides_it() {
+        let err = AppError::from(BadAnswer("created_at Timestamp { nanos: -1 }".into()));
+        let api = err.to_api();
+        assert_eq!(api.code, ErrorCode::Internal);
+        assert!(!api.message.contains("created_at"), "{}", api.message);
+        assert!(
+            err.to_string().contains("created_at"),
+            "the log keeps the cause"
+        );
+    }
+
+    #[test]
+    fn every_service_error_says_which_service_answered() {
+        let status = || tonic::Status::internal("boom");
+        assert!(
+            AppError::contacts(status())
+                .to_string()
+                .starts_with("contacts")
+        );
+        assert!(AppError::mailer(status()).to_string().starts_with("mailer"));
+        assert!(
+            AppError::automations(status())
+                .to_string()
+                .starts_with("automations")
+        );
+    }
+
+    #[test]
     fn internal_errors_hide_their_cause() {
         let api = AppError::Internal("SELECT secret FROM keys".into()).to_api();
         assert_eq!(api.code, ErrorCode::Internal);

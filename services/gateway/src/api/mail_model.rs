@@ -845,6 +845,15 @@ mod tests {
         .unwrap();
         assert!(m.source.test);
         assert_eq!(m.status, "queued");
+        // A status the gateway does not know is the mailer's bug or a newer mailer: an error,
+        // not "unknown".
+        let unknown = pb::Message {
+            status: 99,
+            created_at: at,
+            updated_at: at,
+            ..Default::default()
+        };
+        assert!(MessageView::try_from(unknown).is_err());
         assert_eq!(m.reason, None);
         assert_eq!(m.template_id, None);
     }
