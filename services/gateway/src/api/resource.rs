@@ -25,11 +25,13 @@ use crate::{
 
 use super::{json::non_empty, paging::CURSOR};
 
-/// What a service call returns.
+/// A gRPC call in flight. It borrows the client it was made on, so it is made inside the
+/// statement that awaits it: `SEQUENCES.found(state.automations().get_sequence(request), …)`.
 pub trait Call<T>: Future<Output = Result<tonic::Response<T>, Status>> {}
 
 impl<T, F: Future<Output = Result<tonic::Response<T>, Status>>> Call<T> for F {}
 
+/// One resource: `Item` is its proto, `View` its JSON.
 pub struct Resource<Item, View> {
     /// The service that owns the resource and judges what is sent to it.
     pub service: Service,
@@ -56,7 +58,7 @@ impl<Item, View: Serialize> Resource<Item, View> {
         (self.to_view)(item)
     }
 
-    /// What an answer lacks: `what` is "a template", "the stats".
+    /// What an answer lacks: `what` is "the template", "the stats".
     pub fn missing(&self, what: &str) -> BadAnswer {
         BadAnswer::missing(self.service, what)
     }
