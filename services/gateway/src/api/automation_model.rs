@@ -449,6 +449,10 @@ pub struct ActivityList {
 mod tests {
     use serde_json::json;
 
+    fn at(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds, nanos })
+    }
+
     use super::*;
 
     #[test]
@@ -460,14 +464,8 @@ mod tests {
                 "actions": [{"type": "send_email", "template_id": "tpl_1"}], "reentry": "once"})
             .to_string(),
             unseen_fields: vec!["trial".into()],
-            created_at: Some(prost_types::Timestamp {
-                seconds: 1_800_000_000,
-                nanos: 0,
-            }),
-            updated_at: Some(prost_types::Timestamp {
-                seconds: 1_800_000_000,
-                nanos: 5_000_000,
-            }),
+            created_at: at(1_800_000_000, 0),
+            updated_at: at(1_800_000_000, 5_000_000),
             ..Default::default()
         };
         let v = serde_json::to_value(AutomationView::try_from(a.clone()).unwrap()).unwrap();

@@ -16,12 +16,11 @@ use meisa_runtime::errors::ApiError;
 
 use super::{
     automation_model::{
-        ActivityList, ActivityView, AutomationBody, AutomationList, AutomationStatsView,
-        AutomationView,
+        ActivityList, AutomationBody, AutomationList, AutomationStatsView, AutomationView,
     },
     body::{DEFINITION_LIMIT, JsonBody},
     docs::{BodyErrors, ById, Noun, PageErrors},
-    json::non_empty,
+    json::{non_empty, views},
     paging::{self, CURSOR, PageQuery},
     resource::Resource,
 };
@@ -33,16 +32,13 @@ use crate::{
 };
 
 /// What one is called in errors and in the documentation.
-struct Automation;
-
-impl Noun for Automation {
+impl Noun for AutomationView {
     const NOUN: &'static str = "automation";
 }
 
 const AUTOMATIONS: Resource<pb::Automation, AutomationView> = Resource {
     service: Service::Automations,
-    noun: Automation::NOUN,
-    path_id: &[("id", FieldIs::NotFound(Automation::NOUN))],
+    path_id: &[("id", FieldIs::NotFound(AutomationView::NOUN))],
     to_view: AutomationView::try_from,
 };
 
@@ -119,7 +115,7 @@ pub async fn list_automations(
     params(("id" = String, Path, description = "The automation id, aut_…")),
     responses(
         (status = 200, body = AutomationView),
-        ById<Automation>,
+        ById<AutomationView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -149,7 +145,7 @@ pub async fn get_automation(
     responses(
         (status = 200, body = AutomationView),
         (status = 422, body = ErrorBody, description = "as for create"),
-        ById<Automation>,
+        ById<AutomationView>,
         BodyErrors,
     )
 )]
@@ -179,7 +175,7 @@ pub async fn replace_automation(
     params(("id" = String, Path, description = "The automation id, aut_…")),
     responses(
         (status = 204, description = "deleted"),
-        ById<Automation>,
+        ById<AutomationView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -204,7 +200,7 @@ pub async fn delete_automation(
     params(("id" = String, Path, description = "The automation id, aut_…")),
     responses(
         (status = 200, body = AutomationView),
-        ById<Automation>,
+        ById<AutomationView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -232,7 +228,7 @@ pub async fn enable_automation(
     params(("id" = String, Path, description = "The automation id, aut_…")),
     responses(
         (status = 200, body = AutomationView),
-        ById<Automation>,
+        ById<AutomationView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -259,7 +255,7 @@ pub async fn disable_automation(
     params(("id" = String, Path, description = "The automation id, aut_…")),
     responses(
         (status = 200, body = AutomationStatsView),
-        ById<Automation>,
+        ById<AutomationView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -327,11 +323,7 @@ pub async fn contact_activity(
         .map_err(|s| AppError::automations(s).renaming(CURSOR))?
         .into_inner();
     Ok(Json(ActivityList {
-        activities: resp
-            .activities
-            .into_iter()
-            .map(ActivityView::try_from)
-            .collect::<Result<_, _>>()?,
+        activities: views(resp.activities)?,
         next_cursor: non_empty(resp.next_cursor),
     }))
 }

@@ -25,7 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     body::{BATCH_LIMIT, JsonBody, UPSERT_LIMIT, too_large},
     docs::{ById, Errors, Noun},
-    json::non_empty,
+    json::{non_empty, views},
     model::{
         BatchItemResult, BatchUpsertBody, BatchUpsertResult, ContactList, ContactView,
         UpsertContactBody, UpsertResult, contact_input, item_error,
@@ -41,9 +41,7 @@ use crate::{
 pub const MAX_BATCH: usize = 1_000;
 
 /// What one is called in errors and in the documentation.
-struct Contact;
-
-impl Noun for Contact {
+impl Noun for ContactView {
     const NOUN: &'static str = "contact";
 }
 
@@ -208,7 +206,7 @@ fn batch_item(item: Value) -> Result<pb::ContactInput, ApiError> {
     params(("id" = String, Path, description = "The contact id, ct_…")),
     responses(
         (status = 200, body = ContactView),
-        ById<Contact>,
+        ById<ContactView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -322,11 +320,7 @@ pub async fn list_or_find(
                 .map_err(AppError::contacts)?
                 .into_inner();
             Ok(Json(ContactsAnswer::Page(ContactList {
-                contacts: resp
-                    .contacts
-                    .into_iter()
-                    .map(ContactView::try_from)
-                    .collect::<Result<_, _>>()?,
+                contacts: views(resp.contacts)?,
                 next_cursor: non_empty(resp.next_cursor),
             })))
         }

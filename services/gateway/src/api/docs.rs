@@ -1,5 +1,5 @@
 //! The OpenAPI entries of the failures many endpoints share, written once: a handler's
-//! `#[utoipa::path]` names the sets it can answer (`ById<Template>`, `BodyErrors`) and spells out
+//! `#[utoipa::path]` names the sets it can answer (`ById<TemplateView>`, `BodyErrors`) and spells out
 //! only what is its own (its success, a 422 that says which fields, a 409).
 //!
 //! Every failure body is the one error shape, [`crate::error::ErrorBody`].
@@ -11,7 +11,8 @@ use utoipa::{
     openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Response},
 };
 
-/// What one of a resource is called in its documentation: "no such template in this workspace".
+/// What one of a resource is called, implemented by its view: "no such template in this
+/// workspace".
 pub trait Noun {
     const NOUN: &'static str;
 }

@@ -3,7 +3,7 @@
 use axum::{Json, extract::State};
 use meisa_proto::contacts::ListFieldsRequest;
 
-use super::model::{FieldList, FieldView};
+use super::{json::views, model::FieldList};
 use crate::{
     auth::Workspace,
     error::{AppError, ErrorBody},
@@ -34,10 +34,6 @@ pub async fn list_fields(
         .map_err(AppError::contacts)?
         .into_inner();
     Ok(Json(FieldList {
-        fields: resp
-            .fields
-            .into_iter()
-            .map(FieldView::try_from)
-            .collect::<Result<_, _>>()?,
+        fields: views(resp.fields)?,
     }))
 }

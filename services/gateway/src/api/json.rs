@@ -103,6 +103,11 @@ pub fn enum_name<T: TryFrom<i32> + PartialEq>(
         .ok_or_else(|| BadAnswer(format!("{field} {wire} is not a value the gateway knows")))
 }
 
+/// Every item of an answer as its view; one that does not fit fails the whole answer.
+pub fn views<P, V: TryFrom<P, Error = BadAnswer>>(items: Vec<P>) -> Result<Vec<V>, BadAnswer> {
+    items.into_iter().map(V::try_from).collect()
+}
+
 /// Protos cannot tell an empty string from none; the API answers null for none.
 pub fn non_empty(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())

@@ -830,10 +830,7 @@ mod tests {
 
     #[test]
     fn test_sends_are_marked_in_the_message_view() {
-        let at = Some(prost_types::Timestamp {
-            seconds: 1_800_000_000,
-            nanos: 0,
-        });
+        let at = Some(meisa_proto::timestamp(chrono::DateTime::UNIX_EPOCH));
         let m = MessageView::try_from(pb::Message {
             id: "msg_1".into(),
             idempotency_key: format!("{TEST_SEND_KEY_PREFIX}abc"),

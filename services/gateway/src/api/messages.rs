@@ -25,16 +25,13 @@ use crate::{
 
 /// Read-only here: the mailer writes messages as it sends.
 /// What one is called in errors and in the documentation.
-struct Message;
-
-impl Noun for Message {
+impl Noun for MessageView {
     const NOUN: &'static str = "message";
 }
 
 const MESSAGES: Resource<pb::Message, MessageView> = Resource {
     service: Service::Mailer,
-    noun: Message::NOUN,
-    path_id: &[("id", FieldIs::NotFound(Message::NOUN))],
+    path_id: &[("id", FieldIs::NotFound(MessageView::NOUN))],
     to_view: MessageView::try_from,
 };
 
@@ -110,7 +107,7 @@ pub async fn list_messages(
     params(("id" = String, Path, description = "The message id, msg_…")),
     responses(
         (status = 200, body = MessageDetail),
-        ById<Message>,
+        ById<MessageView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]

@@ -301,6 +301,10 @@ mod tests {
     use meisa_proto::common::value::Kind;
     use serde_json::json;
 
+    fn at(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds, nanos })
+    }
+
     fn err(body: Value) -> ApiError {
         contact_input(body).unwrap_err()
     }
@@ -452,14 +456,8 @@ mod tests {
                 ),
             ]),
             version: 3,
-            created_at: Some(prost_types::Timestamp {
-                seconds: 1_800_000_000,
-                nanos: 0,
-            }),
-            updated_at: Some(prost_types::Timestamp {
-                seconds: 1_800_000_001,
-                nanos: 0,
-            }),
+            created_at: at(1_800_000_000, 0),
+            updated_at: at(1_800_000_001, 0),
             ..Default::default()
         };
         let v = serde_json::to_value(ContactView::try_from(c.clone()).unwrap()).unwrap();
@@ -479,14 +477,8 @@ mod tests {
     fn a_contact_whose_times_cannot_be_read_is_an_error_not_the_epoch() {
         let c = common::Contact {
             id: "ct_1".into(),
-            created_at: Some(prost_types::Timestamp {
-                seconds: 1_800_000_000,
-                nanos: -1,
-            }),
-            updated_at: Some(prost_types::Timestamp {
-                seconds: 1_800_000_000,
-                nanos: 0,
-            }),
+            created_at: at(1_800_000_000, -1),
+            updated_at: at(1_800_000_000, 0),
             ..Default::default()
         };
         assert!(ContactView::try_from(c.clone()).is_err());

@@ -23,7 +23,7 @@ use crate::{
     error::{AppError, BadAnswer, FieldIs},
 };
 
-use super::{json::non_empty, paging::CURSOR};
+use super::{docs::Noun, json::non_empty, paging::CURSOR};
 
 /// A gRPC call in flight. It borrows the client it was made on, so it is made inside the
 /// statement that awaits it: `SEQUENCES.found(state.automations().get_sequence(request), …)`.
@@ -31,19 +31,17 @@ pub trait Call<T>: Future<Output = Result<tonic::Response<T>, Status>> {}
 
 impl<T, F: Future<Output = Result<tonic::Response<T>, Status>>> Call<T> for F {}
 
-/// One resource: `Item` is its proto, `View` its JSON.
+/// One resource: `Item` is its proto, `View` its JSON (named by its [`Noun`]).
 pub struct Resource<Item, View> {
     /// The service that owns the resource and judges what is sent to it.
     pub service: Service,
-    /// "template": what an answer without the object lacks.
-    pub noun: &'static str,
     /// The request fields that hold the path's id, as the service names them in an
     /// `invalid_field` error.
     pub path_id: &'static [(&'static str, FieldIs<'static>)],
     pub to_view: fn(Item) -> Result<View, BadAnswer>,
 }
 
-impl<Item, View: Serialize> Resource<Item, View> {
+impl<Item, View: Serialize + Noun> Resource<Item, View> {
     /// The answer of one call on the resource whose id is in the path.
     pub async fn call<T>(&self, call: impl Call<T>) -> Result<T, AppError> {
         answer(self.service, self.path_id, call).await
@@ -51,7 +49,7 @@ impl<Item, View: Serialize> Resource<Item, View> {
 
     /// The object an answer exists to carry.
     pub fn item(&self, item: Option<Item>) -> Result<Item, BadAnswer> {
-        item.ok_or_else(|| self.missing(&format!("the {}", self.noun)))
+        item.ok_or_else(|| self.missing(&format!("the {}", View::NOUN)))
     }
 
     pub fn view(&self, item: Item) -> Result<View, BadAnswer> {

@@ -15,12 +15,11 @@ use utoipa::IntoParams;
 
 use super::{
     automation_model::{
-        self, EnrollmentList, EnrollmentView, SequenceBody, SequenceList, SequenceStatsView,
-        SequenceView,
+        self, EnrollmentList, SequenceBody, SequenceList, SequenceStatsView, SequenceView,
     },
     body::{DEFINITION_LIMIT, JsonBody},
     docs::{BodyErrors, ById, Errors, Noun, PageErrors},
-    json::non_empty,
+    json::{non_empty, views},
     paging::{self, CURSOR, PageQuery},
     resource::{self, Resource},
 };
@@ -32,16 +31,13 @@ use crate::{
 };
 
 /// What one is called in errors and in the documentation.
-struct Sequence;
-
-impl Noun for Sequence {
+impl Noun for SequenceView {
     const NOUN: &'static str = "sequence";
 }
 
 const SEQUENCES: Resource<pb::Sequence, SequenceView> = Resource {
     service: Service::Automations,
-    noun: Sequence::NOUN,
-    path_id: &[("id", FieldIs::NotFound(Sequence::NOUN))],
+    path_id: &[("id", FieldIs::NotFound(SequenceView::NOUN))],
     to_view: SequenceView::try_from,
 };
 
@@ -115,7 +111,7 @@ pub async fn list_sequences(
     params(("id" = String, Path, description = "The sequence id, seq_…")),
     responses(
         (status = 200, body = SequenceView),
-        ById<Sequence>,
+        ById<SequenceView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -144,7 +140,7 @@ pub async fn get_sequence(
     responses(
         (status = 200, body = SequenceView),
         (status = 422, body = ErrorBody, description = "as for create"),
-        ById<Sequence>,
+        ById<SequenceView>,
         BodyErrors,
     )
 )]
@@ -174,7 +170,7 @@ pub async fn replace_sequence(
     responses(
         (status = 204, description = "deleted"),
         (status = 409, body = ErrorBody, description = "an automation uses it (named in the message, with the action's index)"),
-        ById<Sequence>,
+        ById<SequenceView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -199,7 +195,7 @@ pub async fn delete_sequence(
     params(("id" = String, Path, description = "The sequence id, seq_…")),
     responses(
         (status = 200, body = SequenceStatsView),
-        ById<Sequence>,
+        ById<SequenceView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -275,11 +271,7 @@ pub async fn list_enrollments(
     )
     .await?;
     Ok(Json(EnrollmentList {
-        enrollments: resp
-            .enrollments
-            .into_iter()
-            .map(EnrollmentView::try_from)
-            .collect::<Result<_, _>>()?,
+        enrollments: views(resp.enrollments)?,
         next_cursor: non_empty(resp.next_cursor),
     }))
 }

@@ -11,7 +11,7 @@ use meisa_runtime::errors::ApiError;
 
 use super::{
     body::{JsonBody, UPSERT_LIMIT},
-    docs::{BodyErrors, Errors, PageErrors},
+    docs::{BodyErrors, Errors, Noun, PageErrors},
     mail_model::{self, SuppressionBody, SuppressionList, SuppressionView},
     paging::{self, PageQuery},
     resource::Resource,
@@ -23,11 +23,15 @@ use crate::{
     state::AppState,
 };
 
+/// What one is called in errors.
+impl Noun for SuppressionView {
+    const NOUN: &'static str = "suppression";
+}
+
 /// The path names an address, not an id; a removal says "not on the list" itself (see
 /// [`remove_suppression`]).
 const SUPPRESSIONS: Resource<pb::Suppression, SuppressionView> = Resource {
     service: Service::Mailer,
-    noun: "suppression",
     path_id: &[],
     to_view: SuppressionView::try_from,
 };

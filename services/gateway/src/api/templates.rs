@@ -43,18 +43,15 @@ pub const TEMPLATE_LIMIT: usize = 1024 * 1024;
 pub const MAX_TEMPLATE_PAGE: u32 = 100;
 
 /// What one is called in errors and in the documentation.
-struct Template;
-
-impl Noun for Template {
+impl Noun for TemplateView {
     const NOUN: &'static str = "template";
 }
 
 const TEMPLATES: Resource<pb::Template, TemplateView> = Resource {
     service: Service::Mailer,
-    noun: Template::NOUN,
     path_id: &[
-        ("id", FieldIs::NotFound(Template::NOUN)),
-        ("template_id", FieldIs::NotFound(Template::NOUN)),
+        ("id", FieldIs::NotFound(TemplateView::NOUN)),
+        ("template_id", FieldIs::NotFound(TemplateView::NOUN)),
     ],
     to_view: TemplateView::try_from,
 };
@@ -149,7 +146,7 @@ async fn fetch(state: &AppState, ws: &Workspace, id: String) -> Result<pb::Templ
     params(("id" = String, Path, description = "The template id, tpl_…")),
     responses(
         (status = 200, body = TemplateView),
-        ById<Template>,
+        ById<TemplateView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -186,7 +183,7 @@ async fn update(
     responses(
         (status = 200, body = TemplateView),
         (status = 422, body = ErrorBody, description = "as for create"),
-        ById<Template>,
+        ById<TemplateView>,
         BodyErrors,
     )
 )]
@@ -211,7 +208,7 @@ pub async fn replace_template(
     responses(
         (status = 200, body = TemplateView),
         (status = 422, body = ErrorBody, description = "as for create"),
-        ById<Template>,
+        ById<TemplateView>,
         BodyErrors,
     )
 )]
@@ -237,7 +234,7 @@ pub async fn patch_template(
     params(("id" = String, Path, description = "The template id, tpl_…")),
     responses(
         (status = 204, description = "deleted"),
-        ById<Template>,
+        ById<TemplateView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -386,7 +383,7 @@ pub async fn test_send(
         source: Some(pb::MessageSource::default()),
     };
     const SEND_FIELDS: &[(&str, FieldIs<'static>)] = &[
-        ("template_id", FieldIs::NotFound(Template::NOUN)),
+        ("template_id", FieldIs::NotFound(TemplateView::NOUN)),
         ("contact.email", FieldIs::Named("to")),
     ];
     let message = resource::answer(
