@@ -18,7 +18,7 @@ use utoipa::{
     openapi::{RefOr, schema::Schema},
 };
 
-use super::json::{enum_name, non_empty, optional_time, parse_enum, time};
+use super::json::{enum_filter, enum_name, non_empty, optional_time, time};
 use crate::error::BadAnswer;
 
 const ENROLLMENT_STATUSES: &[(&str, EnrollmentStatus)] = &[
@@ -89,9 +89,14 @@ pub struct AutomationBody {
     reentry: Option<String>,
 }
 
-/// `status` of an enrollment list.
-pub fn parse_enrollment_status(s: &str) -> Result<EnrollmentStatus, ApiError> {
-    parse_enum(ENROLLMENT_STATUSES, "status", s)
+/// `status` of an enrollment list; none: every status.
+pub fn enrollment_status_filter(s: Option<&str>) -> Result<EnrollmentStatus, ApiError> {
+    enum_filter(
+        ENROLLMENT_STATUSES,
+        "status",
+        s,
+        EnrollmentStatus::Unspecified,
+    )
 }
 
 // ------------------------------------------------------------------------------ answers
@@ -471,19 +476,8 @@ mod tests {
         let v = serde_json::to_value(AutomationView::try_from(a.clone()).unwrap()).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
-            keys,
-            [
-                "id",
-                "name",
-                "enabled",
-                "trigger",
-                "conditions",
-                "actions",
-                "reentry",
-                "unseen_fields",
-                "created_at",
-                "updated_at"
-            ]
+            keys.join(" "),
+            "id name enabled trigger conditions actions reentry unseen_fields created_at updated_at"
         );
         assert_eq!(v["trigger"], json!({"type": "contact_created"}));
         assert_eq!(v["conditions"], Value::Null);
@@ -506,15 +500,19 @@ mod tests {
     #[test]
     fn enrollment_statuses() {
         assert_eq!(
-            parse_enrollment_status(" active ").unwrap(),
+            enrollment_status_filter(Some(" active ")).unwrap(),
             EnrollmentStatus::Active
         );
         assert_eq!(
-            parse_enrollment_status("done")
+            enrollment_status_filter(Some("done"))
                 .unwrap_err()
                 .field
                 .as_deref(),
             Some("status")
+        );
+        assert_eq!(
+            enrollment_status_filter(Some(" ")).unwrap(),
+            EnrollmentStatus::Unspecified
         );
     }
 }

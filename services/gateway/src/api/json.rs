@@ -56,6 +56,19 @@ pub fn reject_unknown(
     }
 }
 
+/// An enum filter of a list: absent or blank is `none` (the proto's `UNSPECIFIED`: no filter).
+pub fn enum_filter<T: Copy>(
+    table: &[(&str, T)],
+    field: &str,
+    s: Option<&str>,
+    none: T,
+) -> Result<T, ApiError> {
+    match s.filter(|s| !s.trim().is_empty()) {
+        Some(s) => parse_enum(table, field, s),
+        None => Ok(none),
+    }
+}
+
 /// The enum value a query parameter names, by the resource's table of names.
 pub fn parse_enum<T: Copy>(table: &[(&str, T)], field: &str, s: &str) -> Result<T, ApiError> {
     let s = s.trim();

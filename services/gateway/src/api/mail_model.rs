@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::json::{
-    enum_name, non_empty, object, optional_time, parse_enum, reject_unknown, time, wrong_type,
+    enum_filter, enum_name, non_empty, object, optional_time, reject_unknown, time, wrong_type,
 };
 use crate::error::BadAnswer;
 
@@ -506,9 +506,9 @@ pub struct MessageList {
     pub next_cursor: Option<String>,
 }
 
-/// `status` of a message list.
-pub fn parse_status(s: &str) -> Result<MessageStatus, ApiError> {
-    parse_enum(MESSAGE_STATUSES, "status", s)
+/// `status` of a message list; none: every status.
+pub fn status_filter(s: Option<&str>) -> Result<MessageStatus, ApiError> {
+    enum_filter(MESSAGE_STATUSES, "status", s, MessageStatus::Unspecified)
 }
 
 impl TryFrom<pb::Message> for MessageDetail {

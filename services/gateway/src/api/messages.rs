@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 
 use super::{
     docs::{ById, Errors, Noun},
-    mail_model::{MessageDetail, MessageList, MessageView, parse_status},
+    mail_model::{MessageDetail, MessageList, MessageView, status_filter},
     paging,
     resource::Resource,
 };
@@ -73,13 +73,7 @@ pub async fn list_messages(
     q: Result<Query<MessagesQuery>, QueryRejection>,
 ) -> Result<Json<MessageList>, AppError> {
     let q = paging::query(q)?;
-    let status = q
-        .status
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .map(parse_status)
-        .transpose()?
-        .unwrap_or(pb::MessageStatus::Unspecified);
+    let status = status_filter(q.status.as_deref())?;
     let request = pb::ListMessagesRequest {
         workspace_id: ws.id(),
         page: Some(paging::page(q.limit, q.cursor, MAX_PAGE)?),

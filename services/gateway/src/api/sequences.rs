@@ -250,13 +250,7 @@ pub async fn list_enrollments(
     q: Result<Query<EnrollmentsQuery>, QueryRejection>,
 ) -> Result<Json<EnrollmentList>, AppError> {
     let q = paging::query(q)?;
-    let status = q
-        .status
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .map(automation_model::parse_enrollment_status)
-        .transpose()?
-        .unwrap_or(pb::EnrollmentStatus::Unspecified);
+    let status = automation_model::enrollment_status_filter(q.status.as_deref())?;
     let request = pb::ListEnrollmentsRequest {
         workspace_id: ws.id(),
         page: Some(paging::page(q.limit, q.cursor, MAX_PAGE)?),
