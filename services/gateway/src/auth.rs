@@ -1,6 +1,9 @@
 //! Bearer authentication: every `/api/v1/` route except the OpenAPI document runs behind
 //! [`require_api_key`], which resolves the key to its workspace. Handlers read the workspace with
 //! the [`Workspace`] extractor and pass it to the services, which scope every query by it.
+//!
+//! The middleware's state is an [`Authenticator`] (the gateway's database and the key cache), not
+//! the whole application state, so this module depends on nothing the handlers define.
 
 use std::{
     collections::HashMap,
@@ -18,7 +21,6 @@ use meisa_runtime::errors::{ApiError, ErrorCode};
 use sqlx::PgPool;
 
 use crate::{
-    api::AppState,
     error::AppError,
     store::keys::{self, KeyHash},
 };
@@ -51,13 +53,29 @@ fn unauthorized(message: &str) -> AppError {
     AppError::Api(ApiError::new(ErrorCode::Unauthorized, message))
 }
 
+/// What resolves an API key to its workspace: the table of keys and the cache in front of it.
+#[derive(Clone)]
+pub struct Authenticator {
+    pool: PgPool,
+    keys: Arc<KeyCache>,
+}
+
+impl Authenticator {
+    pub fn new(pool: PgPool, cache_ttl: Duration) -> Self {
+        Self {
+            pool,
+            keys: Arc::new(KeyCache::new(cache_ttl)),
+        }
+    }
+}
+
 pub async fn require_api_key(
-    State(state): State<AppState>,
+    State(auth): State<Authenticator>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, AppError> {
     let key = bearer(req.headers())?;
-    let workspace = state.keys.authenticate(&state.pool, key).await?;
+    let workspace = auth.keys.authenticate(&auth.pool, key).await?;
     req.extensions_mut().insert(workspace);
     Ok(next.run(req).await)
 }
@@ -84,7 +102,7 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AppError> {
 /// Recently verified keys, so that an API call costs no extra database round trip. Only hits are
 /// cached (a stream of bad keys cannot fill memory with misses) and entries expire after `ttl`:
 /// a revoked key keeps working for at most `ttl` on a replica that had it cached.
-pub struct KeyCache {
+struct KeyCache {
     ttl: Duration,
     entries: Mutex<HashMap<KeyHash, (Workspace, Instant)>>,
 }
@@ -92,14 +110,14 @@ pub struct KeyCache {
 const CACHE_CAPACITY: usize = 10_000;
 
 impl KeyCache {
-    pub fn new(ttl: Duration) -> Self {
+    fn new(ttl: Duration) -> Self {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
         }
     }
 
-    pub async fn authenticate(&self, pool: &PgPool, key: &str) -> Result<Workspace, AppError> {
+    async fn authenticate(&self, pool: &PgPool, key: &str) -> Result<Workspace, AppError> {
         if !keys::looks_like_key(key) {
             return Err(unauthorized("invalid API key"));
         }

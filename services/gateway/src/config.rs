@@ -6,57 +6,87 @@ use std::{
     time::Duration,
 };
 
-use meisa_runtime::config::{self, ConfigError, Secret};
+use meisa_runtime::{
+    client::Timeouts,
+    config::{self, ConfigError, Secret},
+};
 
 pub const DEFAULT_CONTACTS_URL: &str = "http://127.0.0.1:50051";
 pub const DEFAULT_MAILER_URL: &str = "http://127.0.0.1:50053";
 pub const DEFAULT_AUTOMATIONS_URL: &str = "http://127.0.0.1:50052";
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 
+/// Bounds on the calls to a service, so a stuck dependency becomes a 503, not a hang.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The gateway's own database (workspaces and API keys).
     pub database_url: Secret,
-    /// Where the contacts gRPC service listens, e.g. `http://contacts:50051`.
-    pub contacts_url: String,
-    /// Where the mailer gRPC service listens, e.g. `http://mailer:50053`.
-    pub mailer_url: String,
-    /// Where the automations gRPC service listens, e.g. `http://automations:50052`.
-    pub automations_url: String,
+    /// The contacts gRPC service, e.g. `http://contacts:50051`.
+    pub contacts: Upstream,
+    /// The mailer gRPC service, e.g. `http://mailer:50053`.
+    pub mailer: Upstream,
+    /// The automations gRPC service, e.g. `http://automations:50052`.
+    pub automations: Upstream,
     /// `127.0.0.1:0` in tests: the OS picks a port, [`crate::Application::port`] tells it.
     pub http_addr: SocketAddr,
     /// How long a verified API key is trusted without asking the database again. This is also
     /// how long a revoked key keeps working on a replica that has it cached.
     pub key_cache_ttl: Duration,
-    /// Bound on one call to a backing service, so a stuck dependency becomes a 503, not a hang.
-    pub contacts_timeout: Duration,
-    pub contacts_connect_timeout: Duration,
-    pub mailer_timeout: Duration,
-    pub mailer_connect_timeout: Duration,
-    pub automations_timeout: Duration,
-    pub automations_connect_timeout: Duration,
     pub db_max_connections: u32,
+}
+
+/// Where one service listens and how long the gateway waits for it.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub url: String,
+    pub timeouts: Timeouts,
+}
+
+impl Upstream {
+    fn with_default_timeouts(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            timeouts: Timeouts {
+                connect: CONNECT_TIMEOUT,
+                call: CALL_TIMEOUT,
+            },
+        }
+    }
+
+    /// `MEISA_{NAME}_URL`, `MEISA_{NAME}_TIMEOUT` and `MEISA_{NAME}_CONNECT_TIMEOUT`.
+    fn from_env(name: &str, default_url: &str) -> Result<Self, ConfigError> {
+        let url_var = format!("MEISA_{name}_URL");
+        let url = config::optional(&url_var).unwrap_or_else(|| default_url.into());
+        validate_grpc_url(&url_var, &url)?;
+        Ok(Self {
+            url,
+            timeouts: Timeouts {
+                connect: config::duration(
+                    &format!("MEISA_{name}_CONNECT_TIMEOUT"),
+                    CONNECT_TIMEOUT,
+                )?,
+                call: config::duration(&format!("MEISA_{name}_TIMEOUT"), CALL_TIMEOUT)?,
+            },
+        })
+    }
 }
 
 impl Config {
     /// A configuration for tests and local tools: loopback, an OS-chosen port, no key cache (so
-    /// a revoked key is refused at once). The mailer and automations addresses are ones where nothing
-    /// listens (so a test never reaches a service some developer runs on the default port); set
-    /// `mailer_url` / `automations_url` to use one.
+    /// a revoked key is refused at once). The mailer and automations addresses are ones where
+    /// nothing listens (so a test never reaches a service some developer runs on the default
+    /// port); set `mailer.url` / `automations.url` to use one.
     pub fn local(database_url: impl Into<String>, contacts_url: impl Into<String>) -> Self {
         Self {
             database_url: Secret::new(database_url),
-            contacts_url: contacts_url.into(),
-            mailer_url: "http://127.0.0.1:1".into(),
-            automations_url: "http://127.0.0.1:1".into(),
+            contacts: Upstream::with_default_timeouts(contacts_url),
+            mailer: Upstream::with_default_timeouts("http://127.0.0.1:1"),
+            automations: Upstream::with_default_timeouts("http://127.0.0.1:1"),
             http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             key_cache_ttl: Duration::ZERO,
-            contacts_timeout: Duration::from_secs(10),
-            contacts_connect_timeout: Duration::from_secs(2),
-            mailer_timeout: Duration::from_secs(10),
-            mailer_connect_timeout: Duration::from_secs(2),
-            automations_timeout: Duration::from_secs(10),
-            automations_connect_timeout: Duration::from_secs(2),
             db_max_connections: 5,
         }
     }
@@ -66,44 +96,20 @@ impl Config {
             "DATABASE_URL",
             "set it to the gateway's Postgres database, e.g. postgres://postgres@127.0.0.1:5432/meisa_gateway",
         )?;
-        let contacts_url =
-            config::optional("MEISA_CONTACTS_URL").unwrap_or_else(|| DEFAULT_CONTACTS_URL.into());
-        validate_grpc_url("MEISA_CONTACTS_URL", &contacts_url)?;
-        let mailer_url =
-            config::optional("MEISA_MAILER_URL").unwrap_or_else(|| DEFAULT_MAILER_URL.into());
-        validate_grpc_url("MEISA_MAILER_URL", &mailer_url)?;
-        let automations_url = config::optional("MEISA_AUTOMATIONS_URL")
-            .unwrap_or_else(|| DEFAULT_AUTOMATIONS_URL.into());
-        validate_grpc_url("MEISA_AUTOMATIONS_URL", &automations_url)?;
+        let contacts = Upstream::from_env("CONTACTS", DEFAULT_CONTACTS_URL)?;
+        let mailer = Upstream::from_env("MAILER", DEFAULT_MAILER_URL)?;
+        let automations = Upstream::from_env("AUTOMATIONS", DEFAULT_AUTOMATIONS_URL)?;
         // Loopback by default so a developer machine does not expose the API; Kubernetes sets
         // MEISA_HTTP_HOST=0.0.0.0.
         let host: IpAddr = config::parsed("MEISA_HTTP_HOST", IpAddr::V4(Ipv4Addr::LOCALHOST))?;
         let port: u16 = config::parsed("MEISA_HTTP_PORT", DEFAULT_HTTP_PORT)?;
         Ok(Self {
             database_url: Secret::new(database_url),
-            contacts_url,
-            mailer_url,
-            automations_url,
+            contacts,
+            mailer,
+            automations,
             http_addr: SocketAddr::new(host, port),
             key_cache_ttl: config::duration("MEISA_API_KEY_CACHE_TTL", Duration::from_secs(10))?,
-            contacts_timeout: config::duration("MEISA_CONTACTS_TIMEOUT", Duration::from_secs(10))?,
-            contacts_connect_timeout: config::duration(
-                "MEISA_CONTACTS_CONNECT_TIMEOUT",
-                Duration::from_secs(2),
-            )?,
-            mailer_timeout: config::duration("MEISA_MAILER_TIMEOUT", Duration::from_secs(10))?,
-            mailer_connect_timeout: config::duration(
-                "MEISA_MAILER_CONNECT_TIMEOUT",
-                Duration::from_secs(2),
-            )?,
-            automations_timeout: config::duration(
-                "MEISA_AUTOMATIONS_TIMEOUT",
-                Duration::from_secs(10),
-            )?,
-            automations_connect_timeout: config::duration(
-                "MEISA_AUTOMATIONS_CONNECT_TIMEOUT",
-                Duration::from_secs(2),
-            )?,
             db_max_connections: config::parsed("MEISA_DB_MAX_CONNECTIONS", 10)?,
         })
     }

@@ -11,7 +11,7 @@ use meisa_runtime::errors::{ApiError, ErrorCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::StoreError;
+use crate::{clients::Service, store::StoreError};
 
 /// How long a client should wait before retrying a 503 or 429. Short: a dependency restarting in
 /// Kubernetes is usually back within a couple of seconds.
@@ -22,22 +22,36 @@ pub enum AppError {
     /// A public error, already in the caller's words.
     #[error(transparent)]
     Api(#[from] ApiError),
-    /// A backing gRPC service answered with an error, or could not be reached.
-    #[error("contacts service: {0}")]
-    Contacts(#[from] tonic::Status),
-    /// The mailer answered with an error, or could not be reached. Not a `From`: a bare `?` on a
-    /// gRPC call means contacts, so each mailer call says which service failed.
-    #[error("mailer service: {0}")]
-    Mailer(tonic::Status),
-    /// The automations service answered with an error, or could not be reached (not a `From`, for
-    /// the same reason).
-    #[error("automations service: {0}")]
-    Automations(tonic::Status),
+    /// A service answered with an error, or could not be reached. Built with
+    /// [`AppError::contacts`], [`AppError::mailer`] or [`AppError::automations`], never from a
+    /// bare status, so each call says which service answered.
+    #[error("{service} service: {status}")]
+    Service {
+        service: Service,
+        status: tonic::Status,
+    },
+    /// A service answered something that does not fit its type: a missing object, a time no
+    /// clock can hold, an enum value the gateway does not know. A bug on one side, never the
+    /// caller's: a 500.
+    #[error(transparent)]
+    BadAnswer(#[from] BadAnswer),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug or broken invariant in the gateway itself.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// What in a service's answer could not be read, in words for the log.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable answer: {0}")]
+pub struct BadAnswer(pub String);
+
+impl BadAnswer {
+    /// An answer that lacks the object it exists to carry.
+    pub fn missing(service: Service, what: &str) -> Self {
+        Self(format!("the {service} service answered without {what}"))
+    }
 }
 
 /// How a field the mailer or automations names in an `invalid_field` error reads for the HTTP
@@ -46,35 +60,47 @@ pub enum AppError {
 pub enum FieldIs<'a> {
     /// The same value under the request's name (`page.cursor` is the query's `cursor`).
     Named(&'a str),
-    /// A path id the mailer cannot parse names nothing: 404, "{what} not found".
+    /// A path id the service cannot parse names nothing: 404, "{what} not found".
     NotFound(&'a str),
 }
 
 impl AppError {
-    /// A mailer error in the caller's terms (see [`FieldIs`]); anything else stays the mailer's
-    /// status, so its cause is logged with it.
-    pub fn mailer(status: tonic::Status, fields: &[(&str, FieldIs<'_>)]) -> Self {
-        Self::renamed(status, fields, Self::Mailer)
+    pub fn contacts(status: tonic::Status) -> Self {
+        Self::Service {
+            service: Service::Contacts,
+            status,
+        }
     }
 
-    /// An automations error in the caller's terms. Its validation errors already name the DESIGN
-    /// §3 JSON path of the body the caller sent (`conditions.all[0].value`), so only request-level
-    /// names (`page.cursor`) need renaming.
-    pub fn automations(status: tonic::Status, fields: &[(&str, FieldIs<'_>)]) -> Self {
-        Self::renamed(status, fields, Self::Automations)
+    pub fn mailer(status: tonic::Status) -> Self {
+        Self::Service {
+            service: Service::Mailer,
+            status,
+        }
     }
 
-    fn renamed(
-        status: tonic::Status,
-        fields: &[(&str, FieldIs<'_>)],
-        service: fn(tonic::Status) -> Self,
-    ) -> Self {
-        let api = ApiError::from_status(&status);
+    /// Its validation errors already name the DESIGN §3 JSON path of the body the caller sent
+    /// (`conditions.all[0].value`), so only request-level names (`page.cursor`) need
+    /// [`AppError::renaming`].
+    pub fn automations(status: tonic::Status) -> Self {
+        Self::Service {
+            service: Service::Automations,
+            status,
+        }
+    }
+
+    /// A service's `invalid_field` error in the caller's terms (see [`FieldIs`]); anything else
+    /// stays the service's status, so its cause is logged with it.
+    pub fn renaming(self, fields: &[(&str, FieldIs<'_>)]) -> Self {
+        let Self::Service { status, .. } = &self else {
+            return self;
+        };
+        let api = ApiError::from_status(status);
         if api.code != ErrorCode::InvalidField {
-            return service(status);
+            return self;
         }
         let Some(field) = api.field.as_deref() else {
-            return service(status);
+            return self;
         };
         match fields.iter().find(|(from, _)| *from == field) {
             Some((_, FieldIs::NotFound(what))) => {
@@ -92,39 +118,26 @@ impl AppError {
                     field: Some((*to).to_string()),
                 })
             }
-            None => service(status),
+            None => self,
         }
     }
 
     pub fn to_api(&self) -> ApiError {
         match self {
             Self::Api(e) => e.clone(),
-            Self::Contacts(status) => {
+            Self::Service { service, status } => {
                 let api = ApiError::from_status(status);
-                // tonic's own transport errors ("tcp connect error: Connection refused…")
-                // describe our network, not the caller's request.
-                if api.code == ErrorCode::Unavailable {
-                    ApiError::unavailable("the contacts service is unavailable; retry shortly")
-                } else {
-                    api
-                }
-            }
-            Self::Mailer(status) => {
-                let api = ApiError::from_status(status);
-                if api.code == ErrorCode::Unavailable {
-                    ApiError::unavailable("the mailer service is unavailable; retry shortly")
-                } else {
-                    api
-                }
-            }
-            Self::Automations(status) => {
-                let api = ApiError::from_status(status);
-                // The service's own "unavailable" says which dependency is down (its database,
-                // contacts, the mailer) and carries error details; a bare one is tonic failing to
-                // reach the service itself.
-                let from_the_service = !status.details().is_empty();
-                if api.code == ErrorCode::Unavailable && !from_the_service {
-                    ApiError::unavailable("the automations service is unavailable; retry shortly")
+                // Automations' own "unavailable" says which of its dependencies is down (its
+                // database, contacts, the mailer) and carries error details; that is worth
+                // passing on. Otherwise an unavailable status is tonic failing to reach the
+                // service, and its words ("tcp connect error: Connection refused…") describe our
+                // network, not the caller's request.
+                let from_automations =
+                    *service == Service::Automations && !status.details().is_empty();
+                if api.code == ErrorCode::Unavailable && !from_automations {
+                    ApiError::unavailable(format!(
+                        "the {service} service is unavailable; retry shortly"
+                    ))
                 } else {
                     api
                 }
@@ -132,7 +145,7 @@ impl AppError {
             Self::Store(e) if e.is_unavailable() => {
                 ApiError::unavailable("the gateway database is unavailable; retry shortly")
             }
-            Self::Store(_) | Self::Internal(_) => ApiError::internal(),
+            Self::BadAnswer(_) | Self::Store(_) | Self::Internal(_) => ApiError::internal(),
         }
     }
 }
@@ -210,7 +223,7 @@ mod tests {
 
     #[test]
     fn unreachable_contacts_is_a_503_with_retry_after() {
-        let err = AppError::Contacts(tonic::Status::unavailable(
+        let err = AppError::contacts(tonic::Status::unavailable(
             "tcp connect error: os error 111",
         ));
         assert!(!err.to_api().message.contains("tcp"));
@@ -221,7 +234,7 @@ mod tests {
 
     #[test]
     fn unreachable_mailer_is_a_503_naming_the_mailer() {
-        let err = AppError::Mailer(tonic::Status::unavailable("tcp connect error"));
+        let err = AppError::mailer(tonic::Status::unavailable("tcp connect error"));
         let api = err.to_api();
         assert_eq!(api.code, ErrorCode::Unavailable);
         assert!(api.message.contains("mailer"), "{}", api.message);
@@ -230,25 +243,26 @@ mod tests {
 
     #[test]
     fn automations_outages_say_which_service_is_down() {
-        let err = AppError::Automations(tonic::Status::unavailable("tcp connect error"));
+        let err = AppError::automations(tonic::Status::unavailable("tcp connect error"));
         let api = err.to_api();
         assert_eq!(api.code, ErrorCode::Unavailable);
         assert!(api.message.contains("automations"), "{}", api.message);
         // The service reachable, its own dependency down: its words are kept.
         let status =
             ApiError::unavailable("the contacts service is unavailable; retry shortly").to_status();
-        let api = AppError::Automations(status).to_api();
+        let api = AppError::automations(status).to_api();
         assert!(api.message.contains("contacts"), "{}", api.message);
     }
 
     #[test]
     fn automations_paths_pass_through_and_conflicts_keep_their_message() {
         let status = ApiError::field("conditions.all[0].value", "expected a number").to_status();
-        let api =
-            AppError::automations(status, &[("page.cursor", FieldIs::Named("cursor"))]).to_api();
+        let api = AppError::automations(status)
+            .renaming(&[("page.cursor", FieldIs::Named("cursor"))])
+            .to_api();
         assert_eq!(api.field.as_deref(), Some("conditions.all[0].value"));
         let status = ApiError::conflict("sequence seq_1 is used by automation aut_1").to_status();
-        let api = AppError::automations(status, &[]).to_api();
+        let api = AppError::automations(status).to_api();
         assert_eq!(api.code, ErrorCode::Conflict);
         assert!(api.message.contains("aut_1"));
     }
@@ -256,17 +270,49 @@ mod tests {
     #[test]
     fn mailer_fields_are_renamed_to_the_request_s() {
         let status = ApiError::field("page.cursor", "is not a cursor").to_status();
-        let api = AppError::mailer(status, &[("page.cursor", FieldIs::Named("cursor"))]).to_api();
+        let api = AppError::mailer(status)
+            .renaming(&[("page.cursor", FieldIs::Named("cursor"))])
+            .to_api();
         assert_eq!(api.field.as_deref(), Some("cursor"));
         assert_eq!(api.message, "cursor: is not a cursor");
         let status = ApiError::field("id", "\"x\" is not a valid template id").to_status();
-        let api = AppError::mailer(status, &[("id", FieldIs::NotFound("template"))]).to_api();
+        let api = AppError::mailer(status)
+            .renaming(&[("id", FieldIs::NotFound("template"))])
+            .to_api();
         assert_eq!(api.code, ErrorCode::NotFound);
         assert_eq!(api.field, None);
         let status = ApiError::field("html", "line 1, column 3: bad").to_status();
-        let api = AppError::mailer(status, &[]).to_api();
+        let api = AppError::mailer(status).to_api();
         assert_eq!(api.field.as_deref(), Some("html"));
         assert_eq!(api.code, ErrorCode::InvalidField);
+    }
+
+    #[test]
+    fn an_answer_that_cannot_be_read_is_a_500_that_hides_it() {
+        let err = AppError::from(BadAnswer("created_at Timestamp { nanos: -1 }".into()));
+        let api = err.to_api();
+        assert_eq!(api.code, ErrorCode::Internal);
+        assert!(!api.message.contains("created_at"), "{}", api.message);
+        assert!(
+            err.to_string().contains("created_at"),
+            "the log keeps the cause"
+        );
+    }
+
+    #[test]
+    fn every_service_error_says_which_service_answered() {
+        let status = || tonic::Status::internal("boom");
+        assert!(
+            AppError::contacts(status())
+                .to_string()
+                .starts_with("contacts")
+        );
+        assert!(AppError::mailer(status()).to_string().starts_with("mailer"));
+        assert!(
+            AppError::automations(status())
+                .to_string()
+                .starts_with("automations")
+        );
     }
 
     #[test]

@@ -4,20 +4,24 @@
 //!
 //! `main.rs` only parses the command line; everything a test needs is here:
 //! [`Config`], [`Application::build`] (binds, port 0 in tests), [`Application::run`], [`migrate`].
+//!
+//! A request's way through the crate: [`http`] (the router and its layers) → [`auth`] (the API
+//! key) → a handler in [`api`] (or, later, a page in [`web`]) → [`clients`] (gRPC to contacts,
+//! the mailer, automations) → [`error`] (every failure, once, as the public error body).
 
 pub mod admin;
 pub mod api;
 pub mod auth;
-pub mod automations;
+pub mod clients;
 pub mod config;
-pub mod contacts;
 pub mod error;
-pub mod grpc;
-pub mod mailer;
+pub mod http;
 pub mod openapi;
+pub mod state;
 pub mod store;
+pub mod web;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -25,16 +29,19 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
+use crate::{auth::Authenticator, clients::Clients, state::AppState};
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("cannot connect to DATABASE_URL: {0}")]
     Database(#[source] sqlx::Error),
-    #[error("MEISA_CONTACTS_URL is not a usable gRPC address: {0}")]
-    ContactsUrl(#[source] tonic::transport::Error),
-    #[error("MEISA_MAILER_URL is not a usable gRPC address: {0}")]
-    MailerUrl(#[source] tonic::transport::Error),
-    #[error("MEISA_AUTOMATIONS_URL is not a usable gRPC address: {0}")]
-    AutomationsUrl(#[source] tonic::transport::Error),
+    /// A service URL tonic cannot use (the config checked its scheme and syntax already).
+    #[error("MEISA_{}_URL: {source}", service.name().to_uppercase())]
+    ServiceUrl {
+        service: clients::Service,
+        #[source]
+        source: meisa_runtime::client::ChannelError,
+    },
     #[error("cannot listen on {addr} (MEISA_HTTP_HOST / MEISA_HTTP_PORT): {source}")]
     Bind {
         addr: SocketAddr,
@@ -65,37 +72,14 @@ impl Application {
         let pool = store::connect(config.database_url.expose(), config.db_max_connections)
             .await
             .map_err(BuildError::Database)?;
-        let channel = contacts::channel(
-            &config.contacts_url,
-            config.contacts_connect_timeout,
-            config.contacts_timeout,
-        )
-        .map_err(BuildError::ContactsUrl)?;
-        let mailer_channel = grpc::channel(
-            &config.mailer_url,
-            config.mailer_connect_timeout,
-            config.mailer_timeout,
-        )
-        .map_err(BuildError::MailerUrl)?;
-        let automations_channel = grpc::channel(
-            &config.automations_url,
-            config.automations_connect_timeout,
-            config.automations_timeout,
-        )
-        .map_err(BuildError::AutomationsUrl)?;
-        let state = api::AppState {
+        let clients = Clients::new(&config.contacts, &config.mailer, &config.automations)
+            .map_err(|(service, source)| BuildError::ServiceUrl { service, source })?;
+        let state = AppState {
+            auth: Authenticator::new(pool.clone(), config.key_cache_ttl),
             pool,
-            contacts: contacts::client(channel.clone()),
-            contacts_health: tonic_health::pb::health_client::HealthClient::new(channel),
-            mailer: mailer::client(mailer_channel.clone()),
-            mailer_health: tonic_health::pb::health_client::HealthClient::new(mailer_channel),
-            automations: automations::client(automations_channel.clone()),
-            automations_health: tonic_health::pb::health_client::HealthClient::new(
-                automations_channel,
-            ),
-            keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
+            clients,
         };
-        let (router, _) = api::router(state);
+        let (router, _) = http::router(state);
         let listener = TcpListener::bind(config.http_addr)
             .await
             .map_err(|source| BuildError::Bind {

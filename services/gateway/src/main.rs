@@ -14,8 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (env: DATABASE_URL, MEISA_CONTACTS_URL, MEISA_MAILER_URL, MEISA_HTTP_HOST,
-    /// MEISA_HTTP_PORT).
+    /// Serve the HTTP API (env: DATABASE_URL, MEISA_CONTACTS_URL, MEISA_MAILER_URL,
+    /// MEISA_AUTOMATIONS_URL, MEISA_HTTP_HOST, MEISA_HTTP_PORT).
     Serve,
     /// Apply the database migrations and exit (env: DATABASE_URL).
     Migrate,

@@ -18,7 +18,8 @@ use utoipa::{
     openapi::{RefOr, schema::Schema},
 };
 
-use super::model::timestamp;
+use super::json::{enum_filter, enum_name, non_empty, optional_time, time};
+use crate::error::BadAnswer;
 
 const ENROLLMENT_STATUSES: &[(&str, EnrollmentStatus)] = &[
     ("active", EnrollmentStatus::Active),
@@ -88,38 +89,17 @@ pub struct AutomationBody {
     reentry: Option<String>,
 }
 
-fn names<T>(table: &[(&str, T)]) -> String {
-    table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+/// `status` of an enrollment list; none: every status.
+pub fn enrollment_status_filter(s: Option<&str>) -> Result<EnrollmentStatus, ApiError> {
+    enum_filter(
+        ENROLLMENT_STATUSES,
+        "status",
+        s,
+        EnrollmentStatus::Unspecified,
+    )
 }
-
-fn name_of<T: PartialEq>(table: &[(&'static str, T)], value: Option<T>) -> &'static str {
-    value
-        .and_then(|v| table.iter().find(|(_, t)| *t == v))
-        .map_or("unknown", |(n, _)| n)
-}
-
-/// `status` of an enrollment list.
-pub fn parse_enrollment_status(s: &str) -> Result<EnrollmentStatus, ApiError> {
-    let s = s.trim();
-    ENROLLMENT_STATUSES
-        .iter()
-        .find(|(n, _)| *n == s)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| {
-            ApiError::field(
-                "status",
-                format!("must be one of {}; got {s:?}", names(ENROLLMENT_STATUSES)),
-            )
-        })
-}
-
 
 // ------------------------------------------------------------------------------ answers
-
-fn non_empty(s: String) -> Option<String> {
-    Some(s).filter(|s| !s.is_empty())
-}
-
 
 /// A trigger as DESIGN §3 writes it: only the keys its type uses, so `"from": null` ("the field
 /// did not exist") and no `from` ("any value") stay distinct.
@@ -147,7 +127,6 @@ pub struct TriggerView {
     pub tag: Option<String>,
 }
 
-
 /// `{"type": "add_tag", "tag": "pro"}`, `{"type": "enroll", "sequence_id": "seq_…"}`,
 /// `{"type": "send_email", "template_id": "tpl_…"}`.
 #[derive(ToSchema)]
@@ -165,7 +144,6 @@ pub struct ActionView {
     pub template_id: Option<String>,
 }
 
-
 /// `{"type": "email", "template_id": "tpl_…"}` or `{"type": "wait", "duration": "2d"}`.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -181,7 +159,6 @@ pub struct StepView {
     #[schema(example = "2d")]
     pub duration: Option<String>,
 }
-
 
 /// A sequence: its body plus id, `unseen_fields` and times.
 #[derive(ToSchema)]
@@ -245,15 +222,20 @@ fn definition_view(
     unseen_fields: Vec<String>,
     created_at: Option<prost_types::Timestamp>,
     updated_at: Option<prost_types::Timestamp>,
-) -> Result<Map<String, Value>, String> {
-    let body: Map<String, Value> = serde_json::from_str(definition)
-        .map_err(|e| format!("automations answered a definition that is not a JSON object: {e}"))?;
+) -> Result<Map<String, Value>, BadAnswer> {
+    let body: Map<String, Value> = serde_json::from_str(definition).map_err(|e| {
+        BadAnswer(format!(
+            "automations answered a definition that is not a JSON object: {e}"
+        ))
+    })?;
     let mut view = Map::with_capacity(body.len() + 4);
     view.insert("id".into(), Value::String(id));
     view.extend(body);
     view.insert("unseen_fields".into(), unseen_fields.into());
     for (key, t) in [("created_at", created_at), ("updated_at", updated_at)] {
-        view.insert(key.into(), serde_json::to_value(timestamp(t)).unwrap_or(Value::Null));
+        let t = serde_json::to_value(time(key, t)?)
+            .map_err(|e| BadAnswer(format!("{key} does not serialize: {e}")))?;
+        view.insert(key.into(), t);
     }
     Ok(view)
 }
@@ -266,11 +248,17 @@ macro_rules! definition_view_type {
         pub struct $name(Map<String, Value>);
 
         impl TryFrom<$proto> for $name {
-            type Error = String;
+            type Error = BadAnswer;
 
-            fn try_from(d: $proto) -> Result<Self, String> {
-                definition_view(d.id, &d.definition, d.unseen_fields, d.created_at, d.updated_at)
-                    .map(Self)
+            fn try_from(d: $proto) -> Result<Self, BadAnswer> {
+                definition_view(
+                    d.id,
+                    &d.definition,
+                    d.unseen_fields,
+                    d.created_at,
+                    d.updated_at,
+                )
+                .map(Self)
             }
         }
 
@@ -285,9 +273,7 @@ macro_rules! definition_view_type {
                 Cow::Borrowed(stringify!($name))
             }
 
-            fn schemas(
-                schemas: &mut Vec<(String, RefOr<Schema>)>,
-            ) {
+            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
                 $doc::schemas(schemas);
             }
         }
@@ -381,26 +367,24 @@ pub struct EnrollmentView {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-impl From<pb::Enrollment> for EnrollmentView {
-    fn from(e: pb::Enrollment) -> Self {
-        Self {
+impl TryFrom<pb::Enrollment> for EnrollmentView {
+    type Error = BadAnswer;
+
+    fn try_from(e: pb::Enrollment) -> Result<Self, BadAnswer> {
+        Ok(Self {
             id: e.id,
             sequence_id: e.sequence_id,
             contact_id: non_empty(e.contact_id),
             automation_id: non_empty(e.automation_id),
             event_id: non_empty(e.event_id),
-            status: name_of(
-                ENROLLMENT_STATUSES,
-                EnrollmentStatus::try_from(e.status).ok(),
-            )
-            .into(),
+            status: enum_name(ENROLLMENT_STATUSES, "status", e.status)?.into(),
             current_step: e.current_step,
-            next_run_at: e.next_run_at.map(|t| timestamp(Some(t))),
+            next_run_at: optional_time("next_run_at", e.next_run_at)?,
             exit_reason: non_empty(e.exit_reason),
-            created_at: timestamp(e.created_at),
-            updated_at: timestamp(e.updated_at),
-            ended_at: e.ended_at.map(|t| timestamp(Some(t))),
-        }
+            created_at: time("created_at", e.created_at)?,
+            updated_at: time("updated_at", e.updated_at)?,
+            ended_at: optional_time("ended_at", e.ended_at)?,
+        })
     }
 }
 
@@ -438,10 +422,12 @@ pub struct ActivityView {
     pub occurred_at: DateTime<Utc>,
 }
 
-impl From<pb::Activity> for ActivityView {
-    fn from(a: pb::Activity) -> Self {
-        Self {
-            kind: name_of(ACTIVITY_KINDS, ActivityKind::try_from(a.kind).ok()).into(),
+impl TryFrom<pb::Activity> for ActivityView {
+    type Error = BadAnswer;
+
+    fn try_from(a: pb::Activity) -> Result<Self, BadAnswer> {
+        Ok(Self {
+            kind: enum_name(ACTIVITY_KINDS, "kind", a.kind)?.into(),
             automation_id: non_empty(a.automation_id),
             sequence_id: non_empty(a.sequence_id),
             enrollment_id: non_empty(a.enrollment_id),
@@ -452,8 +438,8 @@ impl From<pb::Activity> for ActivityView {
             step_type: non_empty(a.step_type),
             message_id: non_empty(a.message_id),
             detail: non_empty(a.detail),
-            occurred_at: timestamp(a.occurred_at),
-        }
+            occurred_at: time("occurred_at", a.occurred_at)?,
+        })
     }
 }
 
@@ -468,6 +454,10 @@ pub struct ActivityList {
 mod tests {
     use serde_json::json;
 
+    fn at(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds, nanos })
+    }
+
     use super::*;
 
     #[test]
@@ -479,18 +469,26 @@ mod tests {
                 "actions": [{"type": "send_email", "template_id": "tpl_1"}], "reentry": "once"})
             .to_string(),
             unseen_fields: vec!["trial".into()],
+            created_at: at(1_800_000_000, 0),
+            updated_at: at(1_800_000_000, 5_000_000),
             ..Default::default()
         };
-        let v = serde_json::to_value(AutomationView::try_from(a).unwrap()).unwrap();
+        let v = serde_json::to_value(AutomationView::try_from(a.clone()).unwrap()).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
-            keys,
-            ["id", "name", "enabled", "trigger", "conditions", "actions", "reentry",
-             "unseen_fields", "created_at", "updated_at"]
+            keys.join(" "),
+            "id name enabled trigger conditions actions reentry unseen_fields created_at updated_at"
         );
         assert_eq!(v["trigger"], json!({"type": "contact_created"}));
         assert_eq!(v["conditions"], Value::Null);
         assert_eq!(v["unseen_fields"], json!(["trial"]));
+        assert_eq!(v["created_at"], "2027-01-15T08:00:00Z");
+        assert_eq!(v["updated_at"], "2027-01-15T08:00:00.005Z");
+        let unreadable = pb::Automation {
+            updated_at: None,
+            ..a
+        };
+        assert!(AutomationView::try_from(unreadable).is_err());
         let s = pb::Sequence {
             id: "seq_1".into(),
             definition: "not json".into(),
@@ -502,15 +500,19 @@ mod tests {
     #[test]
     fn enrollment_statuses() {
         assert_eq!(
-            parse_enrollment_status(" active ").unwrap(),
+            enrollment_status_filter(Some(" active ")).unwrap(),
             EnrollmentStatus::Active
         );
         assert_eq!(
-            parse_enrollment_status("done")
+            enrollment_status_filter(Some("done"))
                 .unwrap_err()
                 .field
                 .as_deref(),
             Some("status")
+        );
+        assert_eq!(
+            enrollment_status_filter(Some(" ")).unwrap(),
+            EnrollmentStatus::Unspecified
         );
     }
 }

@@ -15,28 +15,32 @@ use meisa_proto::{
 use meisa_runtime::errors::ApiError;
 
 use super::{
-    AppState,
     automation_model::{
-        ActivityList, ActivityView, AutomationBody, AutomationList, AutomationStatsView,
-        AutomationView,
+        ActivityList, AutomationBody, AutomationList, AutomationStatsView, AutomationView,
     },
-    body::JsonBody,
-    sequences::{CURSOR, DEFINITION_LIMIT, PageQuery},
-    templates::query,
+    body::{DEFINITION_LIMIT, JsonBody},
+    docs::{BodyErrors, ById, Noun, PageErrors},
+    json::{non_empty, views},
+    paging::{self, CURSOR, PageQuery},
+    resource::Resource,
 };
 use crate::{
     auth::Workspace,
+    clients::Service,
     error::{AppError, ErrorBody, FieldIs},
+    state::AppState,
 };
 
-const PATH_ID: &[(&str, FieldIs<'static>)] = &[("id", FieldIs::NotFound("automation"))];
-
-fn view(automation: Option<pb::Automation>) -> Result<AutomationView, AppError> {
-    automation
-        .ok_or_else(|| "automations answered without an automation".to_string())
-        .and_then(AutomationView::try_from)
-        .map_err(AppError::Internal)
+/// What one is called in errors and in the documentation.
+impl Noun for AutomationView {
+    const NOUN: &'static str = "automation";
 }
+
+const AUTOMATIONS: Resource<pb::Automation, AutomationView> = Resource {
+    service: Service::Automations,
+    path_id: &[("id", FieldIs::NotFound(AutomationView::NOUN))],
+    to_view: AutomationView::try_from,
+};
 
 /// Creates an automation (201). Value errors name the DESIGN path: `conditions.all[0].value` for
 /// a value that does not fit the field's known type, `actions[0].sequence_id` for a sequence this
@@ -62,18 +66,15 @@ pub async fn create_automation(
     ws: Workspace,
     JsonBody(body): JsonBody<DEFINITION_LIMIT>,
 ) -> Result<(StatusCode, Json<AutomationView>), AppError> {
-    let automation = state
-        .automations
-        .clone()
-        .create_automation(pb::CreateAutomationRequest {
-            workspace_id: ws.id(),
-            definition: body.to_string(),
+    let request = pb::CreateAutomationRequest {
+        workspace_id: ws.id(),
+        definition: body.to_string(),
+    };
+    AUTOMATIONS
+        .created(state.automations().create_automation(request), |r| {
+            r.automation
         })
         .await
-        .map_err(|s| AppError::automations(s, &[]))?
-        .into_inner()
-        .automation;
-    Ok((StatusCode::CREATED, Json(view(automation)?)))
 }
 
 /// The workspace's automations, newest first.
@@ -83,9 +84,7 @@ pub async fn create_automation(
     params(PageQuery),
     responses(
         (status = 200, body = AutomationList),
-        (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "a bad limit or cursor"),
-        (status = 503, body = ErrorBody),
+        PageErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -94,26 +93,18 @@ pub async fn list_automations(
     ws: Workspace,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<AutomationList>, AppError> {
-    let page = query(q)?.page()?;
-    let resp = state
-        .automations
-        .clone()
-        .list_automations(pb::ListAutomationsRequest {
-            workspace_id: ws.id(),
-            page: Some(page),
+    let request = pb::ListAutomationsRequest {
+        workspace_id: ws.id(),
+        page: Some(paging::query(q)?.page()?),
+    };
+    let (automations, next_cursor) = AUTOMATIONS
+        .page(state.automations().list_automations(request), |r| {
+            (r.automations, r.next_cursor)
         })
-        .await
-        .map_err(|s| AppError::automations(s, CURSOR))?
-        .into_inner();
-    let automations = resp
-        .automations
-        .into_iter()
-        .map(AutomationView::try_from)
-        .collect::<Result<_, _>>()
-        .map_err(AppError::Internal)?;
+        .await?;
     Ok(Json(AutomationList {
         automations,
-        next_cursor: Some(resp.next_cursor).filter(|c| !c.is_empty()),
+        next_cursor,
     }))
 }
 
@@ -124,9 +115,7 @@ pub async fn list_automations(
     params(("id" = String, Path, description = "The automation id, aut_…")),
     responses(
         (status = 200, body = AutomationView),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<AutomationView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -135,18 +124,15 @@ pub async fn get_automation(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<Json<AutomationView>, AppError> {
-    let automation = state
-        .automations
-        .clone()
-        .get_automation(pb::GetAutomationRequest {
-            workspace_id: ws.id(),
-            id,
+    let request = pb::GetAutomationRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    AUTOMATIONS
+        .found(state.automations().get_automation(request), |r| {
+            r.automation
         })
         .await
-        .map_err(|s| AppError::automations(s, PATH_ID))?
-        .into_inner()
-        .automation;
-    Ok(Json(view(automation)?))
 }
 
 /// Replaces every editable field; the body is the same as for creating one, so `enabled` left
@@ -158,11 +144,9 @@ pub async fn get_automation(
     request_body(content = AutomationBody, content_type = "application/json"),
     responses(
         (status = 200, body = AutomationView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "as for create"),
-        (status = 503, body = ErrorBody),
+        ById<AutomationView>,
+        BodyErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -172,19 +156,16 @@ pub async fn replace_automation(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DEFINITION_LIMIT>,
 ) -> Result<Json<AutomationView>, AppError> {
-    let automation = state
-        .automations
-        .clone()
-        .update_automation(pb::UpdateAutomationRequest {
-            workspace_id: ws.id(),
-            id,
-            definition: body.to_string(),
+    let request = pb::UpdateAutomationRequest {
+        workspace_id: ws.id(),
+        id,
+        definition: body.to_string(),
+    };
+    AUTOMATIONS
+        .found(state.automations().update_automation(request), |r| {
+            r.automation
         })
         .await
-        .map_err(|s| AppError::automations(s, PATH_ID))?
-        .into_inner()
-        .automation;
-    Ok(Json(view(automation)?))
 }
 
 /// Deletes an automation and cancels its pending actions; enrollments it created carry on.
@@ -194,9 +175,7 @@ pub async fn replace_automation(
     params(("id" = String, Path, description = "The automation id, aut_…")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<AutomationView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -205,16 +184,13 @@ pub async fn delete_automation(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    state
-        .automations
-        .clone()
-        .delete_automation(pb::DeleteAutomationRequest {
-            workspace_id: ws.id(),
-            id,
-        })
+    let request = pb::DeleteAutomationRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    AUTOMATIONS
+        .deleted(state.automations().delete_automation(request))
         .await
-        .map_err(|s| AppError::automations(s, PATH_ID))?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Turns the automation on (idempotent); answers the automation.
@@ -224,9 +200,7 @@ pub async fn delete_automation(
     params(("id" = String, Path, description = "The automation id, aut_…")),
     responses(
         (status = 200, body = AutomationView),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<AutomationView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -235,18 +209,15 @@ pub async fn enable_automation(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<Json<AutomationView>, AppError> {
-    let automation = state
-        .automations
-        .clone()
-        .enable_automation(pb::EnableAutomationRequest {
-            workspace_id: ws.id(),
-            id,
+    let request = pb::EnableAutomationRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    AUTOMATIONS
+        .found(state.automations().enable_automation(request), |r| {
+            r.automation
         })
         .await
-        .map_err(|s| AppError::automations(s, PATH_ID))?
-        .into_inner()
-        .automation;
-    Ok(Json(view(automation)?))
 }
 
 /// Turns the automation off (idempotent): it triggers nothing, and its queued actions that have
@@ -257,9 +228,7 @@ pub async fn enable_automation(
     params(("id" = String, Path, description = "The automation id, aut_…")),
     responses(
         (status = 200, body = AutomationView),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<AutomationView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -268,18 +237,15 @@ pub async fn disable_automation(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<Json<AutomationView>, AppError> {
-    let automation = state
-        .automations
-        .clone()
-        .disable_automation(pb::DisableAutomationRequest {
-            workspace_id: ws.id(),
-            id,
+    let request = pb::DisableAutomationRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    AUTOMATIONS
+        .found(state.automations().disable_automation(request), |r| {
+            r.automation
         })
         .await
-        .map_err(|s| AppError::automations(s, PATH_ID))?
-        .into_inner()
-        .automation;
-    Ok(Json(view(automation)?))
 }
 
 /// What the automation did: firings, enrollments and how they ended, emails, actions.
@@ -289,9 +255,7 @@ pub async fn disable_automation(
     params(("id" = String, Path, description = "The automation id, aut_…")),
     responses(
         (status = 200, body = AutomationStatsView),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such automation in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<AutomationView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -300,18 +264,16 @@ pub async fn automation_stats(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<Json<AutomationStatsView>, AppError> {
-    let stats = state
-        .automations
-        .clone()
-        .get_automation_stats(pb::GetAutomationStatsRequest {
-            workspace_id: ws.id(),
-            id,
-        })
-        .await
-        .map_err(|s| AppError::automations(s, PATH_ID))?
-        .into_inner()
+    let request = pb::GetAutomationStatsRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    let answer = AUTOMATIONS
+        .call(state.automations().get_automation_stats(request))
+        .await?;
+    let stats = answer
         .stats
-        .unwrap_or_default();
+        .ok_or_else(|| AUTOMATIONS.missing("the stats"))?;
     Ok(Json(stats.into()))
 }
 
@@ -323,10 +285,8 @@ pub async fn automation_stats(
     params(("id" = String, Path, description = "The contact id, ct_…"), PageQuery),
     responses(
         (status = 200, body = ActivityList),
-        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such contact in this workspace (or it was erased)"),
-        (status = 422, body = ErrorBody, description = "a bad limit or cursor"),
-        (status = 503, body = ErrorBody),
+        PageErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -336,12 +296,12 @@ pub async fn contact_activity(
     Path(id): Path<String>,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<ActivityList>, AppError> {
-    let page = query(q)?.page()?;
+    let page = paging::query(q)?.page()?;
     // Automations keeps activity by contact id and knows nothing of workspaces' contacts, so
     // an unknown id would be an empty list; contacts says whether the contact is this
     // workspace's, for the 404 every other id gets. Both are asked at once.
-    let mut contacts = state.contacts.clone();
-    let mut automations = state.automations.clone();
+    let mut contacts = state.contacts();
+    let mut automations = state.automations();
     let (found, activity) = tokio::join!(
         contacts.get_contact(GetContactRequest {
             workspace_id: ws.id(),
@@ -357,17 +317,13 @@ pub async fn contact_activity(
         Ok(resp) if resp.get_ref().contact.is_some() => {}
         Ok(_) => return Err(ApiError::not_found("contact not found").into()),
         // Not found (or a malformed id) answers as GET /api/v1/contacts/{id} does.
-        Err(s) => return Err(AppError::Contacts(s)),
+        Err(s) => return Err(AppError::contacts(s)),
     }
     let resp = activity
-        .map_err(|s| AppError::automations(s, CURSOR))?
+        .map_err(|s| AppError::automations(s).renaming(CURSOR))?
         .into_inner();
     Ok(Json(ActivityList {
-        activities: resp
-            .activities
-            .into_iter()
-            .map(ActivityView::from)
-            .collect(),
-        next_cursor: Some(resp.next_cursor).filter(|c| !c.is_empty()),
+        activities: views(resp.activities)?,
+        next_cursor: non_empty(resp.next_cursor),
     }))
 }

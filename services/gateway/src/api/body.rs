@@ -17,6 +17,8 @@ pub const UPSERT_LIMIT: usize = 256 * 1024;
 /// A batch carries up to 1,000 upsert bodies; typical ones are well under 1 KiB each, and each
 /// item is still held to [`UPSERT_LIMIT`] on its own.
 pub const BATCH_LIMIT: usize = 16 * 1024 * 1024;
+/// A sequence or automation: 100 steps or 50 actions with their conditions fit many times over.
+pub const DEFINITION_LIMIT: usize = 256 * 1024;
 
 /// A parsed JSON body of at most `LIMIT` bytes.
 pub struct JsonBody<const LIMIT: usize>(pub Value);

@@ -8,34 +8,42 @@ use axum::{
     http::StatusCode,
 };
 use meisa_proto::{
-    common::{Causation, PageRequest},
+    common::Causation,
     contacts::{
         self as pb, BatchUpsertRequest, DeleteContactRequest, GetContactRequest,
         ListContactsRequest, UpsertRequest, batch_upsert_result, get_contact_request::By,
     },
 };
-use meisa_runtime::errors::{ApiError, ErrorCode};
+use meisa_runtime::{
+    errors::{ApiError, ErrorCode},
+    paging::MAX_PAGE,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    AppState,
     body::{BATCH_LIMIT, JsonBody, UPSERT_LIMIT, too_large},
+    docs::{ById, Errors, Noun},
+    json::{non_empty, views},
     model::{
         BatchItemResult, BatchUpsertBody, BatchUpsertResult, ContactList, ContactView,
         UpsertContactBody, UpsertResult, contact_input, item_error,
     },
+    paging,
 };
 use crate::{
     auth::Workspace,
-    error::{AppError, ErrorBody},
+    error::{AppError, BadAnswer, ErrorBody},
+    state::AppState,
 };
 
 pub const MAX_BATCH: usize = 1_000;
-pub const DEFAULT_PAGE: u32 = 50;
-/// What contacts serves at most per page.
-pub const MAX_PAGE: u32 = 500;
+
+/// What one is called in errors and in the documentation.
+impl Noun for ContactView {
+    const NOUN: &'static str = "contact";
+}
 
 fn api_causation() -> Option<Causation> {
     Some(Causation {
@@ -68,15 +76,15 @@ pub async fn upsert(
 ) -> Result<Json<UpsertResult>, AppError> {
     let contact = contact_input(body)?;
     let resp = state
-        .contacts
-        .clone()
+        .contacts()
         .upsert(UpsertRequest {
             workspace_id: ws.id(),
             contact: Some(contact),
             causation: api_causation(),
             return_contact: false,
         })
-        .await?
+        .await
+        .map_err(AppError::contacts)?
         .into_inner();
     Ok(Json(UpsertResult::from(resp)))
 }
@@ -89,11 +97,11 @@ pub async fn upsert(
     request_body(content = BatchUpsertBody, content_type = "application/json"),
     responses(
         (status = 200, body = BatchUpsertResult),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 400, body = ErrorBody),
         (status = 413, body = ErrorBody, description = "body over 16 MiB"),
         (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "the body is not {\"contacts\": [...]} or has more than 1,000 items"),
-        (status = 503, body = ErrorBody),
+        Errors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -117,21 +125,22 @@ pub async fn batch_upsert(
     if !inputs.is_empty() {
         let sent = inputs.len();
         let resp = state
-            .contacts
-            .clone()
+            .contacts()
             .batch_upsert(BatchUpsertRequest {
                 workspace_id: ws.id(),
                 contacts: inputs,
                 causation: api_causation(),
                 return_contacts: false,
             })
-            .await?
+            .await
+            .map_err(AppError::contacts)?
             .into_inner();
         if resp.results.len() != sent {
-            return Err(AppError::Internal(format!(
+            return Err(BadAnswer(format!(
                 "contacts answered {} batch results for {sent} items",
                 resp.results.len()
-            )));
+            ))
+            .into());
         }
         let mut answers = resp.results.into_iter();
         for slot in results.iter_mut().filter(|r| r.is_none()) {
@@ -197,9 +206,7 @@ fn batch_item(item: Value) -> Result<pb::ContactInput, ApiError> {
     params(("id" = String, Path, description = "The contact id, ct_…")),
     responses(
         (status = 200, body = ContactView),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such contact in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<ContactView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -234,14 +241,14 @@ pub async fn delete_contact(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     state
-        .contacts
-        .clone()
+        .contacts()
         .delete_contact(DeleteContactRequest {
             workspace_id: ws.id(),
             id,
             causation: api_causation(),
         })
-        .await?;
+        .await
+        .map_err(AppError::contacts)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -277,10 +284,9 @@ pub enum ContactsAnswer {
     params(ContactsQuery),
     responses(
         (status = 200, body = ContactsAnswer),
-        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "lookup: no contact with that email or external_id"),
         (status = 422, body = ErrorBody, description = "a bad query parameter; `field` names it"),
-        (status = 503, body = ErrorBody),
+        Errors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -289,12 +295,7 @@ pub async fn list_or_find(
     ws: Workspace,
     query: Result<Query<ContactsQuery>, QueryRejection>,
 ) -> Result<Json<ContactsAnswer>, AppError> {
-    let Query(q) = query.map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidField,
-            format!("bad query string: {}", e.body_text()),
-        )
-    })?;
+    let q = paging::query(query)?;
     match (q.email, q.external_id) {
         (Some(_), Some(_)) => Err(ApiError::new(
             ErrorCode::InvalidField,
@@ -308,59 +309,38 @@ pub async fn list_or_find(
             find(&state, &ws, By::ExternalId(external_id)).await?,
         )))),
         (None, None) => {
-            let limit = parse_limit(q.limit.as_deref())?;
             let resp = state
-                .contacts
-                .clone()
+                .contacts()
                 .list_contacts(ListContactsRequest {
                     workspace_id: ws.id(),
-                    page: Some(PageRequest {
-                        limit,
-                        cursor: q.cursor.unwrap_or_default(),
-                    }),
+                    page: Some(paging::page(q.limit, q.cursor, MAX_PAGE)?),
                     tag: q.tag.unwrap_or_default(),
                 })
-                .await?
+                .await
+                .map_err(AppError::contacts)?
                 .into_inner();
             Ok(Json(ContactsAnswer::Page(ContactList {
-                contacts: resp.contacts.into_iter().map(ContactView::from).collect(),
-                next_cursor: Some(resp.next_cursor).filter(|c| !c.is_empty()),
+                contacts: views(resp.contacts)?,
+                next_cursor: non_empty(resp.next_cursor),
             })))
         }
     }
 }
 
-fn parse_limit(limit: Option<&str>) -> Result<u32, ApiError> {
-    parse_limit_up_to(limit, MAX_PAGE)
-}
-
-/// `limit` of a list: 1 to `max`, [`DEFAULT_PAGE`] when absent.
-pub fn parse_limit_up_to(limit: Option<&str>, max: u32) -> Result<u32, ApiError> {
-    let Some(raw) = limit else {
-        return Ok(DEFAULT_PAGE.min(max));
-    };
-    match raw.trim().parse::<u32>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(ApiError::field(
-            "limit",
-            format!("must be a whole number from 1 to {max}, got {raw:?}"),
-        )),
-    }
-}
-
 async fn find(state: &AppState, ws: &Workspace, by: By) -> Result<ContactView, AppError> {
     let resp = state
-        .contacts
-        .clone()
+        .contacts()
         .get_contact(GetContactRequest {
             workspace_id: ws.id(),
             by: Some(by),
         })
-        .await?
+        .await
+        .map_err(AppError::contacts)?
         .into_inner();
-    resp.contact
-        .map(ContactView::from)
-        .ok_or_else(|| ApiError::not_found("contact not found").into())
+    let contact = resp
+        .contact
+        .ok_or_else(|| ApiError::not_found("contact not found"))?;
+    Ok(ContactView::try_from(contact)?)
 }
 
 #[cfg(test)]
@@ -387,17 +367,5 @@ mod tests {
             batch_item(json!({"email": "a@b.co", "external_id": "u", "custom_fields": {"a": big}}))
                 .unwrap_err();
         assert_eq!(e.code, ErrorCode::PayloadTooLarge);
-    }
-
-    #[test]
-    fn limits_are_bounded() {
-        assert_eq!(parse_limit(None).unwrap(), DEFAULT_PAGE);
-        assert_eq!(parse_limit(Some("10")).unwrap(), 10);
-        assert!(parse_limit(Some("0")).is_err());
-        assert!(parse_limit(Some("501")).is_err());
-        assert_eq!(
-            parse_limit(Some("abc")).unwrap_err().field.as_deref(),
-            Some("limit")
-        );
     }
 }

@@ -1,13 +1,13 @@
+//! `/api/v1/fields/`: the custom fields a workspace has sent. Contacts keeps them.
+
 use axum::{Json, extract::State};
 use meisa_proto::contacts::ListFieldsRequest;
 
-use super::{
-    AppState,
-    model::{FieldList, FieldView},
-};
+use super::{json::views, model::FieldList};
 use crate::{
     auth::Workspace,
     error::{AppError, ErrorBody},
+    state::AppState,
 };
 
 /// Every custom field the workspace has sent, with the type its first value fixed.
@@ -26,14 +26,14 @@ pub async fn list_fields(
     ws: Workspace,
 ) -> Result<Json<FieldList>, AppError> {
     let resp = state
-        .contacts
-        .clone()
+        .contacts()
         .list_fields(ListFieldsRequest {
             workspace_id: ws.id(),
         })
-        .await?
+        .await
+        .map_err(AppError::contacts)?
         .into_inner();
     Ok(Json(FieldList {
-        fields: resp.fields.into_iter().map(FieldView::from).collect(),
+        fields: views(resp.fields)?,
     }))
 }

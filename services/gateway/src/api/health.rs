@@ -15,8 +15,7 @@ use meisa_runtime::errors::ApiError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
-use crate::{automations, contacts, error::ErrorDetail, mailer, store};
+use crate::{clients::Service, error::ErrorDetail, state::AppState, store};
 
 /// A readiness probe must answer before the kubelet gives up on it.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -71,14 +70,12 @@ pub async fn alive() -> Json<Alive> {
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let mut health = state.contacts_health.clone();
-    let mut mailer_health = state.mailer_health.clone();
-    let mut automations_health = state.automations_health.clone();
+    let check = |service| tokio::time::timeout(CHECK_TIMEOUT, state.clients.check(service));
     let (database, contacts, mailer, automations) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, store::ping(&state.pool)),
-        tokio::time::timeout(CHECK_TIMEOUT, contacts::check(&mut health)),
-        tokio::time::timeout(CHECK_TIMEOUT, mailer::check(&mut mailer_health)),
-        tokio::time::timeout(CHECK_TIMEOUT, automations::check(&mut automations_health)),
+        check(Service::Contacts),
+        check(Service::Mailer),
+        check(Service::Automations),
     );
     let database = match database {
         Ok(Ok(())) => "ok".to_string(),

@@ -7,25 +7,42 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use meisa_model::BuiltIn;
 use meisa_proto::{
     common::{self, value::Kind},
-    mailer as pb,
+    mailer::{self as pb, MessageStatus, SuppressionReason},
 };
 use meisa_runtime::errors::{ApiError, ErrorCode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::model::{timestamp, type_name, wrong_type};
+use super::json::{
+    enum_filter, enum_name, non_empty, object, optional_time, reject_unknown, time, wrong_type,
+};
+use crate::error::BadAnswer;
 
 pub const TEMPLATE_KEYS: &[&str] = &["name", "subject", "html", "text", "from", "reply_to"];
 const REQUIRED_TEMPLATE_KEYS: &[&str] = &["name", "subject", "html", "from"];
 
 /// The idempotency key prefix of test sends; it is how a message is known to be one.
 pub const TEST_SEND_KEY_PREFIX: &str = "test-send:";
-/// The contact id prefix of test sends' synthetic recipients (never a real contact's id, so a
+/// The id prefix of test sends' synthetic recipients, `test_…` (never a real contact's id, so a
 /// test email's unsubscribe link cannot unsubscribe a real contact).
-pub const TEST_CONTACT_PREFIX: &str = "test_";
+pub const TEST_CONTACT_PREFIX: &str = "test";
+
+const MESSAGE_STATUSES: &[(&str, MessageStatus)] = &[
+    ("queued", MessageStatus::Queued),
+    ("sent", MessageStatus::Sent),
+    ("failed", MessageStatus::Failed),
+    ("suppressed", MessageStatus::Suppressed),
+    ("skipped", MessageStatus::Skipped),
+];
+const SUPPRESSION_REASONS: &[(&str, SuppressionReason)] = &[
+    ("manual", SuppressionReason::Manual),
+    ("bounce", SuppressionReason::Bounce),
+    ("complaint", SuppressionReason::Complaint),
+];
 
 // ------------------------------------------------------------------------------------ templates
 
@@ -79,9 +96,11 @@ pub struct TemplateView {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<pb::Template> for TemplateView {
-    fn from(t: pb::Template) -> Self {
-        Self {
+impl TryFrom<pb::Template> for TemplateView {
+    type Error = BadAnswer;
+
+    fn try_from(t: pb::Template) -> Result<Self, BadAnswer> {
+        Ok(Self {
             id: t.id,
             name: t.name,
             subject: t.subject,
@@ -89,9 +108,9 @@ impl From<pb::Template> for TemplateView {
             text: t.text,
             from: t.from,
             reply_to: t.reply_to,
-            created_at: timestamp(t.created_at),
-            updated_at: timestamp(t.updated_at),
-        }
+            created_at: time("created_at", t.created_at)?,
+            updated_at: time("updated_at", t.updated_at)?,
+        })
     }
 }
 
@@ -101,29 +120,6 @@ pub struct TemplateList {
     pub templates: Vec<TemplateView>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
-}
-
-pub(crate) fn object(body: Value, expected: &str) -> Result<Map<String, Value>, ApiError> {
-    match body {
-        Value::Object(obj) => Ok(obj),
-        other => Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!(
-                "the body must be a JSON object {expected}, got {}",
-                type_name(&other)
-            ),
-        )),
-    }
-}
-
-fn reject_unknown(obj: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
-    match obj.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(unknown) => Err(ApiError::field(
-            unknown.clone(),
-            format!("unknown field; expected one of {}", known.join(", ")),
-        )),
-        None => Ok(()),
-    }
 }
 
 /// Sets one template key from its JSON value, or says what is wrong with it.
@@ -159,7 +155,7 @@ fn apply_template_key(
 /// and `reply_to` may be null or left out.
 pub fn template_input(body: Value) -> Result<pb::TemplateInput, ApiError> {
     let obj = object(body, "with name, subject, html, text, from and reply_to")?;
-    reject_unknown(&obj, TEMPLATE_KEYS)?;
+    reject_unknown(&obj, TEMPLATE_KEYS, "")?;
     // Keys present are checked in document order first; a missing key has no position in the
     // document, so it is reported after them.
     let missing = REQUIRED_TEMPLATE_KEYS
@@ -186,7 +182,7 @@ pub fn merge_template(
         body,
         "with any of name, subject, html, text, from and reply_to",
     )?;
-    reject_unknown(&obj, TEMPLATE_KEYS)?;
+    reject_unknown(&obj, TEMPLATE_KEYS, "")?;
     if obj.is_empty() {
         return Ok(None);
     }
@@ -257,15 +253,6 @@ pub struct Sample {
     pub tags: Vec<String>,
 }
 
-const SAMPLE_STRINGS: &[&str] = &[
-    "email",
-    "first_name",
-    "last_name",
-    "external_id",
-    "created_at",
-    "updated_at",
-];
-
 impl Sample {
     pub fn into_proto(self) -> pb::SampleFields {
         pb::SampleFields {
@@ -286,34 +273,30 @@ impl Sample {
                 Some(Kind::StringValue(s)) => Some(s.clone()),
                 _ => None,
             };
-            match name.as_str() {
-                "first_name" => contact.first_name = text,
-                "last_name" => contact.last_name = text,
-                "external_id" => contact.external_id = text.unwrap_or_default(),
-                "created_at" | "updated_at" => {
-                    let at = text
-                        .map(|t| {
-                            DateTime::parse_from_rfc3339(&t).map_err(|_| {
+            let time = || {
+                text.as_deref()
+                    .map(|t| {
+                        DateTime::parse_from_rfc3339(t)
+                            .map(|t| meisa_proto::timestamp(t.with_timezone(&Utc)))
+                            .map_err(|_| {
                                 ApiError::field(
                                     format!("sample.{name}"),
                                     format!("must be an RFC 3339 time, got {t:?}"),
                                 )
                             })
-                        })
-                        .transpose()?
-                        .map(|t| prost_types::Timestamp {
-                            seconds: t.timestamp(),
-                            nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-                        });
-                    if name == "created_at" {
-                        contact.created_at = at;
-                    } else {
-                        contact.updated_at = at;
-                    }
-                }
-                // A test send goes to its `to`, and is always sent (the caller sets both).
-                "email" | "subscribed" => {}
-                _ => {
+                    })
+                    .transpose()
+            };
+            match BuiltIn::parse(&name) {
+                Some(BuiltIn::FirstName) => contact.first_name = text,
+                Some(BuiltIn::LastName) => contact.last_name = text,
+                Some(BuiltIn::ExternalId) => contact.external_id = text.unwrap_or_default(),
+                Some(BuiltIn::CreatedAt) => contact.created_at = time()?,
+                Some(BuiltIn::UpdatedAt) => contact.updated_at = time()?,
+                // A test send goes to its `to`, and is always sent (the caller sets both);
+                // `sample` keeps tags apart from the fields.
+                Some(BuiltIn::Email | BuiltIn::Subscribed | BuiltIn::Tags) => {}
+                None => {
                     contact.custom_fields.insert(name, value);
                 }
             }
@@ -322,24 +305,9 @@ impl Sample {
     }
 }
 
-pub(crate) fn scalar(path: &str, v: Value) -> Result<common::Value, ApiError> {
-    let kind = match v {
-        Value::Null => Kind::NullValue(true),
-        Value::Bool(b) => Kind::BoolValue(b),
-        Value::String(s) => Kind::StringValue(s),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Kind::IntValue(i),
-            None => Kind::DoubleValue(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        other => {
-            return Err(wrong_type(
-                path,
-                "a string, number, boolean or null",
-                &other,
-            ));
-        }
-    };
-    Ok(common::Value { kind: Some(kind) })
+fn scalar(path: &str, v: &Value) -> Result<common::Value, ApiError> {
+    meisa_proto::json_to_value(v)
+        .ok_or_else(|| wrong_type(path, "a string, number, boolean or null", v))
 }
 
 /// `sample` of a preview or test send: an object of field names to values, `tags` an array of
@@ -355,8 +323,8 @@ pub fn sample(value: Value) -> Result<Sample, ApiError> {
     let mut out = Sample::default();
     for (name, value) in obj {
         let path = format!("sample.{name}");
-        match name.as_str() {
-            "tags" => {
+        match (name.as_str(), BuiltIn::parse(&name)) {
+            (_, Some(BuiltIn::Tags)) => {
                 let Value::Array(items) = value else {
                     return Err(wrong_type(&path, "an array of strings", &value));
                 };
@@ -369,7 +337,7 @@ pub fn sample(value: Value) -> Result<Sample, ApiError> {
                     }
                 }
             }
-            "custom_fields" => {
+            ("custom_fields", _) => {
                 let Value::Object(fields) = value else {
                     return Err(wrong_type(
                         &path,
@@ -378,30 +346,31 @@ pub fn sample(value: Value) -> Result<Sample, ApiError> {
                     ));
                 };
                 for (field, value) in fields {
-                    let v = scalar(&format!("{path}.{field}"), value)?;
+                    let v = scalar(&format!("{path}.{field}"), &value)?;
                     out.fields.insert(field, v);
                 }
             }
-            "unsubscribe_url" => {
+            ("unsubscribe_url", _) => {
                 return Err(ApiError::field(
                     path,
                     "is set by Meisa for every email; leave it out",
                 ));
             }
-            "subscribed" => match value {
+            (_, Some(BuiltIn::Subscribed)) => match value {
                 Value::Bool(_) | Value::Null => {
-                    out.fields.insert(name, scalar(&path, value)?);
+                    out.fields.insert(name, scalar(&path, &value)?);
                 }
                 other => return Err(wrong_type(&path, "true, false or null", &other)),
             },
-            n if SAMPLE_STRINGS.contains(&n) => match value {
+            // The other built-ins are text (dates as RFC 3339).
+            (_, Some(_)) => match value {
                 Value::String(_) | Value::Null => {
-                    out.fields.insert(name, scalar(&path, value)?);
+                    out.fields.insert(name, scalar(&path, &value)?);
                 }
                 other => return Err(wrong_type(&path, "a string or null", &other)),
             },
             _ => {
-                let v = scalar(&path, value)?;
+                let v = scalar(&path, &value)?;
                 out.fields.insert(name, v);
             }
         }
@@ -433,7 +402,7 @@ pub fn data_source(obj: &mut Map<String, Value>) -> Result<DataSource, ApiError>
 
 pub fn preview_body(body: Value) -> Result<DataSource, ApiError> {
     let mut obj = object(body, "with contact_id or sample")?;
-    reject_unknown(&obj, &["contact_id", "sample"])?;
+    reject_unknown(&obj, &["contact_id", "sample"], "")?;
     data_source(&mut obj)
 }
 
@@ -445,7 +414,7 @@ pub struct TestSend {
 
 pub fn test_send_body(body: Value) -> Result<TestSend, ApiError> {
     let mut obj = object(body, "with to and optionally contact_id or sample")?;
-    reject_unknown(&obj, &["to", "contact_id", "sample"])?;
+    reject_unknown(&obj, &["to", "contact_id", "sample"], "")?;
     let to = match obj.remove("to") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
         Some(Value::String(_)) | Some(Value::Null) | None => {
@@ -537,42 +506,19 @@ pub struct MessageList {
     pub next_cursor: Option<String>,
 }
 
-fn non_empty(s: String) -> Option<String> {
-    Some(s).filter(|s| !s.is_empty())
+/// `status` of a message list; none: every status.
+pub fn status_filter(s: Option<&str>) -> Result<MessageStatus, ApiError> {
+    enum_filter(MESSAGE_STATUSES, "status", s, MessageStatus::Unspecified)
 }
 
-pub fn status_name(status: i32) -> &'static str {
-    match pb::MessageStatus::try_from(status) {
-        Ok(pb::MessageStatus::Queued) => "queued",
-        Ok(pb::MessageStatus::Sent) => "sent",
-        Ok(pb::MessageStatus::Failed) => "failed",
-        Ok(pb::MessageStatus::Suppressed) => "suppressed",
-        Ok(pb::MessageStatus::Skipped) => "skipped",
-        Ok(pb::MessageStatus::Unspecified) | Err(_) => "unknown",
-    }
-}
+impl TryFrom<pb::Message> for MessageDetail {
+    type Error = BadAnswer;
 
-pub fn parse_status(s: &str) -> Result<pb::MessageStatus, ApiError> {
-    Ok(match s.trim() {
-        "queued" => pb::MessageStatus::Queued,
-        "sent" => pb::MessageStatus::Sent,
-        "failed" => pb::MessageStatus::Failed,
-        "suppressed" => pb::MessageStatus::Suppressed,
-        "skipped" => pb::MessageStatus::Skipped,
-        other => {
-            return Err(ApiError::field(
-                "status",
-                format!("must be one of queued, sent, failed, suppressed, skipped; got {other:?}"),
-            ));
-        }
-    })
-}
-
-impl From<pb::Message> for MessageDetail {
-    fn from(m: pb::Message) -> Self {
+    fn try_from(m: pb::Message) -> Result<Self, BadAnswer> {
+        // A message without an automation or a sequence (a test send) has an empty source.
         let source = m.source.unwrap_or_default();
         let test = m.idempotency_key.starts_with(TEST_SEND_KEY_PREFIX);
-        Self {
+        Ok(Self {
             message: MessageView {
                 id: m.id,
                 contact_id: m.contact_id,
@@ -584,25 +530,27 @@ impl From<pb::Message> for MessageDetail {
                     step: source.step,
                     test,
                 },
-                status: status_name(m.status).into(),
+                status: enum_name(MESSAGE_STATUSES, "status", m.status)?.into(),
                 reason: non_empty(m.reason),
                 subject: non_empty(m.subject),
                 attempts: m.attempts,
-                created_at: timestamp(m.created_at),
-                updated_at: timestamp(m.updated_at),
-                sent_at: m.sent_at.map(|t| timestamp(Some(t))),
+                created_at: time("created_at", m.created_at)?,
+                updated_at: time("updated_at", m.updated_at)?,
+                sent_at: optional_time("sent_at", m.sent_at)?,
             },
             message_id_header: non_empty(m.message_id_header),
             last_error: non_empty(m.last_error),
             html: non_empty(m.html),
             text: non_empty(m.text),
-        }
+        })
     }
 }
 
-impl From<pb::Message> for MessageView {
-    fn from(m: pb::Message) -> Self {
-        MessageDetail::from(m).message
+impl TryFrom<pb::Message> for MessageView {
+    type Error = BadAnswer;
+
+    fn try_from(m: pb::Message) -> Result<Self, BadAnswer> {
+        MessageDetail::try_from(m).map(|d| d.message)
     }
 }
 
@@ -632,21 +580,16 @@ pub struct SuppressionView {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<pb::Suppression> for SuppressionView {
-    fn from(s: pb::Suppression) -> Self {
-        let reason = match pb::SuppressionReason::try_from(s.reason) {
-            Ok(pb::SuppressionReason::Bounce) => "bounce",
-            Ok(pb::SuppressionReason::Complaint) => "complaint",
-            Ok(pb::SuppressionReason::Manual | pb::SuppressionReason::Unspecified) | Err(_) => {
-                "manual"
-            }
-        };
-        Self {
+impl TryFrom<pb::Suppression> for SuppressionView {
+    type Error = BadAnswer;
+
+    fn try_from(s: pb::Suppression) -> Result<Self, BadAnswer> {
+        Ok(Self {
+            reason: enum_name(SUPPRESSION_REASONS, "reason", s.reason)?.into(),
+            created_at: time("created_at", s.created_at)?,
             email: s.email,
-            reason: reason.into(),
             detail: non_empty(s.detail),
-            created_at: timestamp(s.created_at),
-        }
+        })
     }
 }
 
@@ -660,16 +603,16 @@ pub struct SuppressionList {
 #[derive(Debug)]
 pub struct NewSuppression {
     pub email: String,
-    pub reason: pb::SuppressionReason,
+    pub reason: SuppressionReason,
     pub detail: String,
 }
 
 pub fn suppression_body(body: Value) -> Result<NewSuppression, ApiError> {
     let obj = object(body, "with email and optionally reason and detail")?;
-    reject_unknown(&obj, &["email", "reason", "detail"])?;
+    reject_unknown(&obj, &["email", "reason", "detail"], "")?;
     let mut out = NewSuppression {
         email: String::new(),
-        reason: pb::SuppressionReason::Manual,
+        reason: SuppressionReason::Manual,
         detail: String::new(),
     };
     let mut has_email = false;
@@ -683,19 +626,19 @@ pub fn suppression_body(body: Value) -> Result<NewSuppression, ApiError> {
             ("email", other) => return Err(wrong_type("email", "a string", &other)),
             ("reason", Value::Null) => {}
             ("reason", Value::String(r)) => {
-                out.reason = match r.trim() {
-                    "manual" => pb::SuppressionReason::Manual,
-                    "bounce" => pb::SuppressionReason::Bounce,
-                    "complaint" => pb::SuppressionReason::Complaint,
-                    other => {
-                        return Err(ApiError::field(
+                let r = r.trim();
+                out.reason = SUPPRESSION_REASONS
+                    .iter()
+                    .find(|(name, _)| *name == r)
+                    .map(|(_, reason)| *reason)
+                    .ok_or_else(|| {
+                        ApiError::field(
                             "reason",
                             format!(
-                                "must be manual, bounce or complaint, got {other:?}; put a note in detail"
+                                "must be manual, bounce or complaint, got {r:?}; put a note in detail"
                             ),
-                        ));
-                    }
-                }
+                        )
+                    })?;
             }
             ("reason", other) => {
                 return Err(wrong_type("reason", "manual, bounce or complaint", &other));
@@ -887,14 +830,27 @@ mod tests {
 
     #[test]
     fn test_sends_are_marked_in_the_message_view() {
-        let m = MessageView::from(pb::Message {
+        let at = Some(meisa_proto::timestamp(chrono::DateTime::UNIX_EPOCH));
+        let m = MessageView::try_from(pb::Message {
             id: "msg_1".into(),
             idempotency_key: format!("{TEST_SEND_KEY_PREFIX}abc"),
             status: pb::MessageStatus::Queued as i32,
+            created_at: at,
+            updated_at: at,
             ..Default::default()
-        });
+        })
+        .unwrap();
         assert!(m.source.test);
         assert_eq!(m.status, "queued");
+        // A status the gateway does not know is the mailer's bug or a newer mailer: an error,
+        // not "unknown".
+        let unknown = pb::Message {
+            status: 99,
+            created_at: at,
+            updated_at: at,
+            ..Default::default()
+        };
+        assert!(MessageView::try_from(unknown).is_err());
         assert_eq!(m.reason, None);
         assert_eq!(m.template_id, None);
     }

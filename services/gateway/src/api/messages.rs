@@ -5,19 +5,34 @@ use axum::{
     Json,
     extract::{Path, Query, State, rejection::QueryRejection},
 };
-use meisa_proto::{common::PageRequest, mailer as pb};
+use meisa_proto::mailer as pb;
+use meisa_runtime::paging::MAX_PAGE;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{
-    AppState,
-    contacts::{MAX_PAGE, parse_limit_up_to},
-    mail_model::{MessageDetail, MessageList, MessageView, parse_status},
-    templates::query,
+    docs::{ById, Errors, Noun},
+    mail_model::{MessageDetail, MessageList, MessageView, status_filter},
+    paging,
+    resource::Resource,
 };
 use crate::{
     auth::Workspace,
+    clients::Service,
     error::{AppError, ErrorBody, FieldIs},
+    state::AppState,
+};
+
+/// Read-only here: the mailer writes messages as it sends.
+/// What one is called in errors and in the documentation.
+impl Noun for MessageView {
+    const NOUN: &'static str = "message";
+}
+
+const MESSAGES: Resource<pb::Message, MessageView> = Resource {
+    service: Service::Mailer,
+    path_id: &[("id", FieldIs::NotFound(MessageView::NOUN))],
+    to_view: MessageView::try_from,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -47,9 +62,8 @@ pub struct MessagesQuery {
     params(MessagesQuery),
     responses(
         (status = 200, body = MessageList),
-        (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "a bad filter, limit or cursor; `field` names it"),
-        (status = 503, body = ErrorBody),
+        Errors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -58,36 +72,25 @@ pub async fn list_messages(
     ws: Workspace,
     q: Result<Query<MessagesQuery>, QueryRejection>,
 ) -> Result<Json<MessageList>, AppError> {
-    let q = query(q)?;
-    let limit = parse_limit_up_to(q.limit.as_deref(), MAX_PAGE)?;
-    let status = q
-        .status
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .map(parse_status)
-        .transpose()?
-        .unwrap_or(pb::MessageStatus::Unspecified);
-    let resp = state
-        .mailer
-        .clone()
-        .list_messages(pb::ListMessagesRequest {
-            workspace_id: ws.id(),
-            page: Some(PageRequest {
-                limit,
-                cursor: q.cursor.unwrap_or_default(),
-            }),
-            contact_id: q.contact_id.unwrap_or_default(),
-            automation_id: q.automation_id.unwrap_or_default(),
-            sequence_id: q.sequence_id.unwrap_or_default(),
-            status: status as i32,
-            template_id: q.template_id.unwrap_or_default(),
+    let q = paging::query(q)?;
+    let status = status_filter(q.status.as_deref())?;
+    let request = pb::ListMessagesRequest {
+        workspace_id: ws.id(),
+        page: Some(paging::page(q.limit, q.cursor, MAX_PAGE)?),
+        contact_id: q.contact_id.unwrap_or_default(),
+        automation_id: q.automation_id.unwrap_or_default(),
+        sequence_id: q.sequence_id.unwrap_or_default(),
+        status: status as i32,
+        template_id: q.template_id.unwrap_or_default(),
+    };
+    let (messages, next_cursor) = MESSAGES
+        .page(state.mailer().list_messages(request), |r| {
+            (r.messages, r.next_cursor)
         })
-        .await
-        .map_err(|s| AppError::mailer(s, &[("page.cursor", FieldIs::Named("cursor"))]))?
-        .into_inner();
+        .await?;
     Ok(Json(MessageList {
-        messages: resp.messages.into_iter().map(MessageView::from).collect(),
-        next_cursor: Some(resp.next_cursor).filter(|c| !c.is_empty()),
+        messages,
+        next_cursor,
     }))
 }
 
@@ -98,9 +101,7 @@ pub async fn list_messages(
     params(("id" = String, Path, description = "The message id, msg_…")),
     responses(
         (status = 200, body = MessageDetail),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such message in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<MessageView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -109,17 +110,12 @@ pub async fn get_message(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<Json<MessageDetail>, AppError> {
-    let message = state
-        .mailer
-        .clone()
-        .get_message(pb::GetMessageRequest {
-            workspace_id: ws.id(),
-            id,
-        })
-        .await
-        .map_err(|s| AppError::mailer(s, &[("id", FieldIs::NotFound("message"))]))?
-        .into_inner()
-        .message
-        .ok_or_else(|| AppError::Internal("the mailer answered without a message".into()))?;
-    Ok(Json(message.into()))
+    let request = pb::GetMessageRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    let answer = MESSAGES.call(state.mailer().get_message(request)).await?;
+    Ok(Json(MessageDetail::try_from(
+        MESSAGES.item(answer.message)?,
+    )?))
 }

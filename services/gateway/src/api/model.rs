@@ -9,13 +9,16 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use meisa_proto::{
-    common::{self, value::Kind},
+    common,
     contacts::{self as pb, ContactInput, StringPatch},
 };
 use meisa_runtime::errors::{ApiError, ErrorCode};
 use serde::Serialize;
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
+
+use super::json::{object, reject_unknown, time, type_name, wrong_type};
+use crate::error::{BadAnswer, ErrorBody};
 
 const UPSERT_KEYS: &[&str] = &[
     "email",
@@ -86,12 +89,12 @@ impl From<pb::UpsertResponse> for UpsertResult {
 #[serde(untagged)]
 pub enum BatchItemResult {
     Ok(UpsertResult),
-    Err(crate::error::ErrorBody),
+    Err(ErrorBody),
 }
 
 impl BatchItemResult {
     pub fn error(e: &ApiError) -> Self {
-        Self::Err(crate::error::ErrorBody { error: e.into() })
+        Self::Err(ErrorBody { error: e.into() })
     }
 }
 
@@ -117,9 +120,11 @@ pub struct ContactView {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<common::Contact> for ContactView {
-    fn from(c: common::Contact) -> Self {
-        Self {
+impl TryFrom<common::Contact> for ContactView {
+    type Error = BadAnswer;
+
+    fn try_from(c: common::Contact) -> Result<Self, BadAnswer> {
+        Ok(Self {
             id: c.id,
             email: c.email,
             external_id: c.external_id,
@@ -129,9 +134,9 @@ impl From<common::Contact> for ContactView {
             tags: c.tags,
             custom_fields: fields_to_json(c.custom_fields),
             version: c.version,
-            created_at: timestamp(c.created_at),
-            updated_at: timestamp(c.updated_at),
-        }
+            created_at: time("created_at", c.created_at)?,
+            updated_at: time("updated_at", c.updated_at)?,
+        })
     }
 }
 
@@ -159,27 +164,19 @@ pub struct FieldList {
     pub fields: Vec<FieldView>,
 }
 
-impl From<pb::Field> for FieldView {
-    fn from(f: pb::Field) -> Self {
-        let kind = match common::FieldType::try_from(f.r#type) {
-            Ok(common::FieldType::String) => "string",
-            Ok(common::FieldType::Number) => "number",
-            Ok(common::FieldType::Boolean) => "boolean",
-            Ok(common::FieldType::Date) => "date",
-            Ok(common::FieldType::Unspecified) | Err(_) => "unknown",
-        };
-        Self {
-            name: f.name,
-            kind: kind.into(),
-            first_seen_at: timestamp(f.first_seen_at),
-            contacts: f.contacts,
-        }
-    }
-}
+impl TryFrom<pb::Field> for FieldView {
+    type Error = BadAnswer;
 
-pub fn timestamp(ts: Option<prost_types::Timestamp>) -> DateTime<Utc> {
-    ts.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
-        .unwrap_or_default()
+    fn try_from(f: pb::Field) -> Result<Self, BadAnswer> {
+        let kind = meisa_proto::field_type_of(f.r#type)
+            .map_err(|e| BadAnswer(format!("field {:?}: {e}", f.name)))?;
+        Ok(Self {
+            first_seen_at: time("first_seen_at", f.first_seen_at)?,
+            name: f.name,
+            kind: kind.as_str().into(),
+            contacts: f.contacts,
+        })
+    }
 }
 
 /// Custom fields in name order (the proto map is a BTreeMap), so the same contact always
@@ -187,58 +184,23 @@ pub fn timestamp(ts: Option<prost_types::Timestamp>) -> DateTime<Utc> {
 pub fn fields_to_json(fields: BTreeMap<String, common::Value>) -> Map<String, Value> {
     fields
         .into_iter()
-        .map(|(name, v)| (name, value_to_json(v)))
+        .map(|(name, v)| (name, meisa_proto::value_to_json(&v)))
         .collect()
-}
-
-pub fn value_to_json(v: common::Value) -> Value {
-    match v.kind {
-        Some(Kind::StringValue(s)) => Value::String(s),
-        Some(Kind::IntValue(i)) => Value::Number(i.into()),
-        Some(Kind::DoubleValue(d)) => Number::from_f64(d).map_or(Value::Null, Value::Number),
-        Some(Kind::BoolValue(b)) => Value::Bool(b),
-        Some(Kind::NullValue(_)) | None => Value::Null,
-    }
 }
 
 /// JSON integers stay integers (`0` comes back as `0`, not `0.0`); every other number is a
 /// double. Objects and arrays are refused here, naming the field.
-fn value_from_json(name: &str, v: Value) -> Result<common::Value, ApiError> {
-    let kind = match v {
-        Value::Null => Kind::NullValue(true),
-        Value::Bool(b) => Kind::BoolValue(b),
-        Value::String(s) => Kind::StringValue(s),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Kind::IntValue(i),
-            None => Kind::DoubleValue(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::Array(_) | Value::Object(_) => {
-            return Err(ApiError::field(
-                format!("custom_fields.{name}"),
-                format!(
-                    "send a string, number or boolean (or null to remove the field), got {}; \
-                     objects and arrays are not supported",
-                    type_name(&v)
-                ),
-            ));
-        }
-    };
-    Ok(common::Value { kind: Some(kind) })
-}
-
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-pub(crate) fn wrong_type(field: &str, expected: &str, got: &Value) -> ApiError {
-    ApiError::field(field, format!("must be {expected}, got {}", type_name(got)))
+fn value_from_json(name: &str, v: &Value) -> Result<common::Value, ApiError> {
+    meisa_proto::json_to_value(v).ok_or_else(|| {
+        ApiError::field(
+            format!("custom_fields.{name}"),
+            format!(
+                "send a string, number or boolean (or null to remove the field), got {}; \
+                 objects and arrays are not supported",
+                type_name(v)
+            ),
+        )
+    })
 }
 
 fn required_string(obj: &mut Map<String, Value>, field: &str) -> Result<String, ApiError> {
@@ -264,24 +226,8 @@ fn string_patch(
 
 /// Maps one upsert body to the contacts input, or says which field is wrong.
 pub fn contact_input(body: Value) -> Result<ContactInput, ApiError> {
-    let Value::Object(mut obj) = body else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!(
-                "the body must be a JSON object with email and external_id, got {}",
-                type_name(&body)
-            ),
-        ));
-    };
-    if let Some(unknown) = obj.keys().find(|k| !UPSERT_KEYS.contains(&k.as_str())) {
-        return Err(ApiError::field(
-            unknown.clone(),
-            format!(
-                "unknown field; expected one of {}. Custom fields go inside custom_fields",
-                UPSERT_KEYS.join(", ")
-            ),
-        ));
-    }
+    let mut obj = object(body, "with email and external_id")?;
+    reject_unknown(&obj, UPSERT_KEYS, ". Custom fields go inside custom_fields")?;
     // Checked in the order a reader scans the body, so the first error reported is the first
     // one in the document.
     let mut input = ContactInput::default();
@@ -312,7 +258,7 @@ pub fn contact_input(body: Value) -> Result<ContactInput, ApiError> {
                 Some(Value::Null) | None => {}
                 Some(Value::Object(fields)) => {
                     for (name, value) in fields {
-                        let value = value_from_json(&name, value)?;
+                        let value = value_from_json(&name, &value)?;
                         input.custom_fields.insert(name, value);
                     }
                 }
@@ -352,7 +298,12 @@ pub fn item_error(e: pb::ItemError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use meisa_proto::common::value::Kind;
     use serde_json::json;
+
+    fn at(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds, nanos })
+    }
 
     fn err(body: Value) -> ApiError {
         contact_input(body).unwrap_err()
@@ -400,7 +351,7 @@ mod tests {
     #[test]
     fn integer_ness_survives_the_round_trip() {
         for v in [json!(0), json!(-7), json!(1.0), json!(2.5), json!(i64::MAX)] {
-            let back = value_to_json(value_from_json("x", v.clone()).unwrap());
+            let back = meisa_proto::value_to_json(&value_from_json("x", &v).unwrap());
             assert_eq!(back, v);
             assert_eq!(back.is_i64(), v.is_i64());
         }
@@ -505,13 +456,11 @@ mod tests {
                 ),
             ]),
             version: 3,
-            created_at: Some(prost_types::Timestamp {
-                seconds: 1_800_000_000,
-                nanos: 0,
-            }),
+            created_at: at(1_800_000_000, 0),
+            updated_at: at(1_800_000_001, 0),
             ..Default::default()
         };
-        let v = serde_json::to_value(ContactView::from(c)).unwrap();
+        let v = serde_json::to_value(ContactView::try_from(c.clone()).unwrap()).unwrap();
         assert_eq!(v["last_name"], Value::Null);
         assert_eq!(v["custom_fields"], json!({"alpha": "x", "zeta": 1}));
         let keys: Vec<_> = v["custom_fields"]
@@ -522,5 +471,22 @@ mod tests {
             .collect();
         assert_eq!(keys, ["alpha", "zeta"]);
         assert_eq!(v["created_at"], "2027-01-15T08:00:00Z");
+    }
+
+    #[test]
+    fn a_contact_whose_times_cannot_be_read_is_an_error_not_the_epoch() {
+        let c = common::Contact {
+            id: "ct_1".into(),
+            created_at: at(1_800_000_000, -1),
+            updated_at: at(1_800_000_000, 0),
+            ..Default::default()
+        };
+        assert!(ContactView::try_from(c.clone()).is_err());
+        let c = common::Contact {
+            created_at: c.updated_at,
+            updated_at: None,
+            ..c
+        };
+        assert!(ContactView::try_from(c).is_err());
     }
 }

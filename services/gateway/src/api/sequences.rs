@@ -8,37 +8,38 @@ use axum::{
     extract::{Path, Query, State, rejection::QueryRejection},
     http::StatusCode,
 };
-use meisa_proto::{automations as pb, common::PageRequest};
+use meisa_proto::automations as pb;
+use meisa_runtime::paging::MAX_PAGE;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{
-    AppState,
     automation_model::{
-        self, EnrollmentList, EnrollmentView, SequenceBody, SequenceList, SequenceStatsView,
-        SequenceView,
+        self, EnrollmentList, SequenceBody, SequenceList, SequenceStatsView, SequenceView,
     },
-    body::JsonBody,
-    contacts::{MAX_PAGE, parse_limit_up_to},
-    templates::query,
+    body::{DEFINITION_LIMIT, JsonBody},
+    docs::{BodyErrors, ById, Errors, Noun, PageErrors},
+    json::{non_empty, views},
+    paging::{self, CURSOR, PageQuery},
+    resource::{self, Resource},
 };
 use crate::{
     auth::Workspace,
+    clients::Service,
     error::{AppError, ErrorBody, FieldIs},
+    state::AppState,
 };
 
-/// A definition body: 100 steps or 50 actions with their conditions fit many times over.
-pub const DEFINITION_LIMIT: usize = 256 * 1024;
-
-pub(crate) const CURSOR: &[(&str, FieldIs<'static>)] = &[("page.cursor", FieldIs::Named("cursor"))];
-const PATH_ID: &[(&str, FieldIs<'static>)] = &[("id", FieldIs::NotFound("sequence"))];
-
-fn view(sequence: Option<pb::Sequence>) -> Result<SequenceView, AppError> {
-    sequence
-        .ok_or_else(|| "automations answered without a sequence".to_string())
-        .and_then(SequenceView::try_from)
-        .map_err(AppError::Internal)
+/// What one is called in errors and in the documentation.
+impl Noun for SequenceView {
+    const NOUN: &'static str = "sequence";
 }
+
+const SEQUENCES: Resource<pb::Sequence, SequenceView> = Resource {
+    service: Service::Automations,
+    path_id: &[("id", FieldIs::NotFound(SequenceView::NOUN))],
+    to_view: SequenceView::try_from,
+};
 
 /// Creates a sequence. Value errors name the DESIGN path: `steps[1].duration` for a duration that
 /// is not an integer and a unit, `steps[0].template_id` for a template this workspace lacks,
@@ -63,37 +64,13 @@ pub async fn create_sequence(
     ws: Workspace,
     JsonBody(body): JsonBody<DEFINITION_LIMIT>,
 ) -> Result<(StatusCode, Json<SequenceView>), AppError> {
-    let sequence = state
-        .automations
-        .clone()
-        .create_sequence(pb::CreateSequenceRequest {
-            workspace_id: ws.id(),
-            definition: body.to_string(),
-        })
+    let request = pb::CreateSequenceRequest {
+        workspace_id: ws.id(),
+        definition: body.to_string(),
+    };
+    SEQUENCES
+        .created(state.automations().create_sequence(request), |r| r.sequence)
         .await
-        .map_err(|s| AppError::automations(s, &[]))?
-        .into_inner()
-        .sequence;
-    Ok((StatusCode::CREATED, Json(view(sequence)?)))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Page size, 1 to 500 (default 50).
-    #[param(value_type = Option<u32>)]
-    limit: Option<String>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
-impl PageQuery {
-    pub fn page(self) -> Result<PageRequest, AppError> {
-        Ok(PageRequest {
-            limit: parse_limit_up_to(self.limit.as_deref(), MAX_PAGE)?,
-            cursor: self.cursor.unwrap_or_default(),
-        })
-    }
 }
 
 /// The workspace's sequences, newest first.
@@ -103,9 +80,7 @@ impl PageQuery {
     params(PageQuery),
     responses(
         (status = 200, body = SequenceList),
-        (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "a bad limit or cursor"),
-        (status = 503, body = ErrorBody),
+        PageErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -114,26 +89,18 @@ pub async fn list_sequences(
     ws: Workspace,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<SequenceList>, AppError> {
-    let page = query(q)?.page()?;
-    let resp = state
-        .automations
-        .clone()
-        .list_sequences(pb::ListSequencesRequest {
-            workspace_id: ws.id(),
-            page: Some(page),
+    let request = pb::ListSequencesRequest {
+        workspace_id: ws.id(),
+        page: Some(paging::query(q)?.page()?),
+    };
+    let (sequences, next_cursor) = SEQUENCES
+        .page(state.automations().list_sequences(request), |r| {
+            (r.sequences, r.next_cursor)
         })
-        .await
-        .map_err(|s| AppError::automations(s, CURSOR))?
-        .into_inner();
-    let sequences = resp
-        .sequences
-        .into_iter()
-        .map(SequenceView::try_from)
-        .collect::<Result<_, _>>()
-        .map_err(AppError::Internal)?;
+        .await?;
     Ok(Json(SequenceList {
         sequences,
-        next_cursor: Some(resp.next_cursor).filter(|c| !c.is_empty()),
+        next_cursor,
     }))
 }
 
@@ -144,9 +111,7 @@ pub async fn list_sequences(
     params(("id" = String, Path, description = "The sequence id, seq_…")),
     responses(
         (status = 200, body = SequenceView),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such sequence in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<SequenceView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -155,18 +120,13 @@ pub async fn get_sequence(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<Json<SequenceView>, AppError> {
-    let sequence = state
-        .automations
-        .clone()
-        .get_sequence(pb::GetSequenceRequest {
-            workspace_id: ws.id(),
-            id,
-        })
+    let request = pb::GetSequenceRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    SEQUENCES
+        .found(state.automations().get_sequence(request), |r| r.sequence)
         .await
-        .map_err(|s| AppError::automations(s, PATH_ID))?
-        .into_inner()
-        .sequence;
-    Ok(Json(view(sequence)?))
 }
 
 /// Replaces name, steps and exit_when (the body is the same as for creating one). Active
@@ -179,11 +139,9 @@ pub async fn get_sequence(
     request_body(content = SequenceBody, content_type = "application/json"),
     responses(
         (status = 200, body = SequenceView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such sequence in this workspace"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "as for create"),
-        (status = 503, body = ErrorBody),
+        ById<SequenceView>,
+        BodyErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -193,19 +151,14 @@ pub async fn replace_sequence(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DEFINITION_LIMIT>,
 ) -> Result<Json<SequenceView>, AppError> {
-    let sequence = state
-        .automations
-        .clone()
-        .update_sequence(pb::UpdateSequenceRequest {
-            workspace_id: ws.id(),
-            id,
-            definition: body.to_string(),
-        })
+    let request = pb::UpdateSequenceRequest {
+        workspace_id: ws.id(),
+        id,
+        definition: body.to_string(),
+    };
+    SEQUENCES
+        .found(state.automations().update_sequence(request), |r| r.sequence)
         .await
-        .map_err(|s| AppError::automations(s, PATH_ID))?
-        .into_inner()
-        .sequence;
-    Ok(Json(view(sequence)?))
 }
 
 /// Deletes a sequence and ends its active enrollments (exit reason `sequence_deleted`). Refused
@@ -216,10 +169,8 @@ pub async fn replace_sequence(
     params(("id" = String, Path, description = "The sequence id, seq_…")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such sequence in this workspace"),
         (status = 409, body = ErrorBody, description = "an automation uses it (named in the message, with the action's index)"),
-        (status = 503, body = ErrorBody),
+        ById<SequenceView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -228,16 +179,13 @@ pub async fn delete_sequence(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    state
-        .automations
-        .clone()
-        .delete_sequence(pb::DeleteSequenceRequest {
-            workspace_id: ws.id(),
-            id,
-        })
+    let request = pb::DeleteSequenceRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    SEQUENCES
+        .deleted(state.automations().delete_sequence(request))
         .await
-        .map_err(|s| AppError::automations(s, PATH_ID))?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Counts of the sequence's enrollments and the emails its steps sent.
@@ -247,9 +195,7 @@ pub async fn delete_sequence(
     params(("id" = String, Path, description = "The sequence id, seq_…")),
     responses(
         (status = 200, body = SequenceStatsView),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such sequence in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<SequenceView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -258,18 +204,14 @@ pub async fn sequence_stats(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<Json<SequenceStatsView>, AppError> {
-    let stats = state
-        .automations
-        .clone()
-        .get_sequence_stats(pb::GetSequenceStatsRequest {
-            workspace_id: ws.id(),
-            id,
-        })
-        .await
-        .map_err(|s| AppError::automations(s, PATH_ID))?
-        .into_inner()
-        .stats
-        .unwrap_or_default();
+    let request = pb::GetSequenceStatsRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    let answer = SEQUENCES
+        .call(state.automations().get_sequence_stats(request))
+        .await?;
+    let stats = answer.stats.ok_or_else(|| SEQUENCES.missing("the stats"))?;
     Ok(Json(stats.into()))
 }
 
@@ -297,9 +239,8 @@ pub struct EnrollmentsQuery {
     params(EnrollmentsQuery),
     responses(
         (status = 200, body = EnrollmentList),
-        (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "a bad status, limit or cursor; `field` names it"),
-        (status = 503, body = ErrorBody),
+        Errors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -308,38 +249,23 @@ pub async fn list_enrollments(
     ws: Workspace,
     q: Result<Query<EnrollmentsQuery>, QueryRejection>,
 ) -> Result<Json<EnrollmentList>, AppError> {
-    let q = query(q)?;
-    let status = q
-        .status
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .map(automation_model::parse_enrollment_status)
-        .transpose()?
-        .unwrap_or(pb::EnrollmentStatus::Unspecified);
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    }
-    .page()?;
-    let resp = state
-        .automations
-        .clone()
-        .list_enrollments(pb::ListEnrollmentsRequest {
-            workspace_id: ws.id(),
-            page: Some(page),
-            sequence_id: q.sequence_id.unwrap_or_default(),
-            contact_id: q.contact_id.unwrap_or_default(),
-            status: status as i32,
-        })
-        .await
-        .map_err(|s| AppError::automations(s, CURSOR))?
-        .into_inner();
+    let q = paging::query(q)?;
+    let status = automation_model::enrollment_status_filter(q.status.as_deref())?;
+    let request = pb::ListEnrollmentsRequest {
+        workspace_id: ws.id(),
+        page: Some(paging::page(q.limit, q.cursor, MAX_PAGE)?),
+        sequence_id: q.sequence_id.unwrap_or_default(),
+        contact_id: q.contact_id.unwrap_or_default(),
+        status: status as i32,
+    };
+    let resp = resource::answer(
+        Service::Automations,
+        CURSOR,
+        state.automations().list_enrollments(request),
+    )
+    .await?;
     Ok(Json(EnrollmentList {
-        enrollments: resp
-            .enrollments
-            .into_iter()
-            .map(EnrollmentView::from)
-            .collect(),
-        next_cursor: Some(resp.next_cursor).filter(|c| !c.is_empty()),
+        enrollments: views(resp.enrollments)?,
+        next_cursor: non_empty(resp.next_cursor),
     }))
 }

@@ -6,72 +6,63 @@ use axum::{
     extract::{Path, Query, State, rejection::QueryRejection},
     http::StatusCode,
 };
-use meisa_proto::{common::PageRequest, mailer as pb};
+use meisa_proto::mailer as pb;
 use meisa_runtime::errors::ApiError;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::{
-    AppState,
     body::{JsonBody, UPSERT_LIMIT},
-    contacts::{MAX_PAGE, parse_limit_up_to},
+    docs::{BodyErrors, Errors, Noun, PageErrors},
     mail_model::{self, SuppressionBody, SuppressionList, SuppressionView},
-    templates::query,
+    paging::{self, PageQuery},
+    resource::Resource,
 };
 use crate::{
     auth::Workspace,
-    error::{AppError, ErrorBody, FieldIs},
+    clients::Service,
+    error::{AppError, ErrorBody},
+    state::AppState,
 };
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SuppressionsQuery {
-    /// Page size, 1 to 500 (default 50).
-    #[param(value_type = Option<u32>)]
-    limit: Option<String>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+/// What one is called in errors.
+impl Noun for SuppressionView {
+    const NOUN: &'static str = "suppression";
 }
+
+/// The path names an address, not an id; a removal says "not on the list" itself (see
+/// [`remove_suppression`]).
+const SUPPRESSIONS: Resource<pb::Suppression, SuppressionView> = Resource {
+    service: Service::Mailer,
+    path_id: &[],
+    to_view: SuppressionView::try_from,
+};
 
 #[utoipa::path(
     get, path = "/api/v1/suppressions/", tag = "suppressions",
     security(("api_key" = [])),
-    params(SuppressionsQuery),
+    params(PageQuery),
     responses(
         (status = 200, body = SuppressionList),
-        (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "a bad limit or cursor"),
-        (status = 503, body = ErrorBody),
+        PageErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
 pub async fn list_suppressions(
     State(state): State<AppState>,
     ws: Workspace,
-    q: Result<Query<SuppressionsQuery>, QueryRejection>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<SuppressionList>, AppError> {
-    let q = query(q)?;
-    let limit = parse_limit_up_to(q.limit.as_deref(), MAX_PAGE)?;
-    let resp = state
-        .mailer
-        .clone()
-        .list_suppressions(pb::ListSuppressionsRequest {
-            workspace_id: ws.id(),
-            page: Some(PageRequest {
-                limit,
-                cursor: q.cursor.unwrap_or_default(),
-            }),
+    let request = pb::ListSuppressionsRequest {
+        workspace_id: ws.id(),
+        page: Some(paging::query(q)?.page()?),
+    };
+    let (suppressions, next_cursor) = SUPPRESSIONS
+        .page(state.mailer().list_suppressions(request), |r| {
+            (r.suppressions, r.next_cursor)
         })
-        .await
-        .map_err(|s| AppError::mailer(s, &[("page.cursor", FieldIs::Named("cursor"))]))?
-        .into_inner();
+        .await?;
     Ok(Json(SuppressionList {
-        suppressions: resp
-            .suppressions
-            .into_iter()
-            .map(SuppressionView::from)
-            .collect(),
-        next_cursor: Some(resp.next_cursor).filter(|c| !c.is_empty()),
+        suppressions,
+        next_cursor,
     }))
 }
 
@@ -84,10 +75,9 @@ pub async fn list_suppressions(
     responses(
         (status = 201, body = SuppressionView, description = "added"),
         (status = 200, body = SuppressionView, description = "already on the list"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "a bad address, reason or detail"),
-        (status = 503, body = ErrorBody),
+        Errors,
+        BodyErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -97,27 +87,22 @@ pub async fn add_suppression(
     JsonBody(body): JsonBody<UPSERT_LIMIT>,
 ) -> Result<(StatusCode, Json<SuppressionView>), AppError> {
     let new = mail_model::suppression_body(body)?;
-    let resp = state
-        .mailer
-        .clone()
-        .add_suppression(pb::AddSuppressionRequest {
-            workspace_id: ws.id(),
-            email: new.email,
-            reason: new.reason as i32,
-            detail: new.detail,
-        })
-        .await
-        .map_err(|s| AppError::mailer(s, &[]))?
-        .into_inner();
+    let request = pb::AddSuppressionRequest {
+        workspace_id: ws.id(),
+        email: new.email,
+        reason: new.reason as i32,
+        detail: new.detail,
+    };
+    let resp = SUPPRESSIONS
+        .call(state.mailer().add_suppression(request))
+        .await?;
     let status = if resp.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let suppression = resp
-        .suppression
-        .ok_or_else(|| AppError::Internal("the mailer answered without a suppression".into()))?;
-    Ok((status, Json(suppression.into())))
+    let suppression = SUPPRESSIONS.view(SUPPRESSIONS.item(resp.suppression)?)?;
+    Ok((status, Json(suppression)))
 }
 
 /// Takes an address off the list (compared case-insensitively); it can be mailed again.
@@ -127,10 +112,9 @@ pub async fn add_suppression(
     params(("email" = String, Path, description = "The address, URL-encoded")),
     responses(
         (status = 204, description = "removed"),
-        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "the address is not on the list"),
         (status = 422, body = ErrorBody, description = "not an email address"),
-        (status = 503, body = ErrorBody),
+        Errors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -139,22 +123,19 @@ pub async fn remove_suppression(
     ws: Workspace,
     Path(email): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    state
-        .mailer
-        .clone()
-        .remove_suppression(pb::RemoveSuppressionRequest {
-            workspace_id: ws.id(),
-            email,
-        })
+    let request = pb::RemoveSuppressionRequest {
+        workspace_id: ws.id(),
+        email,
+    };
+    match SUPPRESSIONS
+        .deleted(state.mailer().remove_suppression(request))
         .await
-        .map_err(|s| {
-            // The mailer's message repeats the address, and every rejection is logged: say it
-            // without the address (the caller knows which one it sent).
-            if s.code() == tonic::Code::NotFound {
-                ApiError::not_found("this address is not on the suppression list").into()
-            } else {
-                AppError::mailer(s, &[])
-            }
-        })?;
-    Ok(StatusCode::NO_CONTENT)
+    {
+        // The mailer's message repeats the address, and every rejection is logged: say it
+        // without the address (the caller knows which one it sent).
+        Err(AppError::Service { status, .. }) if status.code() == tonic::Code::NotFound => {
+            Err(ApiError::not_found("this address is not on the suppression list").into())
+        }
+        answer => answer,
+    }
 }

@@ -8,7 +8,7 @@ use axum::{
     http::StatusCode,
 };
 use meisa_proto::{
-    common::{self, PageRequest},
+    common,
     contacts::{GetContactRequest, get_contact_request::By},
     mailer::{
         self as pb, preview_template_request::Data, preview_template_request::Template as Which,
@@ -19,18 +19,21 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{
-    AppState,
     body::{JsonBody, UPSERT_LIMIT},
-    contacts::parse_limit_up_to,
+    docs::{BodyErrors, ById, Errors, Noun, PageErrors},
     mail_model::{
         self, DataSource, MessageView, PreviewBody, PreviewView, TEST_CONTACT_PREFIX,
         TEST_SEND_KEY_PREFIX, TemplateBody, TemplateList, TemplatePatchBody, TemplateView,
         TestSendBody,
     },
+    paging,
+    resource::{self, Resource},
 };
 use crate::{
     auth::Workspace,
-    error::{AppError, ErrorBody, FieldIs},
+    clients::Service,
+    error::{AppError, BadAnswer, ErrorBody, FieldIs},
+    state::AppState,
 };
 
 /// A template's sources are at most 2 KiB + 256 KiB + 128 KiB (the mailer's bounds); JSON
@@ -39,10 +42,19 @@ pub const TEMPLATE_LIMIT: usize = 1024 * 1024;
 /// A page of templates carries their sources; 100 of the largest still fit one gRPC message.
 pub const MAX_TEMPLATE_PAGE: u32 = 100;
 
-const PATH_ID: &[(&str, FieldIs<'static>)] = &[
-    ("id", FieldIs::NotFound("template")),
-    ("template_id", FieldIs::NotFound("template")),
-];
+/// What one is called in errors and in the documentation.
+impl Noun for TemplateView {
+    const NOUN: &'static str = "template";
+}
+
+const TEMPLATES: Resource<pb::Template, TemplateView> = Resource {
+    service: Service::Mailer,
+    path_id: &[
+        ("id", FieldIs::NotFound(TemplateView::NOUN)),
+        ("template_id", FieldIs::NotFound(TemplateView::NOUN)),
+    ],
+    to_view: TemplateView::try_from,
+};
 
 /// Creates a template. Every part must parse: a Liquid error is a 422 whose `field` is the part
 /// (`subject`, `html` or `text`) and whose message gives the line and column.
@@ -66,30 +78,19 @@ pub async fn create_template(
     ws: Workspace,
     JsonBody(body): JsonBody<TEMPLATE_LIMIT>,
 ) -> Result<(StatusCode, Json<TemplateView>), AppError> {
-    let input = mail_model::template_input(body)?;
-    let template = state
-        .mailer
-        .clone()
-        .create_template(pb::CreateTemplateRequest {
-            workspace_id: ws.id(),
-            template: Some(input),
-        })
+    let request = pb::CreateTemplateRequest {
+        workspace_id: ws.id(),
+        template: Some(mail_model::template_input(body)?),
+    };
+    TEMPLATES
+        .created(state.mailer().create_template(request), |r| r.template)
         .await
-        .map_err(|s| AppError::mailer(s, &[]))?
-        .into_inner()
-        .template;
-    Ok((StatusCode::CREATED, Json(view(template)?)))
 }
 
-fn view(template: Option<pb::Template>) -> Result<TemplateView, AppError> {
-    template
-        .map(TemplateView::from)
-        .ok_or_else(|| AppError::Internal("the mailer answered without a template".into()))
-}
-
+/// A list of templates has its own bound on `limit` (see [`MAX_TEMPLATE_PAGE`]).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct PageQuery {
+pub struct TemplatePageQuery {
     /// Page size, 1 to 100 (default 50).
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
@@ -97,67 +98,46 @@ pub struct PageQuery {
     cursor: Option<String>,
 }
 
-pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query.map(|Query(q)| q).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidField,
-            format!("bad query string: {}", e.body_text()),
-        )
-    })
-}
-
 /// The workspace's templates, newest first.
 #[utoipa::path(
     get, path = "/api/v1/templates/", tag = "templates",
     security(("api_key" = [])),
-    params(PageQuery),
+    params(TemplatePageQuery),
     responses(
         (status = 200, body = TemplateList),
-        (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "a bad limit or cursor"),
-        (status = 503, body = ErrorBody),
+        PageErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
 pub async fn list_templates(
     State(state): State<AppState>,
     ws: Workspace,
-    q: Result<Query<PageQuery>, QueryRejection>,
+    q: Result<Query<TemplatePageQuery>, QueryRejection>,
 ) -> Result<Json<TemplateList>, AppError> {
-    let q = query(q)?;
-    let limit = parse_limit_up_to(q.limit.as_deref(), MAX_TEMPLATE_PAGE)?;
-    let resp = state
-        .mailer
-        .clone()
-        .list_templates(pb::ListTemplatesRequest {
-            workspace_id: ws.id(),
-            page: Some(PageRequest {
-                limit,
-                cursor: q.cursor.unwrap_or_default(),
-            }),
+    let q = paging::query(q)?;
+    let request = pb::ListTemplatesRequest {
+        workspace_id: ws.id(),
+        page: Some(paging::page(q.limit, q.cursor, MAX_TEMPLATE_PAGE)?),
+    };
+    let (templates, next_cursor) = TEMPLATES
+        .page(state.mailer().list_templates(request), |r| {
+            (r.templates, r.next_cursor)
         })
-        .await
-        .map_err(|s| AppError::mailer(s, &[("page.cursor", FieldIs::Named("cursor"))]))?
-        .into_inner();
+        .await?;
     Ok(Json(TemplateList {
-        templates: resp.templates.into_iter().map(TemplateView::from).collect(),
-        next_cursor: Some(resp.next_cursor).filter(|c| !c.is_empty()),
+        templates,
+        next_cursor,
     }))
 }
 
+/// The stored template, as the mailer has it.
 async fn fetch(state: &AppState, ws: &Workspace, id: String) -> Result<pb::Template, AppError> {
-    let template = state
-        .mailer
-        .clone()
-        .get_template(pb::GetTemplateRequest {
-            workspace_id: ws.id(),
-            id,
-        })
-        .await
-        .map_err(|s| AppError::mailer(s, PATH_ID))?
-        .into_inner()
-        .template;
-    template.ok_or_else(|| AppError::Internal("the mailer answered without a template".into()))
+    let request = pb::GetTemplateRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    let answer = TEMPLATES.call(state.mailer().get_template(request)).await?;
+    Ok(TEMPLATES.item(answer.template)?)
 }
 
 #[utoipa::path(
@@ -166,9 +146,7 @@ async fn fetch(state: &AppState, ws: &Workspace, id: String) -> Result<pb::Templ
     params(("id" = String, Path, description = "The template id, tpl_…")),
     responses(
         (status = 200, body = TemplateView),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such template in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<TemplateView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -177,7 +155,7 @@ pub async fn get_template(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<Json<TemplateView>, AppError> {
-    Ok(Json(fetch(&state, &ws, id).await?.into()))
+    Ok(Json(TEMPLATES.view(fetch(&state, &ws, id).await?)?))
 }
 
 async fn update(
@@ -185,20 +163,15 @@ async fn update(
     ws: &Workspace,
     id: String,
     input: pb::TemplateInput,
-) -> Result<TemplateView, AppError> {
-    let template = state
-        .mailer
-        .clone()
-        .update_template(pb::UpdateTemplateRequest {
-            workspace_id: ws.id(),
-            id,
-            template: Some(input),
-        })
+) -> Result<Json<TemplateView>, AppError> {
+    let request = pb::UpdateTemplateRequest {
+        workspace_id: ws.id(),
+        id,
+        template: Some(input),
+    };
+    TEMPLATES
+        .found(state.mailer().update_template(request), |r| r.template)
         .await
-        .map_err(|s| AppError::mailer(s, PATH_ID))?
-        .into_inner()
-        .template;
-    view(template)
 }
 
 /// Replaces the whole template: the body is the same as for creating one.
@@ -209,11 +182,9 @@ async fn update(
     request_body(content = TemplateBody, content_type = "application/json"),
     responses(
         (status = 200, body = TemplateView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such template in this workspace"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "as for create"),
-        (status = 503, body = ErrorBody),
+        ById<TemplateView>,
+        BodyErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -224,7 +195,7 @@ pub async fn replace_template(
     JsonBody(body): JsonBody<TEMPLATE_LIMIT>,
 ) -> Result<Json<TemplateView>, AppError> {
     let input = mail_model::template_input(body)?;
-    Ok(Json(update(&state, &ws, id, input).await?))
+    update(&state, &ws, id, input).await
 }
 
 /// Changes the keys sent and keeps the others (`null` clears `text` or `reply_to`). The template
@@ -236,11 +207,9 @@ pub async fn replace_template(
     request_body(content = TemplatePatchBody, content_type = "application/json"),
     responses(
         (status = 200, body = TemplateView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such template in this workspace"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "as for create"),
-        (status = 503, body = ErrorBody),
+        ById<TemplateView>,
+        BodyErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -254,8 +223,8 @@ pub async fn patch_template(
     // stored values (UpdateTemplate replaces every field).
     let current = fetch(&state, &ws, id.clone()).await?;
     match mail_model::merge_template(&current, body)? {
-        Some(input) => Ok(Json(update(&state, &ws, id, input).await?)),
-        None => Ok(Json(current.into())),
+        Some(input) => update(&state, &ws, id, input).await,
+        None => Ok(Json(TEMPLATES.view(current)?)),
     }
 }
 
@@ -265,9 +234,7 @@ pub async fn patch_template(
     params(("id" = String, Path, description = "The template id, tpl_…")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such template in this workspace"),
-        (status = 503, body = ErrorBody),
+        ById<TemplateView>,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -276,16 +243,13 @@ pub async fn delete_template(
     ws: Workspace,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    state
-        .mailer
-        .clone()
-        .delete_template(pb::DeleteTemplateRequest {
-            workspace_id: ws.id(),
-            id,
-        })
+    let request = pb::DeleteTemplateRequest {
+        workspace_id: ws.id(),
+        id,
+    };
+    TEMPLATES
+        .deleted(state.mailer().delete_template(request))
         .await
-        .map_err(|s| AppError::mailer(s, PATH_ID))?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The contact a preview or test send renders with, read from contacts here (the gateway already
@@ -296,8 +260,7 @@ async fn contact(
     id: String,
 ) -> Result<common::Contact, AppError> {
     let found = state
-        .contacts
-        .clone()
+        .contacts()
         .get_contact(GetContactRequest {
             workspace_id: ws.id(),
             by: Some(By::Id(id.clone())),
@@ -313,7 +276,7 @@ async fn contact(
     match found {
         Ok(resp) => resp.into_inner().contact.ok_or_else(not_found),
         Err(s) if s.code() == tonic::Code::NotFound => Err(not_found()),
-        Err(s) => Err(AppError::Contacts(s)),
+        Err(s) => Err(AppError::contacts(s)),
     }
 }
 
@@ -323,17 +286,14 @@ async fn render(
     template_id: String,
     data: Data,
 ) -> Result<PreviewView, AppError> {
-    let resp = state
-        .mailer
-        .clone()
-        .preview_template(pb::PreviewTemplateRequest {
-            workspace_id: ws.id(),
-            template: Some(Which::TemplateId(template_id)),
-            data: Some(data),
-        })
-        .await
-        .map_err(|s| AppError::mailer(s, PATH_ID))?
-        .into_inner();
+    let request = pb::PreviewTemplateRequest {
+        workspace_id: ws.id(),
+        template: Some(Which::TemplateId(template_id)),
+        data: Some(data),
+    };
+    let resp = TEMPLATES
+        .call(state.mailer().preview_template(request))
+        .await?;
     match resp.error {
         Some(e) => Err(mail_model::render_error(e).into()),
         None => Ok(PreviewView {
@@ -354,11 +314,10 @@ async fn render(
     request_body(content = PreviewBody, content_type = "application/json"),
     responses(
         (status = 200, body = PreviewView, description = "the rendered subject, HTML and text"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such template, or (`field`: contact_id) no such contact"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "a bad body, or the template does not render with this data (`field` is the part; the message names the variable)"),
-        (status = 503, body = ErrorBody),
+        Errors,
+        BodyErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -388,11 +347,10 @@ pub async fn preview(
     request_body(content = TestSendBody, content_type = "application/json"),
     responses(
         (status = 202, body = MessageView, description = "queued (or `suppressed` when `to` is on the suppression list); follow it with GET /api/v1/messages/{id}"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such template, or (`field`: contact_id) no such contact"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "a bad body or address, or the template does not render with this data"),
-        (status = 503, body = ErrorBody),
+        Errors,
+        BodyErrors,
     )
 )]
 #[tracing::instrument(skip_all, fields(workspace = %ws.0))]
@@ -408,36 +366,33 @@ pub async fn test_send(
         DataSource::Sample(sample) => sample.into_contact()?,
         DataSource::Nothing => common::Contact::default(),
     };
-    let unique = uuid::Uuid::new_v4().simple().to_string();
-    snapshot.id = format!("{TEST_CONTACT_PREFIX}{unique}");
+    let test_id = meisa_model::id::new(TEST_CONTACT_PREFIX);
+    let idempotency_key = format!("{TEST_SEND_KEY_PREFIX}{test_id}");
+    snapshot.id = test_id;
     snapshot.workspace_id = ws.id();
     snapshot.email = request.to;
     // A test is sent even when the contact whose data it borrows has unsubscribed.
     snapshot.subscribed = true;
     // Render first: a missing variable is the caller's 422 here, not a `skipped` message.
     render(&state, &ws, id.clone(), Data::Contact(snapshot.clone())).await?;
-    let message = state
-        .mailer
-        .clone()
-        .send_email(pb::SendEmailRequest {
-            workspace_id: ws.id(),
-            idempotency_key: format!("{TEST_SEND_KEY_PREFIX}{unique}"),
-            contact: Some(snapshot),
-            template_id: id,
-            source: Some(pb::MessageSource::default()),
-        })
-        .await
-        .map_err(|s| {
-            AppError::mailer(
-                s,
-                &[
-                    ("template_id", FieldIs::NotFound("template")),
-                    ("contact.email", FieldIs::Named("to")),
-                ],
-            )
-        })?
-        .into_inner()
-        .message
-        .ok_or_else(|| AppError::Internal("the mailer answered without a message".into()))?;
-    Ok((StatusCode::ACCEPTED, Json(message.into())))
+    let request = pb::SendEmailRequest {
+        workspace_id: ws.id(),
+        idempotency_key,
+        contact: Some(snapshot),
+        template_id: id,
+        source: Some(pb::MessageSource::default()),
+    };
+    const SEND_FIELDS: &[(&str, FieldIs<'static>)] = &[
+        ("template_id", FieldIs::NotFound(TemplateView::NOUN)),
+        ("contact.email", FieldIs::Named("to")),
+    ];
+    let message = resource::answer(
+        Service::Mailer,
+        SEND_FIELDS,
+        state.mailer().send_email(request),
+    )
+    .await?
+    .message
+    .ok_or_else(|| BadAnswer::missing(Service::Mailer, "a message"))?;
+    Ok((StatusCode::ACCEPTED, Json(MessageView::try_from(message)?)))
 }

@@ -22,8 +22,7 @@ use futures::StreamExt;
 use meisa_proto::mailer as pb;
 use meisa_runtime::errors::{ApiError, ErrorCode};
 
-use super::AppState;
-use crate::error::RETRY_AFTER_SECS;
+use crate::{error::RETRY_AFTER_SECS, state::AppState};
 
 /// Tokens are 44 base64url characters today; the bound leaves room for a longer version while
 /// keeping junk away from the mailer.
@@ -77,8 +76,7 @@ pub async fn page(
     let token = token.map(|Path(t)| t).unwrap_or_default();
     let outcome = if plausible(&token) {
         match state
-            .mailer
-            .clone()
+            .mailer()
             .describe_unsubscribe_token(pb::DescribeUnsubscribeTokenRequest { token })
             .await
         {
@@ -123,8 +121,7 @@ pub async fn unsubscribe(
     let one_click = is_one_click(&headers, &read_limited(body).await);
     let outcome = if plausible(&token) {
         match state
-            .mailer
-            .clone()
+            .mailer()
             .unsubscribe(pb::UnsubscribeRequest { token })
             .await
         {

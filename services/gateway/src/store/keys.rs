@@ -5,12 +5,13 @@
 //! API call. The hash column is unique, so a lookup is one index probe.
 
 use chrono::{DateTime, Utc};
+use meisa_model::id;
 use rand::{Rng, distr::Alphanumeric};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgExecutor, PgPool, Row};
 
-use super::{StoreError, new_id};
+use super::StoreError;
 
 pub const KEY_PREFIX: &str = "meisa_sk_";
 const RANDOM_LEN: usize = 40;
@@ -65,7 +66,7 @@ pub async fn create(db: impl PgExecutor<'_>, workspace_id: &str) -> Result<Strin
     sqlx::query(
         "INSERT INTO api_keys (id, workspace_id, key_prefix, key_hash) VALUES ($1, $2, $3, $4)",
     )
-    .bind(new_id("key"))
+    .bind(id::new("key"))
     .bind(workspace_id)
     .bind(display_prefix(&key))
     .bind(&hash(&key)[..])

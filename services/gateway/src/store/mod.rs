@@ -20,16 +20,9 @@ impl StoreError {
     /// The database could not be reached (as opposed to a query that is wrong): the caller gets a
     /// 503 and retries rather than a 500.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Db(
-                sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::WorkerCrashed
-            )
-        )
+        match self {
+            Self::Db(e) => meisa_runtime::db::is_unavailable(e),
+        }
     }
 }
 
@@ -51,9 +44,4 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())
-}
-
-/// `prefix_` + a UUIDv7: time-ordered, so ids sort by creation and index well.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }

@@ -1,7 +1,8 @@
+use meisa_model::id;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::{StoreError, keys, new_id};
+use super::{StoreError, keys};
 
 /// A new workspace and its first API key (in clear, shown once).
 #[derive(Debug, Serialize)]
@@ -13,7 +14,7 @@ pub struct CreatedWorkspace {
 /// Creates the workspace and its first key together, so a failure never leaves a workspace
 /// nobody can call the API for.
 pub async fn create(pool: &PgPool, name: &str) -> Result<CreatedWorkspace, StoreError> {
-    let id = new_id("ws");
+    let id = id::new("ws");
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO workspaces (id, name) VALUES ($1, $2)")
         .bind(&id)

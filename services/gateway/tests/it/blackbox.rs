@@ -1,26 +1,17 @@
 //! The real binaries as an operator runs them: `contacts migrate/serve`, `gateway admin
 //! create-workspace` on a fresh database, `gateway serve`, configured by environment only, and a
-//! product backend's first upsert over plain HTTP.
+//! product backend's first upsert over plain HTTP. Both servers bind port 0 and announce the
+//! port they got (`MEISA_ADDR_FILE`), so no port is chosen before the process binds it.
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     sync::OnceLock,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use meisa_testkit::{TestDb, free_port, redis_url, unique_name};
+use meisa_testkit::{Service, TestDb, eventually, redis_url, unique_name};
 use serde_json::{Value, json};
-
-/// Kills the process when the test ends, whichever way it ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gateway"))
@@ -60,14 +51,12 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-fn spawn(cmd: &mut Command) -> Process {
-    Process(
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn"),
-    )
+/// Starts a server and waits until it announced where it listens; killed when dropped.
+async fn serve(mut cmd: Command) -> Service {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    Service::spawn(cmd).await
 }
 
 #[tokio::test]
@@ -76,25 +65,23 @@ async fn the_binaries_serve_the_first_upsert() {
     let gateway_db = TestDb::create("gateway_bb").await;
     let contacts_db = TestDb::create("contacts_bb").await;
     let prefix = unique_name("bb");
-    let grpc_port = free_port();
-    let http_port = free_port();
 
     // RUST_LOG stays at its default: meisa_runtime::telemetry applies the log filter to the
     // OpenTelemetry layer too, so `warn` would disable the spans that carry the trace.
     let contacts_env = |cmd: &mut Command| {
         cmd.env("DATABASE_URL", &contacts_db.url)
             .env("REDIS_URL", redis_url())
-            .env("MEISA_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+            .env("MEISA_GRPC_ADDR", "127.0.0.1:0")
             .env("MEISA_STREAM_PREFIX", &prefix);
     };
     let mut migrate = Command::new(contacts_bin);
     migrate.arg("migrate");
     contacts_env(&mut migrate);
     run(&mut migrate);
-    let mut serve = Command::new(contacts_bin);
-    serve.arg("serve");
-    contacts_env(&mut serve);
-    let _contacts = spawn(&mut serve);
+    let mut contacts_serve = Command::new(contacts_bin);
+    contacts_serve.arg("serve");
+    contacts_env(&mut contacts_serve);
+    let contacts = serve(contacts_serve).await;
 
     // On a database nobody has migrated: the admin command migrates first.
     let out = run(Command::new(gateway_bin())
@@ -119,17 +106,14 @@ async fn the_binaries_serve_the_first_upsert() {
         .env("DATABASE_URL", &gateway_db.url)
         .env("RUST_LOG", "warn"));
 
-    let _gateway = spawn(
-        Command::new(gateway_bin())
-            .arg("serve")
-            .env("DATABASE_URL", &gateway_db.url)
-            .env(
-                "MEISA_CONTACTS_URL",
-                format!("http://127.0.0.1:{grpc_port}"),
-            )
-            .env("MEISA_HTTP_PORT", http_port.to_string()),
-    );
-    let base = format!("http://127.0.0.1:{http_port}");
+    let mut gateway_serve = Command::new(gateway_bin());
+    gateway_serve
+        .arg("serve")
+        .env("DATABASE_URL", &gateway_db.url)
+        .env("MEISA_CONTACTS_URL", contacts.url("grpc"))
+        .env("MEISA_HTTP_PORT", "0");
+    let gateway = serve(gateway_serve).await;
+    let base = gateway.url("http");
     let http = reqwest::Client::new();
     wait_ready(&http, &base).await;
 
@@ -216,52 +200,49 @@ fn a_missing_variable_is_named() {
 async fn first_event_traceparent(prefix: &str) -> String {
     use prost::Message;
     let client = redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}:changes:*"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        for key in keys {
-            let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&key)
-                .arg("-")
-                .arg("+")
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let what = format!("a change event published under {prefix}");
+    eventually(Duration::from_secs(20), &what, || {
+        let mut conn = conn.clone();
+        async move {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}:changes:*"))
                 .query_async(&mut conn)
                 .await
                 .unwrap();
-            for entry in entries.ids {
-                if let Some(redis::Value::BulkString(bytes)) = entry.map.get("event") {
-                    let event =
-                        meisa_proto::events::ContactChanged::decode(bytes.as_slice()).unwrap();
-                    return event.traceparent;
+            for key in keys {
+                let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg("-")
+                    .arg("+")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                for entry in entries.ids {
+                    if let Some(redis::Value::BulkString(bytes)) = entry.map.get("event") {
+                        let event =
+                            meisa_proto::events::ContactChanged::decode(bytes.as_slice()).unwrap();
+                        return Some(event.traceparent);
+                    }
                 }
             }
+            None
         }
-        assert!(
-            Instant::now() < deadline,
-            "no change event was published under {prefix}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
+/// A debug build starting while the machine is busy can take a while to reach contacts.
 async fn wait_ready(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(resp) = http.get(format!("{base}/readyz")).send().await
-            && resp.status() == 200
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gateway and contacts did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "gateway and contacts to be ready",
+        || async {
+            let resp = http.get(format!("{base}/readyz")).send().await.ok()?;
+            (resp.status() == 200).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

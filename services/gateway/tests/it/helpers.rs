@@ -181,6 +181,10 @@ async fn start_gateway(
     meisa_gateway::migrate(&gateway_db.url)
         .await
         .expect("migrate gateway");
+    // A service the test runs without is "down": an address where nothing listens. The one place
+    // a port is picked before anything binds it, on purpose: a test that brings the service back
+    // (the mailer in `unsubscribe.rs`) starts it on this very address, which the gateway keeps
+    // calling. A port bound and dropped is free now and unlikely to be taken again soon.
     let url_or_nothing = |addr: Option<SocketAddr>| match addr {
         Some(addr) => format!("http://{addr}"),
         None => format!("http://127.0.0.1:{}", meisa_testkit::free_port()),
@@ -189,9 +193,9 @@ async fn start_gateway(
         gateway_db.url.clone(),
         url_or_nothing(backends.contacts_addr),
     );
-    config.mailer_url = url_or_nothing(backends.mailer_addr);
-    config.automations_url = url_or_nothing(backends.automations_addr);
-    let mailer_url = config.mailer_url.clone();
+    config.mailer.url = url_or_nothing(backends.mailer_addr);
+    config.automations.url = url_or_nothing(backends.automations_addr);
+    let mailer_url = config.mailer.url.clone();
     let app = Application::build(config).await.expect("build gateway");
     let base = format!("http://127.0.0.1:{}", app.port());
     let token = shutdown.clone();

@@ -620,6 +620,18 @@ async fn a_test_send_arrives_with_the_unsubscribe_headers() {
     )
     .await;
     assert_eq!(app.smtp().message_count(), 2, "nothing more was sent");
+    // The mailer records a message before it answers a send, so its list proves that the
+    // rejected sends queued nothing that could still be delivered later.
+    let sent: Value = app
+        .get(&format!(
+            "/api/v1/messages/?template_id={}",
+            template["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sent["messages"].as_array().map(Vec::len), Some(2), "{sent}");
 }
 
 /// Polls `GET /api/v1/messages/{id}` until the message has `status` (delivery is asynchronous).
