@@ -33,8 +33,13 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 /// Worth running again as it was: the database is unavailable, or the transaction lost a
 /// serialization or deadlock race (40001, 40P01) to another one touching the same rows.
 pub fn is_retryable(e: &sqlx::Error) -> bool {
-    is_unavailable(e)
-        || matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
+    is_unavailable(e) || lost_race(e)
+}
+
+/// The transaction lost a serialization or deadlock race (40001, 40P01): running it again,
+/// alone, succeeds.
+pub fn lost_race(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
 }
 
 /// A value read back from storage that does not fit its type: a negative `seq`, a status no
@@ -69,7 +74,7 @@ impl From<Corrupt> for sqlx::Error {
 }
 
 /// A stored number as the type the code uses it as (a seq, a shard, an index, a count).
-pub fn stored<S, T>(column: &str, value: S) -> Result<T, Corrupt>
+pub fn stored<T, S>(column: &str, value: S) -> Result<T, Corrupt>
 where
     S: Copy + std::fmt::Display,
     T: TryFrom<S>,
@@ -93,13 +98,14 @@ pub fn stored_word<T>(
 
 /// A value as the column type it is written to; one that does not fit is refused rather than
 /// clamped (a clamped seq or index would name another row).
-pub fn bound<S, T>(column: &str, value: S) -> Result<T, sqlx::Error>
+pub fn bound<T, S>(column: &str, value: S) -> Result<T, sqlx::Error>
 where
     S: Copy + std::fmt::Display,
     T: TryFrom<S>,
 {
-    T::try_from(value)
-        .map_err(|_| sqlx::Error::Encode(format!("{column} = {value} does not fit its column").into()))
+    T::try_from(value).map_err(|_| {
+        sqlx::Error::Encode(format!("{column} = {value} does not fit its column").into())
+    })
 }
 
 /// Creates the database named in `database_url` when it does not exist yet. A role without
@@ -145,13 +151,13 @@ mod tests {
 
     #[test]
     fn values_that_do_not_fit_are_errors_naming_the_column() {
-        assert_eq!(stored::<i64, u64>("outbox.seq", 7), Ok(7));
-        let e = stored::<i64, u64>("outbox.seq", -1).unwrap_err();
+        assert_eq!(stored::<u64, i64>("outbox.seq", 7), Ok(7));
+        let e = stored::<u64, i64>("outbox.seq", -1).unwrap_err();
         assert_eq!(e.column, "outbox.seq");
         assert!(e.to_string().contains("-1"), "{e}");
         assert!(stored_word("messages.status", "sent", |w| (w == "sent").then_some(1)).is_ok());
         assert!(stored_word("messages.status", "lost", |w| (w == "sent").then_some(1)).is_err());
-        assert!(bound::<u64, i64>("seq", u64::MAX).is_err());
+        assert!(bound::<i64, u64>("seq", u64::MAX).is_err());
         assert!(matches!(
             sqlx::Error::from(Corrupt::new("a.b", "bad")),
             sqlx::Error::ColumnDecode { .. }

@@ -202,4 +202,3 @@ fn url(name: &str, default: &str) -> Result<String, ConfigError> {
     }
     Ok(v)
 }
-

@@ -32,7 +32,7 @@ impl Error {
     /// a job.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Db(e) => db_transient(e),
+            Error::Db(e) => meisa_runtime::db::is_retryable(e),
             Error::Contacts(s) | Error::Mailer(s) => status_transient(s),
             Error::Redis(e) => {
                 e.is_io_error()
@@ -51,7 +51,7 @@ impl Error {
     pub fn to_api(&self) -> ApiError {
         match self {
             Error::Api(e) => e.clone(),
-            Error::Db(e) if db_transient(e) => {
+            Error::Db(e) if meisa_runtime::db::is_retryable(e) => {
                 tracing::warn!(error = %self, "database unavailable");
                 ApiError::unavailable("the automations database is unavailable; retry shortly")
             }
@@ -69,14 +69,6 @@ impl Error {
             }
         }
     }
-}
-
-/// The database is down or full ([`meisa_runtime::db::is_unavailable`]), or this transaction
-/// lost a race with another (serialization failure, deadlock): either way a retry may succeed.
-fn db_transient(e: &sqlx::Error) -> bool {
-    meisa_runtime::db::is_unavailable(e)
-        || matches!(e, sqlx::Error::Database(db)
-            if matches!(db.code().as_deref(), Some("40001" | "40P01")))
 }
 
 pub fn status_transient(s: &tonic::Status) -> bool {

@@ -1,7 +1,7 @@
 //! The mailer's errors, mapped once to the public error table (`ApiError`), which turns them into
 //! a `tonic::Status` with ErrorInfo and BadRequest details.
 
-use meisa_runtime::errors::ApiError;
+use meisa_runtime::{db::Corrupt, errors::ApiError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,8 +16,8 @@ pub enum Error {
     Task(#[from] tokio::task::JoinError),
     /// A value read back from storage that does not fit its type (a corrupt row, or code older
     /// than the data): no retry fixes it, so it is reported, never replaced by a default.
-    #[error("stored {what} is not valid: {detail}")]
-    Corrupt { what: &'static str, detail: String },
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
     #[error("cannot delete {}: {source}", path.display())]
     Eml {
         path: std::path::PathBuf,
@@ -29,23 +29,17 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A stored word (a status, a reason) as the type it spells, or [`Error::Corrupt`] naming it.
-pub fn stored_word<T>(what: &'static str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    parse(value).ok_or_else(|| Error::Corrupt {
-        what,
-        detail: format!("{value:?} is not one"),
-    })
+pub fn stored_word<T>(what: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    Ok(meisa_runtime::db::stored_word(what, value, parse)?)
 }
 
 /// A stored number in the type the code uses, or [`Error::Corrupt`] naming it.
-pub fn stored<T, U>(what: &'static str, value: T) -> Result<U>
+pub fn stored<T, U>(what: &str, value: T) -> Result<U>
 where
     T: Copy + std::fmt::Display,
     U: TryFrom<T>,
 {
-    U::try_from(value).map_err(|_| Error::Corrupt {
-        what,
-        detail: format!("{value} is out of range"),
-    })
+    Ok(meisa_runtime::db::stored(what, value)?)
 }
 
 impl Error {
@@ -78,11 +72,7 @@ impl Error {
     /// still answer.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Db(e) => {
-                meisa_runtime::db::is_unavailable(e)
-                    || matches!(e, sqlx::Error::Database(d)
-                        if matches!(d.code().as_deref(), Some("40001" | "40P01")))
-            }
+            Error::Db(e) => meisa_runtime::db::is_retryable(e),
             Error::Contacts(_) => true,
             _ => false,
         }

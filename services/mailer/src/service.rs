@@ -1,6 +1,7 @@
 //! What the mailer does, independent of gRPC: template CRUD with save-time validation, previews,
 //! SendEmail (render, decide, enqueue; idempotent), suppressions, and token unsubscribes.
 
+use meisa_runtime::db::Corrupt;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -373,9 +374,11 @@ impl Mailer {
 
         let id = MessageId::new();
         // Checked when the template was saved.
-        let domain = from_domain(&row.from_addr).map_err(|_| Error::Corrupt {
-            what: "template from address",
-            detail: format!("{:?} is not a mailbox", row.from_addr),
+        let domain = from_domain(&row.from_addr).map_err(|_| {
+            Error::Corrupt(Corrupt::new(
+                "template from address",
+                format!("{:?} is not a mailbox", row.from_addr),
+            ))
         })?;
         let vars = variables::from_contact(contact, &self.unsubscribe_url(id));
         let rendered = render(compiled, vars).await?;
@@ -514,10 +517,12 @@ impl Mailer {
             .is_some();
         // Checked when the message was sent.
         let masked = EmailAddress::parse(&m.to_email)
-            .map_err(|_| Error::Corrupt {
-                what: "message recipient",
-                // Not the address: logs carry no personal data.
-                detail: "not an email address".into(),
+            .map_err(|_| {
+                Error::Corrupt(Corrupt::new(
+                    "message recipient",
+                    // Not the address: logs carry no personal data.
+                    "not an email address",
+                ))
             })?
             .masked();
         Ok(TokenInfo {

@@ -251,7 +251,8 @@ impl AutomationsService for Api {
         let ws = workspace(&req.workspace_id)?;
         let page = Page::of(req.page.as_ref());
         let cursor = id_cursor(&page, "aut_")?;
-        let rows = definitions::list_automations(&self.store.pool, ws, cursor, page.fetch()).await?;
+        let rows =
+            definitions::list_automations(&self.store.pool, ws, cursor, page.fetch()).await?;
         let (rows, next_cursor) = page.serve(rows, |r| r.id.clone());
         Ok(Response::new(pb::ListAutomationsResponse {
             automations: rows.iter().map(|r| convert::automation(r, None)).collect(),

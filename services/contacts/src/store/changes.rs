@@ -6,7 +6,7 @@ use meisa_proto::{common, events};
 use prost::Message;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{CorruptRow, StoreError, shard_of, stored};
+use super::{Corrupt, StoreError, shard_of, stored};
 use crate::{
     convert,
     domain::{Contact, FieldChange},
@@ -269,7 +269,7 @@ fn from_columns(row: &sqlx::postgres::PgRow) -> Result<events::ContactChanged, S
         contact_id: row.try_get("contact_id")?,
         kind: events::ChangeKind::Unspecified as i32,
         occurred_at: Some(meisa_proto::timestamp(occurred_at)),
-        shard: stored("outbox", "shard", shard)?,
+        shard: stored("outbox.shard", shard)?,
         ..Default::default()
     })
 }
@@ -299,7 +299,7 @@ pub async fn history(
             let version: i64 = r.try_get("version")?;
             let payload: Vec<u8> = r.try_get("payload")?;
             events::ContactChanged::decode(payload.as_slice()).map_err(|e| {
-                CorruptRow::new(
+                Corrupt::new(
                     "contact_changes",
                     format!("contact {contact_id} version {version}: payload does not decode: {e}"),
                 )

@@ -7,7 +7,7 @@ use sqlx::{
     query::Query,
 };
 
-use super::{CorruptRow, StoreError};
+use super::{Corrupt, StoreError};
 use crate::domain::{Contact, FieldValue};
 
 const COLUMNS: &str = "workspace_id, id, email, external_id, first_name, last_name, subscribed, \
@@ -15,7 +15,7 @@ const COLUMNS: &str = "workspace_id, id, email, external_id, first_name, last_na
 
 fn from_row(row: &PgRow) -> Result<Contact, StoreError> {
     let id: String = row.try_get("id")?;
-    let corrupt = |problem: String| CorruptRow::new("contacts", format!("contact {id}: {problem}"));
+    let corrupt = |problem: String| Corrupt::new("contacts", format!("contact {id}: {problem}"));
     let custom: serde_json::Value = row.try_get("custom_fields")?;
     let serde_json::Value::Object(custom) = custom else {
         return Err(corrupt("custom_fields is not a JSON object".into()).into());

@@ -9,14 +9,14 @@ use std::{
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{CorruptRow, StoreError};
+use super::{Corrupt, StoreError};
 use crate::domain::FieldType;
 
 /// The `type` column as the model's type; the table's CHECK allows only the four spellings, so
 /// anything else is a corrupt row.
-fn stored_type(workspace_id: &str, name: &str, ty: &str) -> Result<FieldType, CorruptRow> {
+fn stored_type(workspace_id: &str, name: &str, ty: &str) -> Result<FieldType, Corrupt> {
     FieldType::parse(ty).ok_or_else(|| {
-        CorruptRow::new(
+        Corrupt::new(
             "fields",
             format!("field {name} of {workspace_id} has type {ty:?}"),
         )

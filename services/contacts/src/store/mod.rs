@@ -17,7 +17,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
-    Corrupt(#[from] CorruptRow),
+    Corrupt(#[from] Corrupt),
 }
 
 impl StoreError {
@@ -25,44 +25,18 @@ impl StoreError {
     /// creations of one email): running the work again resolves it.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Db(sqlx::Error::Database(db)) => {
-                matches!(db.code().as_deref(), Some("40001" | "40P01" | "23505"))
+            Self::Db(e) => {
+                meisa_runtime::db::lost_race(e)
+                    || matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
             }
-            _ => false,
+            Self::Corrupt(_) => false,
         }
     }
 }
 
-/// A value read back from a table that does not fit its type: a negative `seq`, a field type no
-/// release wrote, a payload that does not decode. Not the caller's fault and not resolved by a
-/// retry, and never read as a default (a `seq` of 0 would republish, a dropped history row would
-/// hide a change): the operation fails, the row is logged, the caller gets an internal error.
-#[derive(Debug, thiserror::Error)]
-#[error("corrupt row in {table}: {problem}")]
-pub struct CorruptRow {
-    pub table: &'static str,
-    pub problem: String,
-}
-
-impl CorruptRow {
-    pub fn new(table: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            table,
-            problem: problem.into(),
-        }
-    }
-}
-
-/// A stored number as the type it stands for (`seq` and `shard` are never negative), or a
-/// [`CorruptRow`] naming the column.
-pub(crate) fn stored<S, T>(table: &'static str, column: &str, value: S) -> Result<T, CorruptRow>
-where
-    S: Copy + std::fmt::Display,
-    T: TryFrom<S>,
-{
-    T::try_from(value)
-        .map_err(|_| CorruptRow::new(table, format!("{column} = {value} is out of range")))
-}
+// A value read back that does not fit its type is a `Corrupt` error naming the column
+// (`meisa_runtime::db`): the operation fails, never a default.
+pub(crate) use meisa_runtime::db::{Corrupt, stored};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -8,7 +8,7 @@ use meisa_proto::events;
 use prost::Message;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{CorruptRow, StoreError, stored};
+use super::{Corrupt, StoreError, stored};
 
 /// An outbox row to publish. `payload` is the event as the stream carries it, shard included,
 /// but without its `seq` (numbered after commit, so writers never contend for it).
@@ -49,10 +49,10 @@ pub async fn claim_and_number(
         pending.push(Pending {
             id: row.try_get("id")?,
             created_at: row.try_get("created_at")?,
-            shard: stored("outbox", "shard", shard)?,
+            shard: stored("outbox.shard", shard)?,
             // Numbered below, before anything of this batch is published.
             seq: seq
-                .map(|s| stored("outbox", "seq", s))
+                .map(|s| stored("outbox.seq", s))
                 .transpose()?
                 .unwrap_or(0),
             payload: row.try_get("payload")?,
@@ -68,7 +68,7 @@ pub async fn claim_and_number(
         let mut next = last.unwrap_or(0);
         for &i in idxs {
             next += 1;
-            pending[i].seq = stored("relay_shards", "last_seq", next)?;
+            pending[i].seq = stored("relay_shards.last_seq", next)?;
             ids.push(pending[i].id);
             seqs.push(next);
         }
@@ -141,12 +141,12 @@ pub async fn replay(
             let seq: i64 = r.try_get("seq")?;
             let payload: Vec<u8> = r.try_get("payload")?;
             let mut event = events::ContactChanged::decode(payload.as_slice()).map_err(|e| {
-                CorruptRow::new(
+                Corrupt::new(
                     "outbox",
                     format!("shard {shard} seq {seq}: payload does not decode: {e}"),
                 )
             })?;
-            event.seq = stored("outbox", "seq", seq)?;
+            event.seq = stored("outbox.seq", seq)?;
             Ok(event)
         })
         .collect()

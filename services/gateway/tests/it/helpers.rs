@@ -120,6 +120,12 @@ async fn spawn(services: Services) -> TestApp {
         Some(meisa_mailer::transport::SmtpUrl::parse(&smtp.url()).expect("smtp url"));
     mailer_config.public_url = PUBLIC_URL.into();
     mailer_config.db_max_connections = 4;
+    // The mailer erases on the change stream contacts writes (4 shards in Config::local).
+    mailer_config.stream = Some(meisa_mailer::StreamConfig::local(
+        &meisa_testkit::redis_url(),
+        &prefix,
+        4,
+    ));
     let mailer = meisa_mailer::Application::build(mailer_config)
         .await
         .expect("build mailer");

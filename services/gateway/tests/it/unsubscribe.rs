@@ -171,6 +171,8 @@ async fn erasing_a_contact_erases_its_mail_and_stops_its_links() {
 
     let resp = app.delete(&format!("/api/v1/contacts/{contact_id}")).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    // Contacts erased at once and announced it; the mailer erases when it has read that.
+    mailer_caught_up(&app).await;
     let history: Value = app
         .get(&format!("/api/v1/messages/?contact_id={contact_id}"))
         .await
@@ -193,6 +195,17 @@ async fn erasing_a_contact_erases_its_mail_and_stops_its_links() {
     );
 }
 
+/// The mailer has read, and acted on, every change contacts published.
+async fn mailer_caught_up(app: &TestApp) {
+    meisa_testkit::until_streams_caught_up(
+        &app.stream_prefix,
+        4,
+        "mailer",
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+}
+
 /// A mailer on a chosen address and database, that a test can stop and start again.
 struct Mailer {
     shutdown: CancellationToken,
@@ -200,8 +213,19 @@ struct Mailer {
 }
 
 impl Mailer {
-    async fn start(db: &TestDb, addr: SocketAddr, contacts: SocketAddr, smtp: &SmtpServer) -> Self {
+    async fn start(
+        db: &TestDb,
+        addr: SocketAddr,
+        contacts: SocketAddr,
+        smtp: &SmtpServer,
+        stream_prefix: &str,
+    ) -> Self {
         let mut config = meisa_mailer::Config::local(&db.url);
+        config.stream = Some(meisa_mailer::StreamConfig::local(
+            &meisa_testkit::redis_url(),
+            stream_prefix,
+            4,
+        ));
         config.grpc_addr = addr.to_string();
         config.contacts_url = format!("http://{contacts}");
         config.smtp = Some(meisa_mailer::transport::SmtpUrl::parse(&smtp.url()).expect("smtp"));
@@ -225,7 +249,7 @@ impl Mailer {
 }
 
 #[tokio::test]
-async fn with_the_mailer_down_erasure_is_a_503_and_a_retry_finishes_it() {
+async fn with_the_mailer_down_erasure_answers_at_once_and_the_mailer_finishes_it_when_back() {
     let app = spawn_app_without_mailer().await;
     let addr: SocketAddr = app
         .mailer_url
@@ -240,7 +264,7 @@ async fn with_the_mailer_down_erasure_is_a_503_and_a_retry_finishes_it() {
     let smtp = Arc::new(SmtpServer::start().await);
 
     // Jane gets an email while the mailer is up.
-    let mailer = Mailer::start(&db, addr, contacts, &smtp).await;
+    let mailer = Mailer::start(&db, addr, contacts, &smtp, &app.stream_prefix).await;
     let contact_id = app.upsert_ok(jane()).await["id"]
         .as_str()
         .unwrap()
@@ -277,15 +301,11 @@ async fn with_the_mailer_down_erasure_is_a_503_and_a_retry_finishes_it() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers["retry-after"], "2");
 
-    // Erasure: contacts goes first, then the mailer cannot be reached: 503, retry.
+    // Erasure does not wait for the mailer: contacts erases and announces it in one
+    // transaction, so the answer is 204 and the contact is gone at once.
     let path = format!("/api/v1/contacts/{contact_id}");
     let resp = app.delete(&path).await;
-    assert_eq!(resp.headers()["retry-after"], "2");
-    let error = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable", None).await;
-    assert!(
-        error["message"].as_str().unwrap().contains("retry"),
-        "{error}"
-    );
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_error(
         app.get(&path).await,
         StatusCode::NOT_FOUND,
@@ -293,25 +313,13 @@ async fn with_the_mailer_down_erasure_is_a_503_and_a_retry_finishes_it() {
         None,
     )
     .await;
-    // A retry while it is still down: still 503, so the client keeps retrying.
+    // A retry finds nothing left to erase here.
     let resp = app.delete(&path).await;
-    assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable", None).await;
+    assert_error(resp, StatusCode::NOT_FOUND, "not_found", None).await;
 
-    // Back up: the retry finds no contact, erases the mail, and says 404 (nothing left).
-    let mailer = Mailer::start(&db, addr, contacts, &smtp).await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let resp = app.delete(&path).await;
-        if resp.status() == StatusCode::NOT_FOUND {
-            break;
-        }
-        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the mailer did not come back"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // Back up: the mailer reads the deletion it missed and erases the mail.
+    let mailer = Mailer::start(&db, addr, contacts, &smtp, &app.stream_prefix).await;
+    mailer_caught_up(&app).await;
     assert_error(
         app.get(&format!(
             "/api/v1/messages/{}",

@@ -190,7 +190,9 @@ impl MailerService for Api {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let page = Page::of(req.page.as_ref());
-        let before = page.cursor.as_deref()
+        let before = page
+            .cursor
+            .as_deref()
             .map(|c| TemplateId::parse(c).map_err(|_| bad_cursor()))
             .transpose()?;
         let rows = self
@@ -199,9 +201,7 @@ impl MailerService for Api {
             .list_templates(ws, before.map(|b| b.uuid()), page.fetch())
             .await
             .map_err(Error::from)?;
-        let (rows, next) = page.serve(rows, |r| {
-            TemplateId::from_uuid(r.id).to_string()
-        });
+        let (rows, next) = page.serve(rows, |r| TemplateId::from_uuid(r.id).to_string());
         Ok(Response::new(pb::ListTemplatesResponse {
             templates: rows.into_iter().map(template_pb).collect(),
             next_cursor: next,
@@ -348,7 +348,9 @@ impl MailerService for Api {
         let req = req.into_inner();
         let ws = service::workspace(&req.workspace_id)?;
         let page = Page::of(req.page.as_ref());
-        let before = page.cursor.as_deref()
+        let before = page
+            .cursor
+            .as_deref()
             .map(|c| MessageId::parse(c).map_err(|_| bad_cursor()))
             .transpose()?;
         let non_empty = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());

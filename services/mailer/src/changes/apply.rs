@@ -1,6 +1,7 @@
 //! Handling entries in seq order: runs of entries in one transaction with the shard's position,
 //! erasures, dead letters, and the replay of a gap from the contacts service.
 
+use meisa_runtime::db::Corrupt;
 use std::{future::Future, time::Duration};
 
 use meisa_proto::events::ContactChanged;
@@ -135,10 +136,10 @@ async fn in_order(
             }
         }
     }
-    Err(Failure::Failed(Error::Corrupt {
-        what: "stream position",
-        detail: format!("{stream} did not move past its gaps"),
-    }))
+    Err(Failure::Failed(Error::Corrupt(Corrupt::new(
+        "stream position",
+        format!("{stream} did not move past its gaps"),
+    ))))
 }
 
 /// One transaction: locks the position, handles each work above it, moves the position.
@@ -389,9 +390,11 @@ fn count(deliveries: usize) -> i32 {
 }
 
 fn seq_column(seq: u64) -> Result<i64> {
-    i64::try_from(seq).map_err(|_| Error::Corrupt {
-        what: "stream seq",
-        detail: format!("{seq} does not fit a bigint"),
+    i64::try_from(seq).map_err(|_| {
+        Error::Corrupt(Corrupt::new(
+            "stream seq",
+            format!("{seq} does not fit a bigint"),
+        ))
     })
 }
 
