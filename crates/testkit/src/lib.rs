@@ -103,7 +103,9 @@ pub async fn clean_redis(prefix: &str) {
     }
 }
 
-/// A free TCP port on loopback (for binaries started as processes, which must be told a port).
+/// A port on loopback that was free a moment ago. Not for starting services (they bind port 0
+/// and announce what they got, see [`Service`]): only for an address where nothing listens (a
+/// dependency that is down), or one a test must reuse after a restart.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
