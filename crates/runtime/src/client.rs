@@ -3,7 +3,7 @@
 //! every call, the interceptor that carries the current trace to the server, and one message
 //! size limit on both sides of every call.
 //!
-//! ```ignore
+//! ```text
 //! let channel = meisa_runtime::client::channel(&url, Timeouts::default())?;
 //! let contacts = meisa_runtime::traced_client!(ContactsServiceClient, channel);
 //! ```

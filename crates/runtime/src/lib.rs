@@ -4,6 +4,7 @@
 //! statuses.
 
 pub mod announce;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod db;

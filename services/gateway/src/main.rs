@@ -4,7 +4,9 @@ use clap::{Parser, Subcommand};
 use meisa_gateway::{Application, Config, admin};
 use serde::Serialize;
 
-/// The Meisa gateway: public HTTP/JSON API and operator commands.
+/// The Meisa gateway: public HTTP/JSON API and operator commands. `serve` reads DATABASE_URL,
+/// MEISA_CONTACTS_URL, MEISA_MAILER_URL, MEISA_AUTOMATIONS_URL, MEISA_HTTP_HOST and
+/// MEISA_HTTP_PORT; `migrate` and `admin` only DATABASE_URL.
 #[derive(Parser)]
 #[command(name = "gateway", version)]
 struct Cli {
@@ -14,11 +16,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (env: DATABASE_URL, MEISA_CONTACTS_URL, MEISA_MAILER_URL,
-    /// MEISA_AUTOMATIONS_URL, MEISA_HTTP_HOST, MEISA_HTTP_PORT).
-    Serve,
-    /// Apply the database migrations and exit (env: DATABASE_URL).
-    Migrate,
+    // `serve` and `migrate`, as every service has them.
+    #[command(flatten)]
+    Service(meisa_runtime::cli::Command),
     /// Operator commands against the gateway database (env: DATABASE_URL). Each prints one JSON
     /// line on stdout.
     Admin {
@@ -51,6 +51,12 @@ enum AdminCommand {
     },
 }
 
+const BINARY: meisa_runtime::cli::Binary = meisa_runtime::cli::Binary {
+    name: "gateway",
+    about: "The Meisa gateway: public HTTP/JSON API and operator commands",
+    database: "meisa_gateway",
+};
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -60,43 +66,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    runtime.block_on(async {
         match cli.command {
-            Command::Serve => serve().await,
-            Command::Migrate => migrate().await,
-            Command::Admin { command } => run_admin(command).await,
+            Command::Service(command) => {
+                meisa_runtime::cli::run(
+                    BINARY,
+                    command,
+                    |url| async move { Ok(meisa_gateway::migrate(&url).await?) },
+                    |serving| async move {
+                        let app = Application::build(Config::from_env()?).await?;
+                        serving.listening(&[("http", app.addr())]);
+                        Ok(app.run(serving.shutdown).await?)
+                    },
+                )
+                .await
+            }
+            Command::Admin { command } => match run_admin(command).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("gateway: {message}");
+                    ExitCode::FAILURE
+                }
+            },
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("gateway: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn serve() -> Result<(), String> {
-    let _telemetry = meisa_runtime::telemetry::init("gateway").map_err(|e| e.to_string())?;
-    let config = Config::from_env().map_err(|e| e.to_string())?;
-    let app = Application::build(config)
-        .await
-        .map_err(|e| e.to_string())?;
-    meisa_runtime::announce::addresses(&[("http", app.addr())]);
-    let shutdown = meisa_runtime::shutdown::on_signal();
-    app.run(shutdown)
-        .await
-        .map_err(|e| format!("HTTP server failed: {e}"))
-}
-
-async fn migrate() -> Result<(), String> {
-    let _telemetry = meisa_runtime::telemetry::init("gateway").map_err(|e| e.to_string())?;
-    let url = database_url()?;
-    meisa_gateway::migrate(&url)
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!("gateway migrations applied");
-    Ok(())
+    })
 }
 
 fn database_url() -> Result<String, String> {

@@ -1,64 +1,23 @@
-//! `mailer serve` runs the service; `mailer migrate` applies the migrations (a Kubernetes Job).
+//! `mailer serve` | `mailer migrate` (see `meisa_runtime::cli`).
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use meisa_mailer::{Application, Config, migrate};
+use meisa_runtime::cli::Binary;
 
-#[derive(Parser)]
-#[command(
-    name = "mailer",
-    about = "Meisa mailer: templates, messages, suppressions and delivery"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve gRPC and run the delivery workers until SIGTERM or ctrl-c.
-    Serve,
-    /// Apply the database migrations and exit.
-    Migrate,
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let _telemetry = match meisa_runtime::telemetry::init("mailer") {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("mailer: {e}");
-            return ExitCode::FAILURE;
-        }
+fn main() -> ExitCode {
+    let binary = Binary {
+        name: "mailer",
+        about: "Meisa mailer: templates, messages, suppressions and delivery",
+        database: "meisa_mailer",
     };
-    let result = match cli.command {
-        Command::Migrate => match meisa_runtime::config::required(
-            "DATABASE_URL",
-            "set it to the mailer's Postgres database",
-        ) {
-            Ok(url) => meisa_mailer::migrate(&url).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+    meisa_runtime::cli::main(
+        binary,
+        |url| async move { Ok(migrate(&url).await?) },
+        |serving| async move {
+            let app = Application::build(Config::from_env()?).await?;
+            serving.listening(&[("grpc", app.grpc_addr())]);
+            Ok(app.run(serving.shutdown).await?)
         },
-        Command::Serve => serve().await,
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // stderr, once: the log may be JSON for machines; this line is for the operator.
-            eprintln!("mailer: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn serve() -> Result<(), String> {
-    let config = meisa_mailer::Config::from_env().map_err(|e| e.to_string())?;
-    let app = meisa_mailer::Application::build(config)
-        .await
-        .map_err(|e| e.to_string())?;
-    meisa_runtime::announce::addresses(&[("grpc", app.grpc_addr())]);
-    app.run(meisa_runtime::shutdown::on_signal())
-        .await
-        .map_err(|e| e.to_string())
+    )
 }

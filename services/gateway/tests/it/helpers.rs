@@ -250,6 +250,33 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Waits until the contacts relay has published every committed change (the outbox has no
+    /// unpublished row): from then on, a consumer that caught up on the streams has seen them.
+    pub async fn until_changes_published(&self) {
+        let url = &self
+            ._contacts_db
+            .as_ref()
+            .expect("this test runs contacts")
+            .url;
+        let pool = PgPool::connect(url).await.expect("contacts database");
+        meisa_testkit::eventually(
+            std::time::Duration::from_secs(30),
+            "the relay to publish every change",
+            || async {
+                let unpublished: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                        .fetch_one(&pool)
+                        .await
+                        .ok()?;
+                (unpublished == 0).then_some(())
+            },
+        )
+        .await;
+        pool.close().await;
+    }
+}
+
+impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -195,8 +195,9 @@ async fn erasing_a_contact_erases_its_mail_and_stops_its_links() {
     );
 }
 
-/// The mailer has read, and acted on, every change contacts published.
+/// The mailer has read, and acted on, every change contacts committed.
 async fn mailer_caught_up(app: &TestApp) {
+    app.until_changes_published().await;
     meisa_testkit::until_streams_caught_up(
         &app.stream_prefix,
         4,
