@@ -59,24 +59,72 @@ pub async fn single_upserts(
     duration: Duration,
     existing: usize,
 ) -> std::result::Result<Result, Box<dyn std::error::Error>> {
-    let url = format!("{}/api/v1/contacts/upsert/", cluster.gateway_url);
+    // Half new contacts, half updates of pre-created ones.
+    let body = move |conn: usize, n: u64| {
+        if n % 2 == 0 {
+            json!({"email": format!("new{conn}_{n}@example.com"), "external_id": format!("new_{conn}_{n}"), "first_name": "Jane", "custom_fields": {"plan": "free"}})
+        } else {
+            let i = (n as usize / 2) % existing;
+            json!({"email": format!("old{i}@example.com"), "external_id": format!("old_{i}"), "custom_fields": {"posts_generated": n}})
+        }
+    };
+    drive(
+        cluster,
+        "/api/v1/contacts/upsert/",
+        connections,
+        duration,
+        1,
+        body,
+    )
+    .await
+}
+
+pub async fn batch_upserts(
+    cluster: &Cluster,
+    connections: usize,
+    size: usize,
+    duration: Duration,
+) -> std::result::Result<Result, Box<dyn std::error::Error>> {
+    let body = move |conn: usize, n: u64| {
+        let contacts: Vec<_> = (0..size)
+            .map(|i| json!({"email": format!("b{conn}_{n}_{i}@example.com"), "external_id": format!("b_{conn}_{n}_{i}"), "custom_fields": {"plan": "free", "posts_generated": i}}))
+            .collect();
+        json!({ "contacts": contacts })
+    };
+    drive(
+        cluster,
+        "/api/v1/contacts/batch-upsert/",
+        connections,
+        duration,
+        size as u64,
+        body,
+    )
+    .await
+}
+
+/// `connections` keep-alive connections posting `body(connection, n)` to `path` back to back
+/// until `duration` is over; `items` contacts per request.
+async fn drive(
+    cluster: &Cluster,
+    path: &str,
+    connections: usize,
+    duration: Duration,
+    items: u64,
+    body: impl Fn(usize, u64) -> serde_json::Value + Clone + Send + 'static,
+) -> std::result::Result<Result, Box<dyn std::error::Error>> {
+    let url = format!("{}{path}", cluster.gateway_url);
     let counter = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;
     let mut tasks = Vec::new();
     for conn in 0..connections {
         let (url, key, counter) = (url.clone(), cluster.api_key.clone(), counter.clone());
+        let body = body.clone();
         tasks.push(tokio::spawn(async move {
             let c = client();
             let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
             let mut errors = 0u64;
             while Instant::now() < deadline {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                let body = if n % 2 == 0 {
-                    json!({"email": format!("new{conn}_{n}@example.com"), "external_id": format!("new_{conn}_{n}"), "first_name": "Jane", "custom_fields": {"plan": "free"}})
-                } else {
-                    let i = (n as usize / 2) % existing;
-                    json!({"email": format!("old{i}@example.com"), "external_id": format!("old_{i}"), "custom_fields": {"posts_generated": n}})
-                };
+                let body = body(conn, counter.fetch_add(1, Ordering::Relaxed));
                 let start = Instant::now();
                 match c.post(&url).bearer_auth(&key).json(&body).send().await {
                     Ok(r) if r.status().is_success() => {
@@ -89,43 +137,7 @@ pub async fn single_upserts(
             Ok::<_, String>((hist, errors))
         }));
     }
-    summarize(tasks, duration, 1).await
-}
-
-pub async fn batch_upserts(
-    cluster: &Cluster,
-    connections: usize,
-    size: usize,
-    duration: Duration,
-) -> std::result::Result<Result, Box<dyn std::error::Error>> {
-    let url = format!("{}/api/v1/contacts/batch-upsert/", cluster.gateway_url);
-    let counter = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + duration;
-    let mut tasks = Vec::new();
-    for conn in 0..connections {
-        let (url, key, counter) = (url.clone(), cluster.api_key.clone(), counter.clone());
-        tasks.push(tokio::spawn(async move {
-            let c = client();
-            let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
-            let mut errors = 0u64;
-            while Instant::now() < deadline {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                let contacts: Vec<_> = (0..size)
-                    .map(|i| json!({"email": format!("b{conn}_{n}_{i}@example.com"), "external_id": format!("b_{conn}_{n}_{i}"), "custom_fields": {"plan": "free", "posts_generated": i}}))
-                    .collect();
-                let start = Instant::now();
-                match c.post(&url).bearer_auth(&key).json(&json!({ "contacts": contacts })).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        let _ = hist.record(start.elapsed().as_micros() as u64);
-                    }
-                    _ => errors += 1,
-                }
-            }
-            Ok::<_, String>((hist, errors))
-        }));
-    }
-    summarize(tasks, duration, size as u64).await
+    summarize(tasks, duration, items).await
 }
 
 type Worker = tokio::task::JoinHandle<std::result::Result<(Histogram<u64>, u64), String>>;

@@ -68,76 +68,25 @@ pub enum Op {
     LacksTag(String),
 }
 
-/// The name of an op, without its value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OpKind {
-    Eq,
-    Ne,
-    Gt,
-    Gte,
-    Lt,
-    Lte,
-    Contains,
-    In,
-    Exists,
-    NotExists,
-    Before,
-    After,
-    OlderThan,
-    Within,
-    HasTag,
-    LacksTag,
-}
-
-impl OpKind {
-    pub const ALL: [OpKind; 16] = [
-        Self::Eq,
-        Self::Ne,
-        Self::Gt,
-        Self::Gte,
-        Self::Lt,
-        Self::Lte,
-        Self::Contains,
-        Self::In,
-        Self::Exists,
-        Self::NotExists,
-        Self::Before,
-        Self::After,
-        Self::OlderThan,
-        Self::Within,
-        Self::HasTag,
-        Self::LacksTag,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Eq => "eq",
-            Self::Ne => "ne",
-            Self::Gt => "gt",
-            Self::Gte => "gte",
-            Self::Lt => "lt",
-            Self::Lte => "lte",
-            Self::Contains => "contains",
-            Self::In => "in",
-            Self::Exists => "exists",
-            Self::NotExists => "not_exists",
-            Self::Before => "before",
-            Self::After => "after",
-            Self::OlderThan => "older_than",
-            Self::Within => "within",
-            Self::HasTag => "has_tag",
-            Self::LacksTag => "lacks_tag",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for OpKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+meisa_model::spelled! {
+    /// The name of an op, without its value.
+    pub enum OpKind {
+        Eq = "eq",
+        Ne = "ne",
+        Gt = "gt",
+        Gte = "gte",
+        Lt = "lt",
+        Lte = "lte",
+        Contains = "contains",
+        In = "in",
+        Exists = "exists",
+        NotExists = "not_exists",
+        Before = "before",
+        After = "after",
+        OlderThan = "older_than",
+        Within = "within",
+        HasTag = "has_tag",
+        LacksTag = "lacks_tag",
     }
 }
 

@@ -121,18 +121,9 @@ fn check_leaf(
                 }
                 fits(field, t, v, &value_path)
             }
-            Op::Contains(_) => {
-                if t == FieldType::String {
-                    return Ok(());
-                }
-                Err(ConditionError::new(
-                    op_path,
-                    format!(
-                        "contains looks for text in a string field, and {field} is a {t} field; {}",
-                        ops_for(t)
-                    ),
-                ))
-            }
+            Op::Contains(_) => only_on(FieldType::String, t, &op_path, || {
+                format!("contains looks for text in a string field, and {field} is a {t} field")
+            }),
             Op::In(items) => {
                 for (i, item) in items.iter().enumerate() {
                     fits(field, t, item, &format!("{value_path}[{i}]"))?;
@@ -140,16 +131,9 @@ fn check_leaf(
                 Ok(())
             }
             Op::Before(_) | Op::After(_) | Op::OlderThan(_) | Op::Within(_) => {
-                if t == FieldType::Date {
-                    return Ok(());
-                }
-                Err(ConditionError::new(
-                    op_path,
-                    format!(
-                        "{op} compares dates, and {field} is a {t} field; {}",
-                        ops_for(t)
-                    ),
-                ))
+                only_on(FieldType::Date, t, &op_path, || {
+                    format!("{op} compares dates, and {field} is a {t} field")
+                })
             }
             // Parsing only builds these on `tags`; a hand-built leaf on another field is refused.
             Op::HasTag(_) | Op::LacksTag(_) => Err(ConditionError::new(
@@ -158,6 +142,23 @@ fn check_leaf(
             )),
         },
     }
+}
+
+/// An op that applies to fields of type `wanted` only, on a field of type `t`: refused with
+/// `why` and the ops that do apply.
+fn only_on(
+    wanted: FieldType,
+    t: FieldType,
+    op_path: &str,
+    why: impl FnOnce() -> String,
+) -> Result<(), ConditionError> {
+    if t == wanted {
+        return Ok(());
+    }
+    Err(ConditionError::new(
+        op_path,
+        format!("{}; {}", why(), ops_for(t)),
+    ))
 }
 
 /// The ops that do apply to a type, for messages that refuse one.

@@ -2,8 +2,6 @@
 //! trimmed, lower-cased (addresses compare case-insensitively), at most 254 bytes, a plain
 //! `local@domain` with a dotted domain: no display name, no `[IP]` literal.
 
-use std::fmt;
-
 pub const MAX_EMAIL_BYTES: usize = 254;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -44,14 +42,6 @@ impl EmailAddress {
         Ok(Self(s))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map_or("", |(_, d)| d)
     }
@@ -69,17 +59,7 @@ impl EmailAddress {
     }
 }
 
-impl fmt::Display for EmailAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for EmailAddress {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+crate::text_newtype!(EmailAddress);
 
 #[cfg(test)]
 mod tests {

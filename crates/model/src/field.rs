@@ -2,36 +2,14 @@
 
 use std::fmt;
 
-/// The type a workspace fixes for a custom field the first time it sees it (DESIGN §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FieldType {
-    String,
-    Number,
-    Boolean,
-    Date,
-}
-
-impl FieldType {
-    pub const ALL: [FieldType; 4] = [Self::String, Self::Number, Self::Boolean, Self::Date];
-
-    /// The spelling of the API and of storage: `"string"`, `"number"`, `"boolean"`, `"date"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::String => "string",
-            Self::Number => "number",
-            Self::Boolean => "boolean",
-            Self::Date => "date",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
-
-impl fmt::Display for FieldType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::spelled! {
+    /// The type a workspace fixes for a custom field the first time it sees it (DESIGN §2),
+    /// spelled as the API and storage write it.
+    pub enum FieldType {
+        String = "string",
+        Number = "number",
+        Boolean = "boolean",
+        Date = "date",
     }
 }
 
@@ -143,31 +121,13 @@ impl FieldName {
         Ok(Self(name.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-
     /// `custom_fields.<name>`: the field's path in the API.
     pub fn path(&self) -> String {
         format!("{CUSTOM_PREFIX}{}", self.0)
     }
 }
 
-impl fmt::Display for FieldName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for FieldName {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+crate::text_newtype!(FieldName);
 
 #[cfg(test)]
 mod tests {

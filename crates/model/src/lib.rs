@@ -16,6 +16,7 @@ mod date;
 mod email;
 mod field;
 pub mod id;
+mod spelled;
 
 pub use date::{is_date, parse_date};
 pub use email::{EmailAddress, EmailError, MAX_EMAIL_BYTES};

@@ -3,33 +3,27 @@
 
 #![allow(clippy::all, clippy::pedantic)]
 
-pub mod meisa {
-    pub mod common {
-        pub mod v1 {
-            tonic::include_proto!("meisa.common.v1");
+/// `meisa::<package>::v1`, one module per proto package, from the code build.rs generated.
+macro_rules! packages {
+    ($($package:ident),+) => {
+        pub mod meisa {
+            $(
+                pub mod $package {
+                    pub mod v1 {
+                        include!(concat!(
+                            env!("OUT_DIR"),
+                            "/meisa.",
+                            stringify!($package),
+                            ".v1.rs"
+                        ));
+                    }
+                }
+            )+
         }
-    }
-    pub mod events {
-        pub mod v1 {
-            tonic::include_proto!("meisa.events.v1");
-        }
-    }
-    pub mod contacts {
-        pub mod v1 {
-            tonic::include_proto!("meisa.contacts.v1");
-        }
-    }
-    pub mod mailer {
-        pub mod v1 {
-            tonic::include_proto!("meisa.mailer.v1");
-        }
-    }
-    pub mod automations {
-        pub mod v1 {
-            tonic::include_proto!("meisa.automations.v1");
-        }
-    }
+    };
 }
+
+packages!(common, events, contacts, mailer, automations);
 
 pub use meisa::automations::v1 as automations;
 pub use meisa::common::v1 as common;

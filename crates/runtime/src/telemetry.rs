@@ -66,26 +66,21 @@ pub fn init(service: &'static str) -> Result<TelemetryGuard, TelemetryError> {
     let log_filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn,hyper=warn"));
     let json = std::env::var("MEISA_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let registry = tracing_subscriber::registry().with(otel);
-    let result = if json {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_filter(log_filter),
-            )
-            .try_init()
+    let logs = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .boxed()
     } else {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .compact()
-                    .with_target(false)
-                    .with_filter(log_filter),
-            )
-            .try_init()
+        tracing_subscriber::fmt::layer()
+            .compact()
+            .with_target(false)
+            .boxed()
     };
+    let result = tracing_subscriber::registry()
+        .with(otel)
+        .with(logs.with_filter(log_filter))
+        .try_init();
     result.map_err(|e| TelemetryError::Init(e.to_string()))?;
     Ok(TelemetryGuard { provider })
 }
