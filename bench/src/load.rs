@@ -61,7 +61,7 @@ pub async fn single_upserts(
 ) -> std::result::Result<Result, Box<dyn std::error::Error>> {
     // Half new contacts, half updates of pre-created ones.
     let body = move |conn: usize, n: u64| {
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             json!({"email": format!("new{conn}_{n}@example.com"), "external_id": format!("new_{conn}_{n}"), "first_name": "Jane", "custom_fields": {"plan": "free"}})
         } else {
             let i = (n as usize / 2) % existing;
