@@ -2,7 +2,7 @@
 //! entry `seq` (the shard's sequence number, contiguous) and `event` (a protobuf
 //! `ContactChanged`). The contacts relay publishes with [`publish`]; consumers read through a
 //! [`Group`] and get each entry decoded once, as an [`Entry`]; [`DeadLetterPolicy`] says when
-//! an entry is given up on.
+//! an entry is given up on; [`read_until_stopped`] is every consumer's read loop of a shard.
 //!
 //! What is not here belongs to each consumer: how it applies an entry, where it records what it
 //! applied, and what it does about a gap in `seq`.
@@ -11,10 +11,12 @@
 mod entry;
 mod group;
 mod publish;
+mod read;
 
 pub use entry::{Change, Entry, Undecodable, with_seq};
 pub use group::{DeadLetterPolicy, Group, GroupState, Verdict};
 pub use publish::{Published, Publisher};
+pub use read::{Batches, Handled, ReadOptions, read_until_stopped};
 
 /// The stream of one shard.
 pub fn key(prefix: &str, shard: u32) -> String {

@@ -5,8 +5,8 @@
 //! - [`lease`]: which shards this process reads. Shards are leased (`shard_leases`): each shard
 //!   is read by one process at a time, and the shards spread evenly over the live replicas
 //!   (`consumers` heartbeats). That keeps per-contact order and makes a gap in `seq` meaningful.
-//! - [`read`]: one shard's read loop on a `meisa_stream::Group`: pending entries first, then new
-//!   ones, reclaiming what a dead reader left, counting deliveries, acknowledging after commit.
+//! - [`read`]: what a batch read from a shard means (the read loop is `meisa_stream`'s): runs
+//!   applied, each acknowledged after its commit, a failing entry isolated.
 //! - [`apply`]: a run of entries in one transaction, in seq order, with the dedup and the dead
 //!   letters (a single entry is a run of one).
 //! - [`gap`]: replaying a range of seqs the stream lost from the contacts service.

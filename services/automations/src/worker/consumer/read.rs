@@ -1,8 +1,7 @@
-//! One shard's read loop, on a `meisa_stream::Group`: this consumer's pending entries first
-//! (with their delivery counts), then new ones; entries a dead reader left are claimed
-//! (XAUTOCLAIM) when the shard is taken and then every half MEISA_CONSUMER_CLAIM_IDLE. Each batch
-//! is applied in runs ([`apply::run`]) and each run acknowledged after its commit (XACK only
-//! after commit).
+//! What a batch read from a shard means here. The read loop is `meisa_stream`'s
+//! ([`read_until_stopped`]: pending entries first, with their delivery counts, then new ones;
+//! what a dead reader left is claimed). Each batch is applied in runs ([`apply::run`]) and each
+//! run acknowledged after its commit (XACK only after commit).
 //!
 //! Failures: transient ones (a dependency down) are retried in place and are not deliveries; a
 //! run of several entries that fails otherwise is applied again one entry at a time, so the entry
@@ -10,14 +9,12 @@
 //! after MEISA_CONSUMER_MAX_DELIVERIES deliveries goes to `dead_letters` (logged at error level
 //! with its event id) and is acknowledged.
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use meisa_stream::{DeadLetterPolicy, Group};
-use redis::{AsyncConnectionConfig, aio::MultiplexedConnection};
+use meisa_stream::{
+    Batches, DeadLetterPolicy, Entry, Group, Handled, ReadOptions, read_until_stopped,
+};
+use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -25,74 +22,33 @@ use super::{
     apply::{self, Item, MAX_RUN},
     gap,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-/// Reads the shard until `stop`, reconnecting (with backoff) after a failure.
+/// Reads the shard until `stop` (the loop is `meisa_stream`'s, the same as the mailer's).
 pub(super) async fn run(c: Arc<Consumer>, shard: u32, stop: CancellationToken) {
-    let mut backoff = Duration::from_millis(100);
-    while !stop.is_cancelled() {
-        match read_shard(&c, shard, &stop).await {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(shard, error = %e, "shard reader failed; reconnecting");
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-    tracing::debug!(shard, "shard reader stopped");
+    let group = Group::new(&c.prefix, shard, &c.cfg.group, &c.cfg.name);
+    let options = ReadOptions {
+        batch: c.cfg.batch,
+        block: c.cfg.block,
+        claim_idle: c.cfg.claim_idle,
+    };
+    read_until_stopped(&c.redis, &group, &options, &*c, shard, &stop).await;
 }
 
-async fn read_shard(c: &Consumer, shard: u32, stop: &CancellationToken) -> Result<()> {
-    let group = Group::new(&c.prefix, shard, &c.cfg.group, &c.cfg.name);
-    let policy = DeadLetterPolicy {
-        max_deliveries: c.cfg.max_deliveries,
-    };
-    let config = AsyncConnectionConfig::new()
-        .set_response_timeout(Some(c.cfg.block + Duration::from_secs(5)))
-        .set_connection_timeout(Some(Duration::from_secs(3)));
-    let mut conn = c
-        .redis
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
-    group.create(&mut conn).await?;
-    // Whoever read this shard before is gone or gave it up: take its pending entries now, and
-    // read this consumer's own pending entries before new ones.
-    group
-        .reclaim(&mut conn, Duration::ZERO, c.cfg.batch)
-        .await?;
-    let mut check_pending = true;
-    let mut last_claim = Instant::now();
-    let mut failures = 0u32;
-    loop {
-        if stop.is_cancelled() {
-            return Ok(());
-        }
-        if last_claim.elapsed() >= c.cfg.claim_idle / 2 {
-            if group
-                .reclaim(&mut conn, c.cfg.claim_idle, c.cfg.batch)
-                .await?
-                > 0
-            {
-                check_pending = true;
-            }
-            last_claim = Instant::now();
-        }
-        let (entries, deliveries) = if check_pending {
-            let entries = group.read_pending(&mut conn, c.cfg.batch).await?;
-            if entries.is_empty() {
-                check_pending = false;
-                continue;
-            }
-            let counts = group.delivery_counts(&mut conn, &entries).await?;
-            (entries, counts)
-        } else {
-            let entries = group.read_new(&mut conn, c.cfg.batch, c.cfg.block).await?;
-            let once = vec![1; entries.len()];
-            (entries, once)
+impl Batches for Consumer {
+    type Error = Error;
+
+    async fn handle(
+        &self,
+        shard: u32,
+        group: &Group,
+        conn: &mut MultiplexedConnection,
+        entries: Vec<Entry>,
+        deliveries: Vec<usize>,
+        stop: &CancellationToken,
+    ) -> Result<Handled> {
+        let policy = DeadLetterPolicy {
+            max_deliveries: self.cfg.max_deliveries,
         };
         let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         let items: Vec<Item> = entries
@@ -105,19 +61,7 @@ async fn read_shard(c: &Consumer, shard: u32, stop: &CancellationToken) -> Resul
             deliveries: &deliveries,
             items: &items,
         };
-        match apply_batch(c, shard, &group, &mut conn, &batch, stop).await? {
-            Applied::All => failures = 0,
-            Applied::Stopped => return Ok(()),
-            Applied::Failed => {
-                check_pending = true;
-                failures += 1;
-                let pause = Duration::from_millis(200 * u64::from(failures.min(25)));
-                tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(pause) => {}
-                }
-            }
-        }
+        apply_batch(self, shard, group, conn, &batch, stop).await
     }
 }
 
@@ -126,14 +70,6 @@ struct Batch<'a> {
     ids: &'a [String],
     deliveries: &'a [usize],
     items: &'a [Item],
-}
-
-enum Applied {
-    All,
-    /// Stopping while a dependency is down: the rest is left pending.
-    Stopped,
-    /// An entry failed; it and those after it are left pending.
-    Failed,
 }
 
 /// Applies the batch in runs and acknowledges each run after its commit. The batch in hand is
@@ -145,7 +81,7 @@ async fn apply_batch(
     conn: &mut MultiplexedConnection,
     batch: &Batch<'_>,
     stop: &CancellationToken,
-) -> Result<Applied> {
+) -> Result<Handled> {
     let mut start = 0;
     let mut run_len = MAX_RUN;
     // The entry whose gap was replayed: a gap still before it is not replayed twice, it is
@@ -161,7 +97,7 @@ async fn apply_batch(
         .await;
         let outcome = match attempt {
             Ok(o) => o,
-            Err(e) if e.is_transient() => return Ok(Applied::Stopped),
+            Err(e) if e.is_transient() => return Ok(Handled::Stopped),
             Err(e) if run.len() > 1 => {
                 tracing::debug!(shard, error = %e, "a run of changes failed; applying them one by one");
                 run_len = 1;
@@ -169,7 +105,7 @@ async fn apply_batch(
             }
             Err(e) => {
                 tracing::warn!(shard, entry = %batch.ids[start], deliveries = batch.deliveries[start], error = %e, "change not applied; it will be delivered again");
-                return Ok(Applied::Failed);
+                return Ok(Handled::Failed);
             }
         };
         // At once, not after the batch: the workers start while the rest is applied.
@@ -186,16 +122,16 @@ async fn apply_batch(
             .await;
             match replay {
                 Ok(w) => c.wakers.wake(w),
-                Err(e) if e.is_transient() => return Ok(Applied::Stopped),
+                Err(e) if e.is_transient() => return Ok(Handled::Stopped),
                 Err(e) => {
                     tracing::warn!(shard, entry = %batch.ids[start], error = %e, "gap not replayed; the change will be delivered again");
-                    return Ok(Applied::Failed);
+                    return Ok(Handled::Failed);
                 }
             }
             replayed_before = Some(start);
         }
     }
-    Ok(Applied::All)
+    Ok(Handled::All)
 }
 
 /// Retries `attempt` in place while it fails transiently (a dependency down: that is not the
