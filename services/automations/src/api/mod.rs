@@ -19,7 +19,7 @@ use crate::{
     error::{Error, Result},
     store::{
         Store, activity,
-        definitions::{self, AutomationRow},
+        definitions::{self, AutomationRow, SequenceRow},
         enrollments::{self, Status as EnrStatus},
     },
     worker::{Wakers, fire::record_exits},
@@ -150,7 +150,7 @@ impl Api {
 
     async fn get_automation_row(&self, ws: &str, id: &str) -> Result<AutomationRow> {
         let mut conn = self.store.pool.acquire().await?;
-        definitions::get_automation(&mut conn, ws, id)
+        definitions::get::<AutomationRow>(&mut conn, ws, id)
             .await?
             .ok_or_else(|| not_found("automation", id))
     }
@@ -252,7 +252,7 @@ impl AutomationsService for Api {
         let page = Page::of(req.page.as_ref());
         let cursor = id_cursor(&page, "aut_")?;
         let rows =
-            definitions::list_automations(&self.store.pool, ws, cursor, page.fetch()).await?;
+            definitions::list::<AutomationRow>(&self.store.pool, ws, cursor, page.fetch()).await?;
         let (rows, next_cursor) = page.serve(rows, |r| r.id.clone());
         Ok(Response::new(pb::ListAutomationsResponse {
             automations: rows.iter().map(|r| convert::automation(r, None)).collect(),
@@ -379,7 +379,7 @@ impl AutomationsService for Api {
         let ws = workspace(&req.workspace_id)?;
         let id = required("id", &req.id)?;
         let mut conn = self.store.pool.acquire().await.map_err(Error::from)?;
-        let row = definitions::get_sequence(&mut conn, ws, id)
+        let row = definitions::get::<SequenceRow>(&mut conn, ws, id)
             .await?
             .ok_or_else(|| not_found("sequence", id))?;
         let unseen = self
@@ -401,7 +401,8 @@ impl AutomationsService for Api {
         let ws = workspace(&req.workspace_id)?;
         let page = Page::of(req.page.as_ref());
         let cursor = id_cursor(&page, "seq_")?;
-        let rows = definitions::list_sequences(&self.store.pool, ws, cursor, page.fetch()).await?;
+        let rows =
+            definitions::list::<SequenceRow>(&self.store.pool, ws, cursor, page.fetch()).await?;
         let (rows, next_cursor) = page.serve(rows, |r| r.id.clone());
         Ok(Response::new(pb::ListSequencesResponse {
             sequences: rows.iter().map(|r| convert::sequence(r, None)).collect(),
@@ -419,7 +420,7 @@ impl AutomationsService for Api {
         let id = required("id", &req.id)?;
         {
             let mut conn = self.store.pool.acquire().await.map_err(Error::from)?;
-            if definitions::get_sequence(&mut conn, ws, id)
+            if definitions::get::<SequenceRow>(&mut conn, ws, id)
                 .await?
                 .is_none()
             {
@@ -482,7 +483,7 @@ impl AutomationsService for Api {
         let id = required("id", &req.id)?;
         {
             let mut conn = self.store.pool.acquire().await.map_err(Error::from)?;
-            if definitions::get_sequence(&mut conn, ws, id)
+            if definitions::get::<SequenceRow>(&mut conn, ws, id)
                 .await?
                 .is_none()
             {

@@ -36,41 +36,125 @@ pub struct SequenceRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const AUTOMATION_COLUMNS: &str = "workspace_id, id, enabled, definition, unseen_fields, time_dependent, revision, created_at, updated_at";
-const SEQUENCE_COLUMNS: &str =
-    "workspace_id, id, definition, unseen_fields, created_at, updated_at";
+const AUTOMATION_COLUMNS: &str = <AutomationRow as Saved>::COLUMNS;
+const SEQUENCE_COLUMNS: &str = <SequenceRow as Saved>::COLUMNS;
 
-fn automation_row(r: &PgRow) -> Result<AutomationRow> {
-    let definition: Value = r.try_get("definition")?;
-    let id: String = r.try_get("id")?;
-    let mut def = AutomationDef::parse(&definition)
-        .map_err(|e| Error::Corrupt(format!("stored automation {id}: {e}")))?;
-    def.enabled = r.try_get("enabled")?;
-    Ok(AutomationRow {
-        workspace_id: r.try_get("workspace_id")?,
-        id,
-        def,
-        unseen_fields: r.try_get("unseen_fields")?,
-        time_dependent: r.try_get("time_dependent")?,
-        revision: r.try_get("revision")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
+/// A saved definition's row: the table it lives in and how it is read. [`get`] and [`list`] read
+/// either kind.
+pub trait Saved: Sized {
+    const TABLE: &'static str;
+    const COLUMNS: &'static str;
+    fn read(r: &PgRow) -> Result<Self>;
 }
 
-fn sequence_row(r: &PgRow) -> Result<SequenceRow> {
+impl Saved for AutomationRow {
+    const TABLE: &'static str = "automations";
+    const COLUMNS: &'static str = "workspace_id, id, enabled, definition, unseen_fields, time_dependent, revision, created_at, updated_at";
+
+    fn read(r: &PgRow) -> Result<Self> {
+        let id: String = r.try_get("id")?;
+        let mut def = stored_definition(r, &id, "automation", AutomationDef::parse)?;
+        def.enabled = r.try_get("enabled")?;
+        Ok(AutomationRow {
+            workspace_id: r.try_get("workspace_id")?,
+            id,
+            def,
+            unseen_fields: r.try_get("unseen_fields")?,
+            time_dependent: r.try_get("time_dependent")?,
+            revision: r.try_get("revision")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+}
+
+impl Saved for SequenceRow {
+    const TABLE: &'static str = "sequences";
+    const COLUMNS: &'static str =
+        "workspace_id, id, definition, unseen_fields, created_at, updated_at";
+
+    fn read(r: &PgRow) -> Result<Self> {
+        let id: String = r.try_get("id")?;
+        let def = stored_definition(r, &id, "sequence", SequenceDef::parse)?;
+        Ok(SequenceRow {
+            workspace_id: r.try_get("workspace_id")?,
+            id,
+            def,
+            unseen_fields: r.try_get("unseen_fields")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+}
+
+/// The row's `definition`, parsed; one that no longer parses is corrupt, not the caller's fault.
+fn stored_definition<D, E: std::fmt::Display>(
+    r: &PgRow,
+    id: &str,
+    noun: &str,
+    parse: impl FnOnce(&Value) -> std::result::Result<D, E>,
+) -> Result<D> {
     let definition: Value = r.try_get("definition")?;
-    let id: String = r.try_get("id")?;
-    let def = SequenceDef::parse(&definition)
-        .map_err(|e| Error::Corrupt(format!("stored sequence {id}: {e}")))?;
-    Ok(SequenceRow {
-        workspace_id: r.try_get("workspace_id")?,
-        id,
-        def,
-        unseen_fields: r.try_get("unseen_fields")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
+    parse(&definition).map_err(|e| Error::Corrupt(format!("stored {noun} {id}: {e}")))
+}
+
+pub async fn get<S: Saved>(
+    conn: &mut PgConnection,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<S>> {
+    sqlx::query(&format!(
+        "SELECT {} FROM {} WHERE workspace_id = $1 AND id = $2",
+        S::COLUMNS,
+        S::TABLE
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .as_ref()
+    .map(S::read)
+    .transpose()
+}
+
+/// Newest first, ids below `before` when given.
+pub async fn list<S: Saved>(
+    pool: &PgPool,
+    workspace_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<S>> {
+    sqlx::query(&format!(
+        "SELECT {} FROM {} WHERE workspace_id = $1 AND ($2::text IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3",
+        S::COLUMNS,
+        S::TABLE
+    ))
+    .bind(workspace_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(S::read)
+    .collect()
+}
+
+/// Deletes the row; false when there was none.
+async fn delete_row<S: Saved>(
+    conn: &mut PgConnection,
+    workspace_id: &str,
+    id: &str,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "DELETE FROM {} WHERE workspace_id = $1 AND id = $2",
+        S::TABLE
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 // ------------------------------------------------------------------------------ automations
@@ -98,45 +182,7 @@ pub async fn insert_automation(
     .bind(time_dependent && def.enabled)
     .fetch_one(pool)
     .await?;
-    automation_row(&row)
-}
-
-pub async fn get_automation(
-    conn: &mut PgConnection,
-    workspace_id: &str,
-    id: &str,
-) -> Result<Option<AutomationRow>> {
-    sqlx::query(&format!(
-        "SELECT {AUTOMATION_COLUMNS} FROM automations WHERE workspace_id = $1 AND id = $2"
-    ))
-    .bind(workspace_id)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .as_ref()
-    .map(automation_row)
-    .transpose()
-}
-
-/// Newest first, ids below `before` when given.
-pub async fn list_automations(
-    pool: &PgPool,
-    workspace_id: &str,
-    before: Option<&str>,
-    limit: i64,
-) -> Result<Vec<AutomationRow>> {
-    sqlx::query(&format!(
-        "SELECT {AUTOMATION_COLUMNS} FROM automations
-         WHERE workspace_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(workspace_id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(automation_row)
-    .collect()
+    AutomationRow::read(&row)
 }
 
 /// Every enabled automation of a workspace, read in the caller's transaction (so an automation
@@ -152,7 +198,7 @@ pub async fn enabled_automations(
     .fetch_all(&mut *conn)
     .await?
     .iter()
-    .map(automation_row)
+    .map(AutomationRow::read)
     .collect()
 }
 
@@ -187,7 +233,7 @@ pub async fn update_automation(
             cancel_pending(conn, workspace_id, id, "automation disabled").await?;
         }
     }
-    row.as_ref().map(automation_row).transpose()
+    row.as_ref().map(AutomationRow::read).transpose()
 }
 
 /// Enables or disables. Disabling drops the projections (they would go stale, since a disabled
@@ -218,7 +264,7 @@ pub async fn set_enabled(
         // not started is dropped too (a call in flight finishes).
         cancel_pending(conn, workspace_id, id, "automation disabled").await?;
     }
-    row.as_ref().map(automation_row).transpose()
+    row.as_ref().map(AutomationRow::read).transpose()
 }
 
 /// Deletes the automation, cancels its pending actions and drops its projections and reentry
@@ -228,12 +274,7 @@ pub async fn delete_automation(
     workspace_id: &str,
     id: &str,
 ) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM automations WHERE workspace_id = $1 AND id = $2")
-        .bind(workspace_id)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    if done.rows_affected() == 0 {
+    if !delete_row::<AutomationRow>(conn, workspace_id, id).await? {
         return Ok(false);
     }
     cancel_pending(conn, workspace_id, id, "automation deleted").await?;
@@ -328,44 +369,7 @@ pub async fn insert_sequence(
     .bind(unseen)
     .fetch_one(pool)
     .await?;
-    sequence_row(&row)
-}
-
-pub async fn get_sequence(
-    conn: &mut PgConnection,
-    workspace_id: &str,
-    id: &str,
-) -> Result<Option<SequenceRow>> {
-    sqlx::query(&format!(
-        "SELECT {SEQUENCE_COLUMNS} FROM sequences WHERE workspace_id = $1 AND id = $2"
-    ))
-    .bind(workspace_id)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .as_ref()
-    .map(sequence_row)
-    .transpose()
-}
-
-pub async fn list_sequences(
-    pool: &PgPool,
-    workspace_id: &str,
-    before: Option<&str>,
-    limit: i64,
-) -> Result<Vec<SequenceRow>> {
-    sqlx::query(&format!(
-        "SELECT {SEQUENCE_COLUMNS} FROM sequences
-         WHERE workspace_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(workspace_id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(sequence_row)
-    .collect()
+    SequenceRow::read(&row)
 }
 
 pub async fn update_sequence(
@@ -386,7 +390,7 @@ pub async fn update_sequence(
     .fetch_optional(pool)
     .await?
     .as_ref()
-    .map(sequence_row)
+    .map(SequenceRow::read)
     .transpose()
 }
 
@@ -395,12 +399,7 @@ pub async fn delete_sequence(
     workspace_id: &str,
     id: &str,
 ) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM sequences WHERE workspace_id = $1 AND id = $2")
-        .bind(workspace_id)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected() > 0)
+    delete_row::<SequenceRow>(conn, workspace_id, id).await
 }
 
 /// Locks the sequence row for the transaction, so a concurrent delete waits for an enrollment
@@ -441,9 +440,7 @@ pub async fn claim_backfill(pool: &PgPool, lease: std::time::Duration) -> Result
     .await?;
     let Some(r) = row else { return Ok(None) };
     let id: String = r.try_get("id")?;
-    let definition: Value = r.try_get("definition")?;
-    let def = AutomationDef::parse(&definition)
-        .map_err(|e| Error::Corrupt(format!("stored automation {id}: {e}")))?;
+    let def = stored_definition(&r, &id, "automation", AutomationDef::parse)?;
     Ok(Some(Backfill {
         workspace_id: r.try_get("workspace_id")?,
         id,

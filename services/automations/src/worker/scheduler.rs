@@ -109,7 +109,7 @@ async fn steps(s: &Scheduler, e: &Enrollment) -> Result<()> {
     let ws = e.workspace_id.as_str();
     let sequence = {
         let mut conn = s.store.pool.acquire().await?;
-        definitions::get_sequence(&mut conn, ws, &e.sequence_id).await?
+        definitions::get::<definitions::SequenceRow>(&mut conn, ws, &e.sequence_id).await?
     };
     let Some(sequence) = sequence else {
         return end(s, e, "sequence_deleted").await;

@@ -116,7 +116,8 @@ async fn sweep(s: &Sweeper) -> Result<usize> {
             Some((_, a)) => a.clone(),
             None => {
                 let a =
-                    definitions::get_automation(&mut tx, &d.workspace_id, &d.automation_id).await?;
+                    definitions::get::<AutomationRow>(&mut tx, &d.workspace_id, &d.automation_id)
+                        .await?;
                 cache.push((key, a.clone()));
                 a
             }
