@@ -1,3 +1,5 @@
+//! `gateway serve` | `gateway migrate` (see `meisa_runtime::cli`) | `gateway admin …` (see [`admin`]).
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

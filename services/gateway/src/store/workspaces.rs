@@ -1,3 +1,6 @@
+//! Workspaces: created by `gateway admin create-workspace` with their first API key, in one
+//! transaction.
+
 use meisa_model::id;
 use serde::Serialize;
 use sqlx::PgPool;

@@ -1,3 +1,6 @@
+//! Messages: the row each send creates (unique per idempotency key), the delivery queue the
+//! workers claim under a lease, and the status changes a delivery makes.
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

@@ -1,3 +1,5 @@
+//! The suppression list: addresses never mailed (manual entries, hard bounces, complaints).
+
 use chrono::{DateTime, Utc};
 
 use super::Store;

@@ -1,3 +1,6 @@
+//! Templates as saved (name, subject, HTML, text, from, reply-to), scoped by workspace; they were
+//! validated before they get here.
+
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, postgres::PgArguments, query::QueryAs};
 use uuid::Uuid;

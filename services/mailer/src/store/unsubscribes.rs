@@ -1,3 +1,6 @@
+//! Unsubscribes recorded from links, and their sync to the contacts service (retried until it
+//! answers).
+
 use uuid::Uuid;
 
 use super::Store;
