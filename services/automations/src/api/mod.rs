@@ -19,7 +19,7 @@ use crate::{
     error::{Error, Result},
     store::{
         Store, activity,
-        definitions::{self, AutomationRow, SequenceRow},
+        definitions::{self, AutomationRow, Saved, SequenceRow},
         enrollments::{self, Status as EnrStatus},
     },
     worker::{Wakers, fire::record_exits},
@@ -148,11 +148,12 @@ impl Api {
         Ok((def, unseen))
     }
 
-    async fn get_automation_row(&self, ws: &str, id: &str) -> Result<AutomationRow> {
+    /// The saved automation or sequence, or the 404 that names it.
+    async fn saved<S: Saved>(&self, ws: &str, id: &str) -> Result<S> {
         let mut conn = self.store.pool.acquire().await?;
-        definitions::get::<AutomationRow>(&mut conn, ws, id)
+        definitions::get::<S>(&mut conn, ws, id)
             .await?
-            .ok_or_else(|| not_found("automation", id))
+            .ok_or_else(|| not_found(S::NOUN, id))
     }
 
     async fn set_enabled(&self, ws: &str, id: &str, enabled: bool) -> Result<pb::Automation> {
@@ -231,7 +232,7 @@ impl AutomationsService for Api {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
         let id = required("id", &req.id)?;
-        let row = self.get_automation_row(ws, id).await?;
+        let row = self.saved::<AutomationRow>(ws, id).await?;
         let unseen = self
             .unseen_now(ws, &row.unseen_fields, |types| {
                 row.def.validate(&types).ok()
@@ -269,7 +270,7 @@ impl AutomationsService for Api {
         let ws = workspace(&req.workspace_id)?;
         let id = required("id", &req.id)?;
         // 404 before validation errors: an unknown id is the first thing to fix.
-        self.get_automation_row(ws, id).await?;
+        self.saved::<AutomationRow>(ws, id).await?;
         let (def, unseen) = self.automation_input(ws, &req.definition).await?;
         let mut tx = self.store.pool.begin().await.map_err(Error::from)?;
         let row = definitions::update_automation(&mut tx, ws, id, &def, &unseen)
@@ -337,7 +338,7 @@ impl AutomationsService for Api {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
         let id = required("id", &req.id)?;
-        self.get_automation_row(ws, id).await?;
+        self.saved::<AutomationRow>(ws, id).await?;
         let c = activity::automation_counts(&self.store.pool, ws, id)
             .await
             .map_err(Error::from)?;
@@ -378,10 +379,7 @@ impl AutomationsService for Api {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
         let id = required("id", &req.id)?;
-        let mut conn = self.store.pool.acquire().await.map_err(Error::from)?;
-        let row = definitions::get::<SequenceRow>(&mut conn, ws, id)
-            .await?
-            .ok_or_else(|| not_found("sequence", id))?;
+        let row: SequenceRow = self.saved(ws, id).await?;
         let unseen = self
             .unseen_now(ws, &row.unseen_fields, |types| {
                 row.def.validate(&types).ok()
@@ -418,15 +416,7 @@ impl AutomationsService for Api {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
         let id = required("id", &req.id)?;
-        {
-            let mut conn = self.store.pool.acquire().await.map_err(Error::from)?;
-            if definitions::get::<SequenceRow>(&mut conn, ws, id)
-                .await?
-                .is_none()
-            {
-                return Err(not_found("sequence", id).into());
-            }
-        }
+        self.saved::<SequenceRow>(ws, id).await?;
         let (def, unseen) = self.sequence_input(ws, &req.definition).await?;
         let row = definitions::update_sequence(&self.store.pool, ws, id, &def, &unseen)
             .await?
@@ -481,15 +471,7 @@ impl AutomationsService for Api {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
         let id = required("id", &req.id)?;
-        {
-            let mut conn = self.store.pool.acquire().await.map_err(Error::from)?;
-            if definitions::get::<SequenceRow>(&mut conn, ws, id)
-                .await?
-                .is_none()
-            {
-                return Err(not_found("sequence", id).into());
-            }
-        }
+        self.saved::<SequenceRow>(ws, id).await?;
         let c = activity::sequence_counts(&self.store.pool, ws, id)
             .await
             .map_err(Error::from)?;

@@ -42,18 +42,21 @@ const SEQUENCE_COLUMNS: &str = <SequenceRow as Saved>::COLUMNS;
 /// A saved definition's row: the table it lives in and how it is read. [`get`] and [`list`] read
 /// either kind.
 pub trait Saved: Sized {
+    /// What one is called in a "no such … in this workspace" answer.
+    const NOUN: &'static str;
     const TABLE: &'static str;
     const COLUMNS: &'static str;
     fn read(r: &PgRow) -> Result<Self>;
 }
 
 impl Saved for AutomationRow {
+    const NOUN: &'static str = "automation";
     const TABLE: &'static str = "automations";
     const COLUMNS: &'static str = "workspace_id, id, enabled, definition, unseen_fields, time_dependent, revision, created_at, updated_at";
 
     fn read(r: &PgRow) -> Result<Self> {
         let id: String = r.try_get("id")?;
-        let mut def = stored_definition(r, &id, "automation", AutomationDef::parse)?;
+        let mut def = stored_definition(r, &id, Self::NOUN, AutomationDef::parse)?;
         def.enabled = r.try_get("enabled")?;
         Ok(AutomationRow {
             workspace_id: r.try_get("workspace_id")?,
@@ -69,13 +72,14 @@ impl Saved for AutomationRow {
 }
 
 impl Saved for SequenceRow {
+    const NOUN: &'static str = "sequence";
     const TABLE: &'static str = "sequences";
     const COLUMNS: &'static str =
         "workspace_id, id, definition, unseen_fields, created_at, updated_at";
 
     fn read(r: &PgRow) -> Result<Self> {
         let id: String = r.try_get("id")?;
-        let def = stored_definition(r, &id, "sequence", SequenceDef::parse)?;
+        let def = stored_definition(r, &id, Self::NOUN, SequenceDef::parse)?;
         Ok(SequenceRow {
             workspace_id: r.try_get("workspace_id")?,
             id,
