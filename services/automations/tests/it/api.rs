@@ -304,18 +304,7 @@ async fn a_disabled_automation_does_nothing_and_erasure_ends_enrollments() {
     // Nothing names the contact any more.
     assert!(st.enrollments(&jane.id).await.is_empty());
     assert!(st.activity(&jane.id).await.is_empty());
-    let all = st
-        .automations
-        .clone()
-        .list_enrollments(pb::ListEnrollmentsRequest {
-            workspace_id: WS.into(),
-            sequence_id: seq.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("list")
-        .into_inner()
-        .enrollments;
+    let all = st.sequence_enrollments(&seq).await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].status, pb::EnrollmentStatus::Exited as i32);
     assert_eq!(all[0].exit_reason, "contact_deleted");

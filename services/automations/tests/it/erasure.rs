@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use meisa_proto::{
-    automations as pb, contacts as cpb,
+    contacts as cpb,
     events::{ChangeKind, ContactChanged},
     mailer as mpb,
 };
@@ -106,18 +106,7 @@ async fn erasure_leaves_nothing_naming_the_contact_and_can_run_again() {
     assert!(st.activity(&jane.id).await.is_empty());
     assert_eq!(rows_naming(&st, &jane.id).await, []);
     // What is kept for counts names nobody.
-    let kept = st
-        .automations
-        .clone()
-        .list_enrollments(pb::ListEnrollmentsRequest {
-            workspace_id: WS.into(),
-            sequence_id: seq.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("list")
-        .into_inner()
-        .enrollments;
+    let kept = st.sequence_enrollments(&seq).await;
     assert_eq!(kept.len(), 1);
     assert!(kept[0].contact_id.is_empty());
     assert_eq!(kept[0].exit_reason, "contact_deleted");

@@ -657,13 +657,28 @@ impl Stack {
     }
 
     pub async fn enrollments(&self, contact_id: &str) -> Vec<pb::Enrollment> {
+        self.list_enrollments(pb::ListEnrollmentsRequest {
+            workspace_id: WS.into(),
+            contact_id: contact_id.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Every enrollment of the sequence, erased contacts' included (they name nobody).
+    pub async fn sequence_enrollments(&self, sequence_id: &str) -> Vec<pb::Enrollment> {
+        self.list_enrollments(pb::ListEnrollmentsRequest {
+            workspace_id: WS.into(),
+            sequence_id: sequence_id.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn list_enrollments(&self, request: pb::ListEnrollmentsRequest) -> Vec<pb::Enrollment> {
         self.automations
             .clone()
-            .list_enrollments(pb::ListEnrollmentsRequest {
-                workspace_id: WS.into(),
-                contact_id: contact_id.into(),
-                ..Default::default()
-            })
+            .list_enrollments(request)
             .await
             .expect("list enrollments")
             .into_inner()
