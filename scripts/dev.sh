@@ -88,11 +88,29 @@ WS_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["workspace_id"])
 API_KEY=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])' <<<"$ws_json" 2>/dev/null \
   || sed -E 's/.*"api_key" *: *"([^"]+)".*/\1/' <<<"$ws_json")
 
+# The first dashboard user, kept across restarts like the workspace (delete .dev/ to start over).
+DASHBOARD_EMAIL=${MEISA_DEV_EMAIL:-admin@meisa.local}
+if [ -f "$DEV/dashboard.json" ]; then
+  user_json=$(cat "$DEV/dashboard.json")
+else
+  user_json=$(DATABASE_URL=$(db_url gateway) "$BIN/gateway" admin create-user --workspace "$WS_ID" \
+    --email "$DASHBOARD_EMAIL") || {
+    echo "could not create the dashboard user $DASHBOARD_EMAIL (see above); set MEISA_DEV_EMAIL to another address, or delete .dev/ to start over" >&2
+    exit 1
+  }
+  echo "$user_json" >"$DEV/dashboard.json"
+fi
+DASHBOARD_PASSWORD=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["password"])' <<<"$user_json" 2>/dev/null \
+  || sed -E 's/.*"password" *: *"([^"]+)".*/\1/' <<<"$user_json")
+DASHBOARD_EMAIL=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["email"])' <<<"$user_json" 2>/dev/null \
+  || sed -E 's/.*"email" *: *"([^"]+)".*/\1/' <<<"$user_json")
+
 grpc_json="\"contacts\": \"$CONTACTS_ADDR\""
 [[ " ${services[*]} " == *" automations "* ]] && grpc_json+=", \"automations\": \"$AUTOMATIONS_ADDR\""
 [[ " ${services[*]} " == *" mailer "* ]] && grpc_json+=", \"mailer\": \"$MAILER_ADDR\""
 cat >"$DEV/bootstrap.json" <<JSON
 {"gateway_url": "$GATEWAY_URL", "workspace_id": "$WS_ID", "api_key": "$API_KEY",
+ "dashboard": {"url": "$GATEWAY_URL/", "email": "$DASHBOARD_EMAIL", "password": "$DASHBOARD_PASSWORD"},
  "grpc": {$grpc_json}}
 JSON
 
@@ -109,6 +127,10 @@ fi
 cat <<TXT
 
   Meisa is running. Services: ${services[*]}
+
+  Dashboard:  $GATEWAY_URL/
+  Sign in:    $DASHBOARD_EMAIL  /  $DASHBOARD_PASSWORD
+
   Gateway:    $GATEWAY_URL   (OpenAPI: $GATEWAY_URL/api/v1/openapi.json)
   Workspace:  $WS_ID
   API key:    $API_KEY

@@ -105,6 +105,7 @@ impl Contacts {
                     cursor: cursor.into(),
                 }),
                 tag: String::new(),
+                query: String::new(),
             })
             .await?
             .into_inner();

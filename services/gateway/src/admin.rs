@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::accounts::{self, AccountError, NewPassword};
 use crate::store::{
     self, StoreError,
     keys::{self, KeyInfo},
@@ -19,6 +20,8 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Migrate(#[from] crate::MigrateError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -103,4 +106,40 @@ pub async fn revoke_key(pool: &PgPool, prefix: &str) -> Result<Revoked, AdminErr
             many.len()
         ))),
     }
+}
+
+/// A dashboard login, as `create-user` prints it (the password in clear, this once).
+#[derive(Debug, Serialize)]
+pub struct CreatedUser {
+    pub workspace_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// A dashboard user for a workspace; with no password given, one is generated (what `make dev`
+/// does for the first user, printing it).
+pub async fn create_user(
+    pool: &PgPool,
+    workspace_id: &str,
+    email: &str,
+    password: Option<&str>,
+) -> Result<CreatedUser, AdminError> {
+    if !workspaces::exists(pool, workspace_id).await? {
+        return Err(AdminError::Invalid(format!("no workspace {workspace_id}")));
+    }
+    let email = meisa_model::EmailAddress::parse(email)
+        .map_err(|e| AdminError::Invalid(format!("--email: {e}")))?;
+    let password = match password {
+        Some(p) => NewPassword::parse(p)?,
+        None => NewPassword::generate(),
+    };
+    let shown = password.expose().to_owned();
+    let user = accounts::create_user(pool, workspace_id, &email, password).await?;
+    Ok(CreatedUser {
+        workspace_id: user.workspace_id,
+        user_id: user.id,
+        email: user.email,
+        password: shown,
+    })
 }

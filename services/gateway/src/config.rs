@@ -6,6 +6,7 @@ use std::{
     time::Duration,
 };
 
+use crate::accounts::SignInLimits;
 use meisa_runtime::{
     client::Timeouts,
     config::{self, ConfigError, Secret},
@@ -36,6 +37,12 @@ pub struct Config {
     /// how long a revoked key keeps working on a replica that has it cached.
     pub key_cache_ttl: Duration,
     pub db_max_connections: u32,
+    /// Where people open the dashboard (`MEISA_PUBLIC_URL`, the same variable the mailer builds
+    /// unsubscribe links from); https makes the session cookie `Secure`.
+    pub public_url: String,
+    /// `MEISA_SIGN_IN_MAX_FAILURES` per account, `MEISA_SIGN_IN_MAX_FAILURES_PER_ADDRESS` per
+    /// client address, within `MEISA_SIGN_IN_WINDOW`.
+    pub sign_in: SignInLimits,
 }
 
 /// Where one service listens and how long the gateway waits for it.
@@ -88,6 +95,8 @@ impl Config {
             http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             key_cache_ttl: Duration::ZERO,
             db_max_connections: 5,
+            public_url: "http://127.0.0.1:8080".into(),
+            sign_in: SignInLimits::default(),
         }
     }
 
@@ -111,8 +120,33 @@ impl Config {
             http_addr: SocketAddr::new(host, port),
             key_cache_ttl: config::duration("MEISA_API_KEY_CACHE_TTL", Duration::from_secs(10))?,
             db_max_connections: config::parsed("MEISA_DB_MAX_CONNECTIONS", 10)?,
+            public_url: public_url()?,
+            sign_in: SignInLimits {
+                per_account: config::parsed(
+                    "MEISA_SIGN_IN_MAX_FAILURES",
+                    SignInLimits::default().per_account,
+                )?,
+                per_address: config::parsed(
+                    "MEISA_SIGN_IN_MAX_FAILURES_PER_ADDRESS",
+                    SignInLimits::default().per_address,
+                )?,
+                window: config::duration("MEISA_SIGN_IN_WINDOW", SignInLimits::default().window)?,
+            },
         })
     }
+}
+
+fn public_url() -> Result<String, ConfigError> {
+    let url =
+        config::optional("MEISA_PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::Invalid {
+            name: "MEISA_PUBLIC_URL".into(),
+            value: url,
+            reason: "must start with http:// or https://, e.g. https://meisa.example.com".into(),
+        });
+    }
+    Ok(url)
 }
 
 fn validate_grpc_url(name: &str, url: &str) -> Result<(), ConfigError> {

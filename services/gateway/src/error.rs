@@ -179,15 +179,24 @@ impl From<&ApiError> for ErrorDetail {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
+impl AppError {
+    /// The public error, after logging the cause once: an error for a bug, a warning for an
+    /// outage, debug for the caller's mistakes. The JSON API and the dashboard's pages both end
+    /// here.
+    pub fn logged(&self) -> ApiError {
         let api = self.to_api();
         match api.code {
             ErrorCode::Internal => tracing::error!(error = %self, "request failed"),
             ErrorCode::Unavailable => tracing::warn!(error = %self, "dependency unavailable"),
             _ => tracing::debug!(code = api.code.as_str(), error = %self, "request rejected"),
         }
-        api_error_response(&api)
+        api
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        api_error_response(&self.logged())
     }
 }
 

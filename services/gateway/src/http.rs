@@ -139,6 +139,10 @@ mod tests {
             clients: Clients::new(&nowhere, &nowhere, &nowhere).unwrap(),
             auth: Authenticator::new(pool.clone(), Duration::ZERO),
             pool,
+            dashboard: crate::state::Dashboard::new(
+                "http://127.0.0.1:8080",
+                crate::accounts::SignInLimits::default(),
+            ),
         })
         .0
     }

@@ -6,9 +6,10 @@
 //! [`Config`], [`Application::build`] (binds, port 0 in tests), [`Application::run`], [`migrate`].
 //!
 //! A request's way through the crate: [`http`] (the router and its layers) → [`auth`] (the API
-//! key) → a handler in [`api`] (or, later, a page in [`web`]) → [`clients`] (gRPC to contacts,
+//! key) → a handler in [`api`] (or a page in [`web`], behind a session) → [`clients`] (gRPC to contacts,
 //! the mailer, automations) → [`error`] (every failure, once, as the public error body).
 
+pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod auth;
@@ -29,7 +30,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-use crate::{auth::Authenticator, clients::Clients, state::AppState};
+use crate::{
+    auth::Authenticator,
+    clients::Clients,
+    state::{AppState, Dashboard},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -78,6 +83,7 @@ impl Application {
             auth: Authenticator::new(pool.clone(), config.key_cache_ttl),
             pool,
             clients,
+            dashboard: Dashboard::new(&config.public_url, config.sign_in),
         };
         let (router, _) = http::router(state);
         let listener = TcpListener::bind(config.http_addr)
@@ -109,7 +115,11 @@ impl Application {
     /// finish.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(addr = %self.addr, "gateway listening");
-        axum::serve(self.listener, self.router)
+        // With the peer address, which the dashboard's sign-in throttle counts failures by.
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
     }

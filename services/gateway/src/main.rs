@@ -46,6 +46,17 @@ enum AdminCommand {
         #[arg(long)]
         workspace: String,
     },
+    /// Create a dashboard user: {"workspace_id", "user_id", "email", "password"}. Without
+    /// --password one is generated and printed.
+    CreateUser {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        email: String,
+        /// At least 10 characters. Prefer leaving it out over putting one in shell history.
+        #[arg(long)]
+        password: Option<String>,
+    },
     /// Revoke the key starting with this prefix (meisa_sk_ + at least 8 characters) or the whole key.
     RevokeKey {
         #[arg(long)]
@@ -119,6 +130,11 @@ async fn run_admin(command: AdminCommand) -> Result<(), String> {
                 .await
                 .map(|keys| serde_json::json!({ "keys": keys })),
         ),
+        AdminCommand::CreateUser {
+            workspace,
+            email,
+            password,
+        } => print_json(&admin::create_user(&pool, &workspace, &email, password.as_deref()).await),
         AdminCommand::RevokeKey { key_prefix } => {
             print_json(&admin::revoke_key(&pool, &key_prefix).await)
         }

@@ -55,6 +55,31 @@ impl ContactsApi {
     }
 }
 
+/// The search text of a list, as an ILIKE pattern that matches it anywhere: its own `%`, `_` and
+/// `\\` are escaped, so a search for "50%" finds "50%" and not everything.
+fn search_query(raw: &str) -> Result<Option<String>, Status> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.chars().count() > 200 {
+        return Err(ApiError::field("query", "at most 200 characters").into());
+    }
+    if text.contains('\0') {
+        return Err(ApiError::field("query", "must not contain a NUL character").into());
+    }
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    Ok(Some(pattern))
+}
+
 fn workspace(id: &str) -> Result<String, Status> {
     if id.trim().is_empty() {
         return Err(ApiError::field("workspace_id", "required").into());
@@ -225,10 +250,12 @@ impl ContactsService for ContactsApi {
         let workspace_id = workspace(&req.workspace_id)?;
         let page = Page::of(req.page.as_ref());
         let tag = Some(req.tag.as_str()).filter(|t| !t.is_empty());
+        let query = search_query(&req.query)?;
         let rows = contacts::list(
             &self.store.pool,
             &workspace_id,
             tag,
+            query.as_deref(),
             page.cursor.as_deref(),
             page.fetch(),
         )

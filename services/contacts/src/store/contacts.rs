@@ -86,6 +86,8 @@ pub async fn list(
     pool: &PgPool,
     workspace_id: &str,
     tag: Option<&str>,
+    // An ILIKE pattern, escaped by the caller.
+    query: Option<&str>,
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Contact>, StoreError> {
@@ -93,12 +95,15 @@ pub async fn list(
         "SELECT {COLUMNS} FROM contacts
          WHERE workspace_id = $1 AND ($2::text IS NULL OR tags @> ARRAY[$2::text])
            AND ($3::text IS NULL OR id > $3)
+           AND ($5::text IS NULL OR email ILIKE $5 OR external_id ILIKE $5
+                OR concat_ws(' ', first_name, last_name) ILIKE $5)
          ORDER BY id LIMIT $4"
     ))
     .bind(workspace_id)
     .bind(tag)
     .bind(cursor)
     .bind(limit)
+    .bind(query)
     .fetch_all(pool)
     .await?;
     rows.iter().map(from_row).collect()

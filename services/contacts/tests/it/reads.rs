@@ -105,6 +105,7 @@ async fn contacts_list_by_cursor_and_by_tag() {
                 workspace_id: WS.into(),
                 page: Some(PageRequest { limit: 3, cursor }),
                 tag: String::new(),
+                query: String::new(),
             })
             .await
             .unwrap()
@@ -134,6 +135,7 @@ async fn contacts_list_by_cursor_and_by_tag() {
             workspace_id: WS.into(),
             page: None,
             tag: "vip".into(),
+            query: String::new(),
         })
         .await
         .unwrap()
@@ -145,6 +147,66 @@ async fn contacts_list_by_cursor_and_by_tag() {
             .collect::<Vec<_>>(),
         [ids[2].clone()]
     );
+}
+
+#[tokio::test]
+async fn contacts_are_found_by_part_of_their_email_name_or_external_id() {
+    let app = spawn_app().await;
+    let jane = app
+        .upsert(WS, contact("jane.doe@example.com", "user_50%_off"))
+        .await
+        .unwrap()
+        .id;
+    let bob = app
+        .upsert(WS, contact("bob@example.org", "user_2"))
+        .await
+        .unwrap()
+        .id;
+    app.upsert("ws_other", contact("jane.doe@example.com", "user_9"))
+        .await
+        .unwrap();
+    let search = |query: &str| {
+        let mut client = app.client.clone();
+        let request = pb::ListContactsRequest {
+            workspace_id: WS.into(),
+            page: None,
+            tag: String::new(),
+            query: query.into(),
+        };
+        async move {
+            client.list_contacts(request).await.map(|r| {
+                r.into_inner()
+                    .contacts
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
+    assert_eq!(
+        search("JANE.D").await.unwrap(),
+        std::slice::from_ref(&jane),
+        "case-insensitive, this workspace only"
+    );
+    assert_eq!(
+        search("example.org").await.unwrap(),
+        std::slice::from_ref(&bob)
+    );
+    assert_eq!(
+        search("50%").await.unwrap(),
+        std::slice::from_ref(&jane),
+        "% is a character, not a wildcard"
+    );
+    assert_eq!(search("user_").await.unwrap().len(), 2);
+    assert!(search("nobody").await.unwrap().is_empty());
+    assert_eq!(
+        search("  ").await.unwrap().len(),
+        2,
+        "blank means no filter"
+    );
+    let err = search("a\0b").await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("query"), "{}", err.message());
 }
 
 #[tokio::test]

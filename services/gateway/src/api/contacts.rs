@@ -315,6 +315,7 @@ pub async fn list_or_find(
                     workspace_id: ws.id(),
                     page: Some(paging::page(q.limit, q.cursor, MAX_PAGE)?),
                     tag: q.tag.unwrap_or_default(),
+                    query: String::new(),
                 })
                 .await
                 .map_err(AppError::contacts)?

@@ -1,6 +1,10 @@
-//! The gateway's own tables: workspaces and the API keys that act for them.
+//! The gateway's own tables: workspaces, the API keys that act for them, and the dashboard's
+//! accounts, sessions and sign-in throttle.
 
+pub mod accounts;
 pub mod keys;
+pub mod sessions;
+pub mod sign_in_failures;
 pub mod workspaces;
 
 use std::time::Duration;

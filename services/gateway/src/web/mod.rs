@@ -1,18 +1,46 @@
-//! The dashboard (DESIGN §1, §6): the server-rendered pages a growth team uses to edit templates,
-//! sequences and automations and to follow what was sent. It is built here, beside the JSON API
-//! in [`crate::api`], on the same [`AppState`]: the same service clients, the same errors.
+//! The dashboard (DESIGN §1, §6): the server-rendered pages a growth team uses, beside the JSON
+//! API in [`crate::api`] on the same [`AppState`] and the same service clients. No page reads
+//! another service's database; what a page shows, it asks a service for.
 //!
-//! Nothing is served from here yet. What goes here: one module per page set (STYLE.md §12), each
-//! page a template struct; session sign-in (Argon2id passwords, an HttpOnly SameSite cookie)
-//! instead of API keys; a CSRF token on every form, and errors next to the input. The JSON
-//! models in `crate::api` are the API's, not the pages': a page reads the services' answers
-//! through the clients itself.
+//! - [`session`]: the session cookie, the signed-in user, and the CSRF check of every form;
+//! - [`page`]: what every page shares (the frame with its navigation, the error page);
+//! - [`assets`]: the dashboard's own CSS and JavaScript, compiled into the binary;
+//! - [`sign_in`]: sign in and out, and accepting an invitation;
+//! - [`home`]: the first-run page of a new workspace;
+//! - [`contacts`]: the contact list and the contact page.
+//!
+//! Each page is an askama template struct (`templates/`), so a missing or mistyped value fails
+//! the build. Values are escaped by askama; nothing a contact or a template name holds is ever
+//! written into a page as markup.
 
-use axum::Router;
+pub mod assets;
+pub mod contacts;
+pub mod home;
+pub mod page;
+pub mod session;
+pub mod sign_in;
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
 
 use crate::state::AppState;
 
-/// The dashboard's routes, merged into the application beside the JSON API. Empty for now.
+/// The dashboard's routes, merged into the application beside the JSON API.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(home::home))
+        .route("/welcome", get(home::welcome))
+        .route("/welcome/first-contact", get(home::first_contact))
+        .route("/welcome/key", post(home::create_key))
+        .route("/login", get(sign_in::form).post(sign_in::submit))
+        .route("/logout", post(sign_in::sign_out))
+        .route(
+            "/invite/{token}",
+            get(sign_in::invite).post(sign_in::accept),
+        )
+        .route("/contacts", get(contacts::list))
+        .route("/contacts/{id}", get(contacts::show))
+        .route("/assets/{file}", get(assets::serve))
 }

@@ -11,6 +11,7 @@ mod automations;
 mod batch;
 mod blackbox;
 mod custom_fields;
+mod dashboard;
 mod edge;
 mod helpers;
 mod matching;

@@ -1,0 +1,470 @@
+//! The contact list (search by email, name or external id; filter by tag; paged) and the contact
+//! page: every field with its type, tags, subscription, the timeline of changes (old → new,
+//! newest first), the sequences the contact is in and the messages sent to it. All of it is
+//! asked of contacts, automations and the mailer; another workspace's contact is a 404.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    extract::{Path, Query, State},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use meisa_proto::{
+    automations::{ListEnrollmentsRequest, ListSequencesRequest},
+    common::{self, PageRequest},
+    contacts::{
+        GetContactRequest, ListChangesRequest, ListContactsRequest, ListFieldsRequest,
+        get_contact_request::By,
+    },
+    events::ChangeKind,
+    mailer::ListMessagesRequest,
+};
+use meisa_runtime::errors::ErrorCode;
+use serde::Deserialize;
+
+use super::page::{Frame, InFrame, PageError, PageResult};
+use super::session::SignedIn;
+use crate::{
+    api::{
+        automation_model::EnrollmentView, json::time, mail_model::MessageView, model::ContactView,
+    },
+    error::{AppError, BadAnswer},
+    state::AppState,
+};
+
+const PAGE_SIZE: u32 = 50;
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    cursor: String,
+}
+
+pub struct ContactRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub external_id: String,
+    pub subscribed: bool,
+    pub tags: Vec<String>,
+    pub updated: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "contacts/list.html")]
+pub struct ContactsPage {
+    frame: Frame,
+    q: String,
+    tag: String,
+    rows: Vec<ContactRow>,
+    /// The next page's URL, keeping the search and the tag.
+    next: Option<String>,
+    /// Whether this is a later page (the "first page" link shows).
+    paged: bool,
+    /// What went wrong with the search, shown next to the box.
+    error: Option<String>,
+}
+
+fn query_string(q: &str, tag: &str, cursor: &str) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    if !q.is_empty() {
+        s.append_pair("q", q);
+    }
+    if !tag.is_empty() {
+        s.append_pair("tag", tag);
+    }
+    if !cursor.is_empty() {
+        s.append_pair("cursor", cursor);
+    }
+    s.finish()
+}
+
+pub fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn full_name(first: Option<&str>, last: Option<&str>) -> String {
+    [first, last]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Query(query): Query<ListQuery>,
+) -> PageResult<Response> {
+    let frame = Frame::new(&user, "contacts");
+    let q = query.q.trim().to_string();
+    let tag = query.tag.trim().to_string();
+    let answer = state
+        .contacts()
+        .list_contacts(ListContactsRequest {
+            workspace_id: user.workspace().into(),
+            page: Some(PageRequest {
+                limit: PAGE_SIZE,
+                cursor: query.cursor.clone(),
+            }),
+            tag: tag.clone(),
+            query: q.clone(),
+        })
+        .await
+        .map_err(AppError::contacts);
+    let mut page = ContactsPage {
+        frame: frame.clone(),
+        q: q.clone(),
+        tag: tag.clone(),
+        rows: Vec::new(),
+        next: None,
+        paged: !query.cursor.is_empty(),
+        error: None,
+    };
+    match answer {
+        Ok(resp) => {
+            let resp = resp.into_inner();
+            for c in resp.contacts {
+                let view = ContactView::try_from(c).in_frame(&frame)?;
+                page.rows.push(ContactRow {
+                    name: full_name(view.first_name.as_deref(), view.last_name.as_deref()),
+                    id: view.id,
+                    email: view.email,
+                    external_id: view.external_id,
+                    subscribed: view.subscribed,
+                    tags: view.tags,
+                    updated: when(view.updated_at),
+                });
+            }
+            if !resp.next_cursor.is_empty() {
+                page.next = Some(format!(
+                    "/contacts?{}",
+                    query_string(&q, &tag, &resp.next_cursor)
+                ));
+            }
+        }
+        // A search the service refuses (too long, a NUL) or a stale cursor: said next to the
+        // search box, with the page still usable.
+        Err(e) if e.to_api().code == ErrorCode::InvalidField => {
+            page.error = Some(e.to_api().message);
+        }
+        Err(e) => return Err(PageError::from(e).in_frame(frame)),
+    }
+    Ok(page.into_response())
+}
+
+pub struct FieldRow {
+    pub name: String,
+    pub kind: String,
+    pub value: String,
+}
+
+pub struct ChangeRow {
+    pub when: String,
+    pub what: String,
+    pub by: String,
+    pub lines: Vec<(String, String, String)>,
+}
+
+pub struct MessageRow {
+    pub subject: String,
+    pub status: String,
+    pub reason: String,
+    pub when: String,
+    pub source: String,
+}
+
+pub struct EnrollmentRow {
+    pub sequence: String,
+    pub sequence_id: String,
+    pub status: String,
+    pub step: u32,
+    pub detail: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "contacts/show.html")]
+pub struct ContactPage {
+    frame: Frame,
+    contact: ContactView,
+    name: String,
+    fields: Vec<FieldRow>,
+    changes: Vec<ChangeRow>,
+    /// Each section from another service stands alone: when that service does not answer, the
+    /// section says so and the rest of the page still shows.
+    messages: Section<MessageRow>,
+    enrollments: Section<EnrollmentRow>,
+}
+
+pub type Section<T> = Result<Vec<T>, String>;
+
+/// A section's failure in words, logged once like any other.
+fn unavailable(e: AppError) -> String {
+    let api = e.logged();
+    match api.code {
+        ErrorCode::Unavailable => format!("Not available right now: {}", api.message),
+        _ => "Could not be loaded; it has been logged.".into(),
+    }
+}
+
+/// A field value as a person reads it: text without quotes, numbers as sent, dates as sent.
+pub fn shown(v: &common::Value) -> String {
+    use common::value::Kind;
+    match &v.kind {
+        Some(Kind::StringValue(s)) => s.clone(),
+        Some(Kind::IntValue(i)) => i.to_string(),
+        Some(Kind::DoubleValue(d)) => d.to_string(),
+        Some(Kind::BoolValue(b)) => if *b { "true" } else { "false" }.into(),
+        Some(Kind::NullValue(_)) | None => "—".into(),
+    }
+}
+
+fn type_name(wire: i32) -> &'static str {
+    match meisa_proto::field_type_of(wire) {
+        Ok(t) => t.as_str(),
+        Err(_) => "unknown",
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(id): Path<String>,
+) -> PageResult<Response> {
+    let frame = Frame::new(&user, "contacts");
+    // What cannot be a contact id names nothing: no call, and no odd byte reaches a database.
+    if meisa_model::id::parse("ct", &id).is_none() {
+        return Err(PageError::not_found("contact").in_frame(frame));
+    }
+    let ws = user.workspace().to_string();
+    let contact = state
+        .contacts()
+        .get_contact(GetContactRequest {
+            workspace_id: ws.clone(),
+            by: Some(By::Id(id.clone())),
+        })
+        .await
+        .map_err(|status| match status.code() {
+            // An id of another workspace, or one that cannot be an id at all: not here.
+            tonic::Code::NotFound | tonic::Code::InvalidArgument => PageError::not_found("contact"),
+            _ => PageError::from(AppError::contacts(status)),
+        })
+        .in_frame(&frame)?
+        .into_inner()
+        .contact
+        .ok_or_else(|| AppError::from(BadAnswer("GetContact answered no contact".into())))
+        .in_frame(&frame)?;
+    let custom = contact.custom_fields.clone();
+    let contact = ContactView::try_from(contact).in_frame(&frame)?;
+
+    // The calls borrow their clients, so the clients live here, for the joined calls to share.
+    let (mut contacts, mut mailer, mut automations, mut automations2, mut contacts2) = (
+        state.contacts(),
+        state.mailer(),
+        state.automations(),
+        state.automations(),
+        state.contacts(),
+    );
+    let (fields, changes, messages, enrollments, sequences) = tokio::join!(
+        contacts.list_fields(ListFieldsRequest {
+            workspace_id: ws.clone(),
+        }),
+        contacts2.list_changes(ListChangesRequest {
+            workspace_id: ws.clone(),
+            contact_id: id.clone(),
+            page: Some(PageRequest {
+                limit: 100,
+                cursor: String::new(),
+            }),
+        }),
+        mailer.list_messages(ListMessagesRequest {
+            workspace_id: ws.clone(),
+            contact_id: id.clone(),
+            page: Some(PageRequest {
+                limit: 50,
+                cursor: String::new(),
+            }),
+            ..Default::default()
+        }),
+        automations.list_enrollments(ListEnrollmentsRequest {
+            workspace_id: ws.clone(),
+            contact_id: id.clone(),
+            page: Some(PageRequest {
+                limit: 100,
+                cursor: String::new(),
+            }),
+            ..Default::default()
+        }),
+        automations2.list_sequences(ListSequencesRequest {
+            workspace_id: ws.clone(),
+            page: Some(PageRequest {
+                limit: 500,
+                cursor: String::new(),
+            }),
+        }),
+    );
+    let types: BTreeMap<String, i32> = fields
+        .map_err(AppError::contacts)
+        .in_frame(&frame)?
+        .into_inner()
+        .fields
+        .into_iter()
+        .map(|f| (f.name, f.r#type))
+        .collect();
+    let fields = custom
+        .iter()
+        .map(|(name, value)| FieldRow {
+            name: name.clone(),
+            kind: types.get(name).map_or("unknown", |t| type_name(*t)).into(),
+            value: shown(value),
+        })
+        .collect();
+
+    let changes = changes
+        .map_err(AppError::contacts)
+        .in_frame(&frame)?
+        .into_inner()
+        .changes
+        .into_iter()
+        .map(|c| {
+            let when = time("occurred_at", c.occurred_at).map(super::contacts::when)?;
+            let what = match ChangeKind::try_from(c.kind) {
+                Ok(ChangeKind::Created) => "Created",
+                Ok(ChangeKind::Deleted) => "Erased",
+                _ => "Updated",
+            };
+            let by = c
+                .causation
+                .map(|c| match c.source.as_str() {
+                    "automation" => format!("automation {}", c.automation_id),
+                    "" => "the API".into(),
+                    "api" => "the API".into(),
+                    other => other.replace('_', " "),
+                })
+                .unwrap_or_else(|| "the API".into());
+            let lines = c
+                .changes
+                .into_iter()
+                .map(|f| {
+                    let old = f.old.as_ref().map_or("—".into(), shown);
+                    let new = f.new.as_ref().map_or("—".into(), shown);
+                    if f.path == "tags" {
+                        let mut parts = Vec::new();
+                        if !f.tags_added.is_empty() {
+                            parts.push(format!("+ {}", f.tags_added.join(", ")));
+                        }
+                        if !f.tags_removed.is_empty() {
+                            parts.push(format!("− {}", f.tags_removed.join(", ")));
+                        }
+                        (f.path, String::new(), parts.join("  "))
+                    } else {
+                        (
+                            f.path
+                                .strip_prefix("custom_fields.")
+                                .unwrap_or(&f.path)
+                                .into(),
+                            old,
+                            new,
+                        )
+                    }
+                })
+                .collect();
+            Ok(ChangeRow {
+                when,
+                what: what.into(),
+                by,
+                lines,
+            })
+        })
+        .collect::<Result<Vec<_>, BadAnswer>>()
+        .map_err(AppError::from)
+        .in_frame(&frame)?;
+
+    let messages = messages
+        .map_err(AppError::mailer)
+        .and_then(|r| {
+            r.into_inner()
+                .messages
+                .into_iter()
+                .map(|m| {
+                    let m = MessageView::try_from(m)?;
+                    Ok(MessageRow {
+                        subject: m.subject.unwrap_or_else(|| "(not rendered)".into()),
+                        status: m.status,
+                        reason: m.reason.unwrap_or_default(),
+                        when: when(m.created_at),
+                        source: if m.source.test {
+                            "test send".into()
+                        } else if m.source.sequence_id.is_some() {
+                            format!("sequence step {}", m.source.step.map_or(0, |s| s + 1))
+                        } else if m.source.automation_id.is_some() {
+                            "automation".into()
+                        } else {
+                            String::new()
+                        },
+                    })
+                })
+                .collect::<Result<Vec<_>, BadAnswer>>()
+                .map_err(AppError::from)
+        })
+        .map_err(unavailable);
+
+    let names: BTreeMap<String, String> = sequences
+        .map(|r| r.into_inner().sequences)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            // The definition is DESIGN §3 JSON text; automations checked it when it was saved.
+            let name = serde_json::from_str::<serde_json::Value>(&s.definition)
+                .ok()
+                .and_then(|d| d.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| s.id.clone());
+            (s.id, name)
+        })
+        .collect();
+    let enrollments = enrollments
+        .map_err(AppError::automations)
+        .and_then(|r| {
+            r.into_inner()
+                .enrollments
+                .into_iter()
+                .map(|e| {
+                    let e = EnrollmentView::try_from(e)?;
+                    Ok(EnrollmentRow {
+                        sequence: names
+                            .get(&e.sequence_id)
+                            .cloned()
+                            .unwrap_or_else(|| e.sequence_id.clone()),
+                        sequence_id: e.sequence_id,
+                        status: e.status,
+                        step: e.current_step + 1,
+                        detail: e
+                            .exit_reason
+                            .map(|r| r.replace('_', " "))
+                            .unwrap_or_default(),
+                    })
+                })
+                .collect::<Result<Vec<_>, BadAnswer>>()
+                .map_err(AppError::from)
+        })
+        .map_err(unavailable);
+
+    Ok(ContactPage {
+        frame,
+        name: full_name(contact.first_name.as_deref(), contact.last_name.as_deref()),
+        contact,
+        fields,
+        changes,
+        messages,
+        enrollments,
+    }
+    .into_response())
+}

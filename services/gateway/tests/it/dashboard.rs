@@ -1,0 +1,586 @@
+//! The dashboard's pages and forms, over HTTP against the real services: sign-in and its
+//! throttle, sessions and CSRF, the first-run page, the contact list and page, invitations, and
+//! that nothing a contact holds is ever written into a page as markup.
+
+use meisa_gateway::{
+    accounts,
+    store::{accounts as users, keys},
+};
+use reqwest::{StatusCode, header};
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with_automations};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A browser: keeps cookies, does not follow redirects (the tests look at them).
+struct Browser<'a> {
+    app: &'a TestApp,
+    http: reqwest::Client,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    html: String,
+    headers: header::HeaderMap,
+}
+
+impl Page {
+    /// The CSRF token the page's forms carry.
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.html.find(marker).expect("a form with a csrf token") + marker.len();
+        let end = self.html[start..].find('"').unwrap() + start;
+        self.html[start..end].to_string()
+    }
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        Self {
+            app,
+            http: reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            jar,
+        }
+    }
+
+    /// The session token this browser holds.
+    fn session_token(&self) -> String {
+        use reqwest::cookie::CookieStore;
+        let url = self.app.url("/").parse().unwrap();
+        let cookies = self.jar.cookies(&url).expect("cookies");
+        cookies
+            .to_str()
+            .unwrap()
+            .split("; ")
+            .find_map(|c| c.strip_prefix("meisa_session="))
+            .expect("a session cookie")
+            .to_string()
+    }
+
+    async fn page(resp: reqwest::Response) -> Page {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let location = headers
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_string());
+        Page {
+            status,
+            location,
+            html: resp.text().await.unwrap(),
+            headers,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        Self::page(self.http.get(self.app.url(path)).send().await.unwrap()).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        Self::page(
+            self.http
+                .post(self.app.url(path))
+                .form(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn sign_in(&self, email: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        assert_eq!(form.status, StatusCode::OK);
+        self.post(
+            "/login",
+            &[
+                ("email", email),
+                ("password", password),
+                ("csrf", &form.csrf()),
+                ("next", "/contacts"),
+            ],
+        )
+        .await
+    }
+
+    /// Signs in as a new user of the app's workspace and returns their address.
+    async fn signed_in(app: &'a TestApp) -> (Self, String) {
+        let email = format!("{}@example.com", meisa_testkit::unique_name("u"));
+        create_user(app, &app.workspace_id, &email).await;
+        let browser = Self::new(app);
+        let page = browser.sign_in(&email, PASSWORD).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+        (browser, email)
+    }
+}
+
+async fn create_user(app: &TestApp, workspace_id: &str, email: &str) {
+    meisa_gateway::admin::create_user(&app.gateway_pool, workspace_id, email, Some(PASSWORD))
+        .await
+        .unwrap();
+}
+
+async fn key_count(app: &TestApp) -> usize {
+    keys::list(&app.gateway_pool, &app.workspace_id)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn every_page_needs_a_session_and_sends_you_back_after_sign_in() {
+    let app = spawn_app().await;
+    let browser = Browser::new(&app);
+    for path in ["/", "/contacts", "/contacts/ct_1", "/welcome"] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            page.location.as_deref().unwrap().starts_with("/login"),
+            "{path}: {:?}",
+            page.location
+        );
+    }
+    assert_eq!(
+        browser.get("/contacts?tag=pro").await.location.as_deref(),
+        Some("/login?next=%2Fcontacts%3Ftag%3Dpro")
+    );
+    // A form posted without a session changes nothing and goes to sign-in.
+    let before = key_count(&app).await;
+    let page = browser.post("/welcome/key", &[("csrf", "x")]).await;
+    assert_eq!(page.location.as_deref(), Some("/login"));
+    assert_eq!(key_count(&app).await, before);
+
+    let email = "jane@example.com";
+    create_user(&app, &app.workspace_id, email).await;
+    let page = browser.sign_in("Jane@Example.com", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    assert_eq!(page.location.as_deref(), Some("/contacts"));
+    let cookie = page
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("meisa_session="))
+        .expect("a session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain http locally: {cookie}");
+    let page = browser.get("/contacts").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains(email), "the page says who is signed in");
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_address_get_the_same_answer() {
+    let app = spawn_app().await;
+    create_user(&app, &app.workspace_id, "jane@example.com").await;
+    let browser = Browser::new(&app);
+    let wrong = browser
+        .sign_in("jane@example.com", "not the password")
+        .await;
+    let unknown = browser.sign_in("nobody@example.com", PASSWORD).await;
+    for page in [&wrong, &unknown] {
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            page.html.contains("do not match an account"),
+            "{}",
+            page.html
+        );
+        assert!(page.location.is_none());
+    }
+    assert_eq!(browser.get("/contacts").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_per_account_with_retry_after_even_for_the_right_password() {
+    let app = spawn_app().await;
+    create_user(&app, &app.workspace_id, "jane@example.com").await;
+    let browser = Browser::new(&app);
+    let limit = accounts::SignInLimits::default().per_account;
+    for _ in 0..limit {
+        let page = browser
+            .sign_in("jane@example.com", "guess guess guess")
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    let page = browser.sign_in("jane@example.com", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.html);
+    let retry: u64 = page.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 15 * 60, "{retry}");
+    assert!(page.html.contains("Too many failed attempts"));
+    assert!(page.location.is_none(), "no session while throttled");
+    // Another account is not locked out by Jane's guesser.
+    create_user(&app, &app.workspace_id, "bob@example.com").await;
+    let page = Browser::new(&app)
+        .sign_in("bob@example.com", PASSWORD)
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn forms_without_the_right_csrf_token_change_nothing() {
+    let app = spawn_app().await;
+    create_user(&app, &app.workspace_id, "jane@example.com").await;
+    let browser = Browser::new(&app);
+    // Sign-in: no token, a made-up one.
+    browser.get("/login").await;
+    for csrf in ["", "forged"] {
+        let page = browser
+            .post(
+                "/login",
+                &[
+                    ("email", "jane@example.com"),
+                    ("password", PASSWORD),
+                    ("csrf", csrf),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{csrf:?}");
+        assert!(page.html.contains("Nothing was changed"));
+    }
+    assert_eq!(browser.get("/contacts").await.status, StatusCode::SEE_OTHER);
+
+    let page = browser.sign_in("jane@example.com", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let before = key_count(&app).await;
+    for form in [&[][..], &[("csrf", "forged")][..]] {
+        let page = browser.post("/welcome/key", form).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+        let page = browser.post("/logout", form).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(key_count(&app).await, before, "no key was created");
+    assert_eq!(
+        browser.get("/contacts").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+}
+
+#[tokio::test]
+async fn signing_in_rotates_the_session_and_signing_out_ends_it() {
+    let app = spawn_app().await;
+    let (browser, email) = Browser::signed_in(&app).await;
+    let first = browser.get("/contacts").await;
+    assert_eq!(first.status, StatusCode::OK);
+    // The same browser signs in again: a new session, and the old token is dead.
+    let old_token = browser.session_token();
+    let page = browser.sign_in(&email, PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let new_token = browser.session_token();
+    assert_ne!(old_token, new_token);
+    let stale = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/contacts"))
+        .header(header::COOKIE, format!("meisa_session={old_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stale.status(),
+        StatusCode::SEE_OTHER,
+        "the old session is gone"
+    );
+
+    let csrf = browser.get("/contacts").await.csrf();
+    let page = browser.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(page.location.as_deref(), Some("/login"));
+    assert_eq!(browser.get("/contacts").await.status, StatusCode::SEE_OTHER);
+}
+
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+#[tokio::test]
+async fn contacts_are_listed_searched_and_shown_with_their_fields_and_timeline() {
+    let app = spawn_app().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let jane = app
+        .upsert_ok(json!({"email": "jane@example.com", "external_id": "user_1",
+            "first_name": XSS, "custom_fields": {"plan": "free", "posts": 3}}))
+        .await;
+    app.upsert_ok(json!({"email": "jane@example.com", "external_id": "user_1",
+        "first_name": XSS, "custom_fields": {"plan": "pro", "posts": 3}}))
+        .await;
+    app.upsert_ok(json!({"email": "bob@example.org", "external_id": "user_2"}))
+        .await;
+    let jane_id = jane["id"].as_str().unwrap();
+    app.contacts_grpc()
+        .await
+        .add_tags(meisa_proto::contacts::AddTagsRequest {
+            workspace_id: app.workspace_id.clone(),
+            id: jane_id.into(),
+            tags: vec!["beta".into()],
+            causation: None,
+        })
+        .await
+        .unwrap();
+
+    let list = browser.get("/contacts").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.html.contains("jane@example.com") && list.html.contains("bob@example.org"));
+    let found = browser.get("/contacts?q=EXAMPLE.ORG").await;
+    assert!(found.html.contains("bob@example.org"));
+    assert!(!found.html.contains("jane@example.com"), "search narrows");
+    let tagged = browser.get("/contacts?tag=beta").await;
+    assert!(tagged.html.contains("jane@example.com"));
+    assert!(!tagged.html.contains("bob@example.org"), "tag filter");
+    let none = browser.get("/contacts?q=nobody-at-all").await;
+    assert!(none.html.contains("No contact matches"));
+    // A search the service refuses is said next to the box, not a 500.
+    let bad = browser.get("/contacts?q=a%00b").await;
+    assert_eq!(bad.status, StatusCode::OK);
+    assert!(bad.html.contains("id=\"q-error\""), "{}", bad.html);
+
+    let page = browser.get(&format!("/contacts/{jane_id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for expected in ["plan", "string", "pro", "posts", "number", "beta", "user_1"] {
+        assert!(page.html.contains(expected), "{expected} missing");
+    }
+    // The timeline, newest first: plan free → pro comes before the creation.
+    let updated = page
+        .html
+        .find("<strong>Updated</strong>")
+        .expect("an update");
+    let created = page
+        .html
+        .find("<strong>Created</strong>")
+        .expect("the creation");
+    assert!(updated < created, "newest first");
+    assert!(
+        page.html
+            .contains("<span class=\"old\">free</span> → <span class=\"new\">pro</span>")
+    );
+
+    // The name is text on every page, never markup.
+    for html in [&list.html, &page.html] {
+        assert!(!html.contains(XSS), "unescaped contact name");
+        assert!(
+            html.contains("&#60;img src=x onerror=alert(1)&#62;")
+                || html.contains("&lt;img src=x onerror=alert(1)&gt;")
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_workspaces_contact_is_not_found() {
+    let app = spawn_app().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let other = meisa_gateway::admin::create_workspace(&app.gateway_pool, "Other")
+        .await
+        .unwrap();
+    let theirs: serde_json::Value = app
+        .post_json_as(
+            "/api/v1/contacts/upsert/",
+            &json!({"email": "secret@other.example", "external_id": "o1"}),
+            &other.api_key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = theirs["id"].as_str().unwrap();
+    for path in [
+        format!("/contacts/{id}"),
+        "/contacts/ct_nonsense".into(),
+        "/contacts/%00".into(),
+    ] {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!page.html.contains("secret@other.example"));
+        assert!(page.html.contains("Contacts"), "the navigation stays");
+    }
+    let list = browser.get("/contacts").await;
+    assert!(!list.html.contains("secret@other.example"));
+}
+
+#[tokio::test]
+async fn the_first_run_page_makes_a_key_that_works_and_sees_the_first_contact() {
+    let app = spawn_app().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let home = browser.get("/").await;
+    assert_eq!(
+        home.status,
+        StatusCode::OK,
+        "no contacts yet: the first-run page"
+    );
+    assert!(home.html.contains("Waiting for your first contact"));
+    let waiting: serde_json::Value = browser
+        .http
+        .get(app.url("/welcome/first-contact"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(waiting["contact"], serde_json::Value::Null);
+
+    let page = browser
+        .post("/welcome/key", &[("csrf", &home.csrf())])
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let start = page
+        .html
+        .find("Bearer meisa_sk_")
+        .expect("the key in the snippet")
+        + 7;
+    let key = &page.html[start..start + 49];
+    assert!(page.html.contains("shown only this once"));
+    let resp = app
+        .post_json_as(
+            "/api/v1/contacts/upsert/",
+            &json!({"email": "first@example.com", "external_id": "u1"}),
+            key,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK, "the snippet's key works");
+
+    let arrived: serde_json::Value = browser
+        .http
+        .get(app.url("/welcome/first-contact"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(arrived["contact"]["email"], "first@example.com");
+    assert!(
+        arrived["contact"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("/contacts/ct_")
+    );
+    assert_eq!(
+        browser.get("/").await.location.as_deref(),
+        Some("/contacts")
+    );
+    // Shown once: the page does not show it again.
+    assert!(!browser.get("/welcome").await.html.contains(key));
+}
+
+#[tokio::test]
+async fn an_invitation_link_works_once_and_asks_for_a_real_password() {
+    let app = spawn_app().await;
+    let (token, hash) = accounts::token();
+    let inviter = meisa_gateway::admin::create_user(
+        &app.gateway_pool,
+        &app.workspace_id,
+        "owner@example.com",
+        Some(PASSWORD),
+    )
+    .await
+    .unwrap();
+    users::create_invite(
+        &app.gateway_pool,
+        &app.workspace_id,
+        &meisa_model::EmailAddress::parse("new@example.com").unwrap(),
+        &inviter.user_id,
+        &hash,
+        chrono::Utc::now() + chrono::Duration::days(1),
+    )
+    .await
+    .unwrap();
+    let browser = Browser::new(&app);
+    let path = format!("/invite/{token}");
+    let form = browser.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.html.contains("new@example.com"));
+    let short = browser
+        .post(&path, &[("password", "short"), ("csrf", &form.csrf())])
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        short.html.contains("id=\"password-error\""),
+        "the error is next to the input"
+    );
+    assert!(short.html.contains("at least 10 characters"));
+    let done = browser
+        .post(&path, &[("password", PASSWORD), ("csrf", &form.csrf())])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    assert_eq!(
+        browser.get("/contacts").await.status,
+        StatusCode::OK,
+        "signed in"
+    );
+    assert_eq!(
+        browser.get(&path).await.status,
+        StatusCode::NOT_FOUND,
+        "used up"
+    );
+    assert_eq!(
+        Browser::new(&app).get("/invite/not-a-token").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let page = Browser::new(&app)
+        .sign_in("new@example.com", PASSWORD)
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_contact_page_shows_the_sequences_and_messages_of_the_contact() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let template = app
+        .create_template(json!({"name": "Welcome", "subject": "Hi {{ first_name }}",
+            "html": "<p>Hello</p>", "text": "Hello", "from": "hello@acme.test"}))
+        .await;
+    let resp = app
+        .post_json(
+            "/api/v1/sequences/",
+            &json!({"name": "Onboarding", "steps": [
+                {"type": "email", "template_id": template["id"]},
+                {"type": "wait", "duration": "3d"},
+                {"type": "email", "template_id": template["id"]}
+            ]}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let sequence: serde_json::Value = resp.json().await.unwrap();
+    let resp = app
+        .post_json(
+            "/api/v1/automations/",
+            &json!({"name": "Enroll new", "enabled": true,
+                "trigger": {"type": "contact_created"},
+                "actions": [{"type": "enroll", "sequence_id": sequence["id"]}]}),
+        )
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let jane = app
+        .upsert_ok(json!({"email": "jane@example.com", "external_id": "u1", "first_name": "Jane"}))
+        .await;
+    let smtp = app.smtp.as_ref().unwrap();
+    smtp.wait_for(1, std::time::Duration::from_secs(20)).await;
+    let path = format!("/contacts/{}", jane["id"].as_str().unwrap());
+    let page = meisa_testkit::eventually(
+        std::time::Duration::from_secs(20),
+        "the contact page to show the sent email",
+        || async {
+            let page = browser.get(&path).await;
+            (page.html.contains("Hi Jane") && page.html.contains("badge sent")).then_some(page)
+        },
+    )
+    .await;
+    assert!(page.html.contains("Onboarding"), "the sequence by name");
+    assert!(page.html.contains("at step 2"), "waiting at the wait step");
+}
