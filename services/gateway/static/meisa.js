@@ -43,3 +43,48 @@ document.addEventListener("DOMContentLoaded", () => {
     setTimeout(poll, 1500);
   }
 });
+
+// The template editor's live preview: the form's current text goes to /templates/preview (the
+// mailer renders it) a moment after the last keystroke; the result goes into a sandboxed iframe,
+// and a Liquid error shows with its line and column.
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.querySelector("form[data-preview]");
+  if (!form) return;
+  const frame = document.getElementById("preview-frame");
+  const status = document.getElementById("preview-status");
+  const subject = document.getElementById("preview-subject");
+  let timer = null;
+  let latest = 0;
+  const render = async () => {
+    const asked = ++latest;
+    const body = new URLSearchParams(new FormData(form));
+    try {
+      const response = await fetch(form.dataset.preview, { method: "POST", body });
+      if (asked !== latest) return;
+      if (!response.ok) {
+        status.textContent = "The preview is not available right now.";
+        status.classList.add("bad");
+        return;
+      }
+      const preview = await response.json();
+      if (preview.error) {
+        const where = preview.error.line ? ` (${preview.error.field}, line ${preview.error.line}, column ${preview.error.column})` : preview.error.field ? ` (${preview.error.field})` : "";
+        status.textContent = `${preview.error.message}${where}`;
+        status.classList.add("bad");
+        return;
+      }
+      status.classList.remove("bad");
+      status.textContent = `Shown as ${preview.data}.`;
+      subject.textContent = preview.subject;
+      frame.srcdoc = preview.html;
+    } catch {
+      status.textContent = "The preview is not available right now.";
+    }
+  };
+  form.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(render, 300);
+  });
+  document.getElementById("preview_as")?.addEventListener("change", render);
+  render();
+});

@@ -186,7 +186,10 @@ pub struct EnrollmentRow {
     pub sequence: String,
     pub sequence_id: String,
     pub status: String,
-    pub step: u32,
+    /// 1-based, as people count: the step that runs next.
+    pub next_step: u32,
+    /// When it runs, for an active enrollment.
+    pub next_at: String,
     pub detail: String,
 }
 
@@ -445,7 +448,8 @@ pub async fn show(
                             .unwrap_or_else(|| e.sequence_id.clone()),
                         sequence_id: e.sequence_id,
                         status: e.status,
-                        step: e.current_step + 1,
+                        next_step: e.current_step + 1,
+                next_at: e.next_run_at.map(when).unwrap_or_default(),
                         detail: e
                             .exit_reason
                             .map(|r| r.replace('_', " "))

@@ -7,7 +7,8 @@
 //! - [`assets`]: the dashboard's own CSS and JavaScript, compiled into the binary;
 //! - [`sign_in`]: sign in and out, and accepting an invitation;
 //! - [`home`]: the first-run page of a new workspace;
-//! - [`contacts`]: the contact list and the contact page.
+//! - [`contacts`]: the contact list and the contact page;
+//! - [`templates`]: the template list and the editor with its live preview.
 //!
 //! Each page is an askama template struct (`templates/`), so a missing or mistyped value fails
 //! the build. Values are escaped by askama; nothing a contact or a template name holds is ever
@@ -19,6 +20,7 @@ pub mod home;
 pub mod page;
 pub mod session;
 pub mod sign_in;
+pub mod templates;
 
 use axum::{
     Router,
@@ -42,5 +44,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/contacts", get(contacts::list))
         .route("/contacts/{id}", get(contacts::show))
+        .route("/templates", get(templates::list))
+        .route(
+            "/templates/new",
+            get(templates::new).post(templates::create),
+        )
+        .route("/templates/preview", post(templates::preview))
+        .route(
+            "/templates/{id}",
+            get(templates::edit).post(templates::update),
+        )
         .route("/assets/{file}", get(assets::serve))
 }

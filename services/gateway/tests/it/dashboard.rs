@@ -577,10 +577,234 @@ async fn the_contact_page_shows_the_sequences_and_messages_of_the_contact() {
         "the contact page to show the sent email",
         || async {
             let page = browser.get(&path).await;
-            (page.html.contains("Hi Jane") && page.html.contains("badge sent")).then_some(page)
+            // The first email is sent and the wait has begun: step 3 runs next, in 3 days.
+            (page.html.contains("Hi Jane")
+                && page.html.contains("badge sent")
+                && page.html.contains("next step 3 on"))
+            .then_some(page)
         },
     )
     .await;
     assert!(page.html.contains("Onboarding"), "the sequence by name");
-    assert!(page.html.contains("at step 2"), "waiting at the wait step");
+}
+
+fn template_form<'a>(csrf: &'a str, name: &'a str, html: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("name", name),
+        ("from", "Acme <hello@acme.test>"),
+        ("subject", "Hi {{ first_name }}"),
+        ("html", html),
+        ("text", ""),
+    ]
+}
+
+#[tokio::test]
+async fn templates_are_written_in_the_editor_with_errors_next_to_their_field() {
+    let app = spawn_app().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let empty = browser.get("/templates").await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(empty.html.contains("No templates yet"));
+    let editor = browser.get("/templates/new").await;
+    assert_eq!(editor.status, StatusCode::OK);
+    let csrf = editor.csrf();
+    for id in [
+        "name",
+        "from",
+        "reply_to",
+        "subject",
+        "html",
+        "text",
+        "preview_as",
+    ] {
+        assert!(
+            editor.html.contains(&format!("<label for=\"{id}\"")),
+            "input {id} has a label"
+        );
+    }
+
+    // No sender: refused, the error next to "From", what was typed kept.
+    let mut form = template_form(&csrf, "Welcome", "<p>Hi</p>");
+    form.retain(|(k, _)| *k != "from");
+    let refused = browser.post("/templates/new", &form).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.html.contains("id=\"from-error\""),
+        "{}",
+        refused.html
+    );
+    assert!(refused.html.contains("aria-describedby=\"from-error\""));
+    assert!(
+        refused.html.contains("&lt;p&gt;Hi&lt;/p&gt;")
+            || refused.html.contains("&#60;p&#62;Hi&#60;/p&#62;")
+    );
+    // A Liquid syntax error names its line and column, next to the HTML.
+    let broken = browser
+        .post(
+            "/templates/new",
+            &template_form(&csrf, "Welcome", "<p>ok</p>\n{% if %}"),
+        )
+        .await;
+    assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(broken.html.contains("id=\"html-error\""), "{}", broken.html);
+    assert!(broken.html.contains("line 2"), "{}", broken.html);
+    assert!(
+        browser
+            .get("/templates")
+            .await
+            .html
+            .contains("No templates yet"),
+        "nothing saved"
+    );
+
+    // Without the token: nothing saved either.
+    let forged = browser
+        .post(
+            "/templates/new",
+            &template_form("forged", "Welcome", "<p>Hi</p>"),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    let saved = browser
+        .post(
+            "/templates/new",
+            &template_form(&csrf, XSS, "<p>Hi {{ first_name }}</p>"),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let path = saved.location.unwrap();
+    assert!(path.starts_with("/templates/tpl_"), "{path}");
+    let edit = browser.get(&path).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(edit.html.contains("Saved."));
+    let list = browser.get("/templates").await;
+    for html in [&edit.html, &list.html] {
+        assert!(!html.contains(XSS), "a template name is text, never markup");
+    }
+    // Edit: a new subject sticks.
+    let id_path = path.split('?').next().unwrap().to_string();
+    let mut form = template_form(&csrf, "Welcome", "<p>Hi {{ first_name }}</p>");
+    form.retain(|(k, _)| *k != "subject");
+    form.push(("subject", "Welcome aboard"));
+    let updated = browser.post(&id_path, &form).await;
+    assert_eq!(updated.status, StatusCode::SEE_OTHER, "{}", updated.html);
+    assert!(
+        browser
+            .get("/templates")
+            .await
+            .html
+            .contains("Welcome aboard")
+    );
+}
+
+#[tokio::test]
+async fn the_preview_renders_the_draft_as_a_sample_or_a_contact_and_points_at_errors() {
+    let app = spawn_app().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    app.upsert_ok(
+        json!({"email": "bob@example.com", "external_id": "u2", "first_name": "Bob",
+        "custom_fields": {"plan": "pro"}}),
+    )
+    .await;
+    let csrf = browser.get("/templates/new").await.csrf();
+    let preview = |form: Vec<(&'static str, String)>| {
+        let http = browser.http.clone();
+        let url = app.url("/templates/preview");
+        async move {
+            let resp = http.post(url).form(&form).send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let base = |html: &str, preview_as: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "Draft".to_string()),
+            ("from", "hello@acme.test".to_string()),
+            ("subject", "Hi {{ first_name }}".to_string()),
+            ("html", html.to_string()),
+            ("preview_as", preview_as.to_string()),
+        ]
+    };
+    let (status, body) = preview(base(
+        "<p>Plan: {{ custom_fields.plan | default: \"none\" }}</p>",
+        "",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["subject"], "Hi Jane", "the sample person");
+    assert!(body["html"].as_str().unwrap().contains("Plan: none"));
+
+    let (_, body) = preview(base(
+        "<p>Plan: {{ custom_fields.plan }}</p>",
+        "bob@example.com",
+    ))
+    .await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["subject"], "Hi Bob");
+    assert!(body["html"].as_str().unwrap().contains("Plan: pro"));
+
+    let (_, body) = preview(base("<p>one</p>\n<p>{% if %}</p>", "")).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["field"], "html");
+    assert_eq!(body["error"]["line"], 2, "{body}");
+    assert!(body["error"]["column"].as_u64().unwrap() > 0);
+
+    // A variable the sample lacks is named before anything is saved.
+    let (_, body) = preview(base("<p>{{ custom_fields.plan }}</p>", "")).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["variable"], "custom_fields.plan", "{body}");
+
+    let (_, body) = preview(base("<p>x</p>", "nobody@example.com")).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["field"], "preview_as");
+
+    let mut forged = base("<p>x</p>", "");
+    forged[0].1 = "forged".into();
+    let (status, _) = preview(forged).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn another_workspaces_template_is_not_found_and_cannot_be_edited() {
+    let app = spawn_app().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let other = meisa_gateway::admin::create_workspace(&app.gateway_pool, "Other")
+        .await
+        .unwrap();
+    let theirs: serde_json::Value = app
+        .post_json_as(
+            "/api/v1/templates/",
+            &json!({"name": "Secret plan", "subject": "s", "html": "<p>s</p>", "from": "a@b.test"}),
+            &other.api_key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/templates/{}", theirs["id"].as_str().unwrap());
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(!page.html.contains("Secret plan"));
+    let csrf = browser.get("/templates").await.csrf();
+    let page = browser
+        .post(&path, &template_form(&csrf, "Mine now", "<p>x</p>"))
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        browser.get("/templates/tpl_%00").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let still: serde_json::Value = app
+        .get_as(
+            &format!("/api/v1/templates/{}", theirs["id"].as_str().unwrap()),
+            &other.api_key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["name"], "Secret plan", "unchanged");
 }
