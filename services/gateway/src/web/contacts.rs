@@ -449,7 +449,7 @@ pub async fn show(
                         sequence_id: e.sequence_id,
                         status: e.status,
                         next_step: e.current_step + 1,
-                next_at: e.next_run_at.map(when).unwrap_or_default(),
+                        next_at: e.next_run_at.map(when).unwrap_or_default(),
                         detail: e
                             .exit_reason
                             .map(|r| r.replace('_', " "))
