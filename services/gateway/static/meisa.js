@@ -88,3 +88,44 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("preview_as")?.addEventListener("change", render);
   render();
 });
+
+// The condition builder: the value input fits the chosen field's type and test (a date picker
+// for dates, a number for numbers, no value for "is set"), and says what a duration looks like.
+// The form works the same without this; the server types the values either way.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const builder of document.querySelectorAll("[data-field-types]")) {
+    let types = {};
+    try { types = JSON.parse(builder.dataset.fieldTypes); } catch { /* no hints */ }
+    const fit = (row) => {
+      const field = row.querySelector("[name=c_field]");
+      const op = row.querySelector("[name=c_op]");
+      const value = row.querySelector("[name=c_value]");
+      if (!field || !op || !value) return;
+      const type = types[field.value.trim()];
+      const o = op.value;
+      const hidden = o === "exists" || o === "not_exists";
+      value.closest("div").hidden = hidden;
+      field.closest("div").hidden = o === "has_tag" || o === "lacks_tag";
+      let inputType = "text";
+      let placeholder = "";
+      if (o === "older_than" || o === "within") placeholder = "e.g. 7d, 12h, 30m";
+      else if (o === "in") placeholder = "free, pro, team";
+      else if (o === "has_tag" || o === "lacks_tag") placeholder = "a tag";
+      else if (type === "date" && o !== "contains") inputType = "date";
+      else if (type === "number" && o !== "contains") inputType = "number";
+      else if (type === "boolean") placeholder = "true or false";
+      if (value.type !== inputType) {
+        // A date picker only holds YYYY-MM-DD; keep what was typed when it does not fit.
+        const kept = value.value;
+        value.type = inputType;
+        if (value.value !== kept) value.type = "text";
+      }
+      value.placeholder = placeholder;
+    };
+    for (const row of builder.querySelectorAll(".condition")) {
+      fit(row);
+      row.addEventListener("input", () => fit(row));
+      row.addEventListener("change", () => fit(row));
+    }
+  }
+});

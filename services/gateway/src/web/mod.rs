@@ -8,16 +8,21 @@
 //! - [`sign_in`]: sign in and out, and accepting an invitation;
 //! - [`home`]: the first-run page of a new workspace;
 //! - [`contacts`]: the contact list and the contact page;
-//! - [`templates`]: the template list and the editor with its live preview.
+//! - [`templates`]: the template list and the editor with its live preview;
+//! - [`sequences`]: the sequence list and the step editor;
+//! - [`builder`], [`form`]: the condition builder and the editors' buttons, shared.
 //!
 //! Each page is an askama template struct (`templates/`), so a missing or mistyped value fails
 //! the build. Values are escaped by askama; nothing a contact or a template name holds is ever
 //! written into a page as markup.
 
 pub mod assets;
+pub mod builder;
 pub mod contacts;
+pub mod form;
 pub mod home;
 pub mod page;
+pub mod sequences;
 pub mod session;
 pub mod sign_in;
 pub mod templates;
@@ -54,5 +59,15 @@ pub fn router() -> Router<AppState> {
             "/templates/{id}",
             get(templates::edit).post(templates::update),
         )
+        .route("/sequences", get(sequences::list))
+        .route(
+            "/sequences/new",
+            get(sequences::new).post(sequences::create),
+        )
+        .route(
+            "/sequences/{id}",
+            get(sequences::edit).post(sequences::update),
+        )
+        .route("/sequences/{id}/delete", post(sequences::delete))
         .route("/assets/{file}", get(assets::serve))
 }

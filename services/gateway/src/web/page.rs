@@ -18,6 +18,7 @@ use crate::error::{AppError, RETRY_AFTER_SECS};
 pub const SECTIONS: &[(&str, &str, &str)] = &[
     ("contacts", "/contacts", "Contacts"),
     ("templates", "/templates", "Templates"),
+    ("sequences", "/sequences", "Sequences"),
     ("welcome", "/welcome", "Get started"),
 ];
 

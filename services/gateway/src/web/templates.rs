@@ -20,11 +20,11 @@ use meisa_proto::{
         preview_template_request::{Data, Template as Source},
     },
 };
-use meisa_runtime::errors::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use super::{
     contacts::when,
+    form::refusal,
     page::{Frame, InFrame, PageError, PageResult},
     session::SignedIn,
 };
@@ -235,23 +235,6 @@ pub async fn edit(
     .into_response())
 }
 
-/// The mailer's refusal as (field, message), or the error page for anything else.
-fn refusal(status: tonic::Status) -> Result<(String, String), PageError> {
-    let e = AppError::mailer(status);
-    let api = e.to_api();
-    match (api.code, api.field) {
-        (ErrorCode::InvalidField, Some(field)) => {
-            let message = api
-                .message
-                .strip_prefix(&format!("{field}: "))
-                .unwrap_or(&api.message)
-                .to_string();
-            Ok((field, message))
-        }
-        _ => Err(e.into()),
-    }
-}
-
 pub async fn create(
     State(state): State<AppState>,
     user: SignedIn,
@@ -272,7 +255,7 @@ pub async fn create(
             Ok(Redirect::to(&format!("/templates/{id}?saved=1")).into_response())
         }
         Err(status) => {
-            let error = refusal(status).in_frame(&frame)?;
+            let error = refusal(AppError::mailer(status)).in_frame(&frame)?;
             Ok(refused(frame, None, form, error))
         }
     }
@@ -303,7 +286,7 @@ pub async fn update(
             Err(PageError::not_found("template").in_frame(frame))
         }
         Err(status) => {
-            let error = refusal(status).in_frame(&frame)?;
+            let error = refusal(AppError::mailer(status)).in_frame(&frame)?;
             Ok(refused(frame, Some(id), form, error))
         }
     }

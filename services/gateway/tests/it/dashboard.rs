@@ -808,3 +808,227 @@ async fn another_workspaces_template_is_not_found_and_cannot_be_edited() {
         .unwrap();
     assert_eq!(still["name"], "Secret plan", "unchanged");
 }
+
+/// The fields of a sequence editor form: name, steps (kind, template, amount, unit), the exit
+/// builder's rows (field, op, value) and the button pressed.
+fn sequence_form(
+    csrf: &str,
+    name: &str,
+    steps: &[(&str, &str, &str, &str)],
+    exit: &[(&str, &str, &str)],
+    op: &str,
+) -> Vec<(String, String)> {
+    let mut form = vec![
+        ("csrf".to_string(), csrf.to_string()),
+        ("name".into(), name.into()),
+        ("c_join".into(), "all".into()),
+    ];
+    for (kind, template, amount, unit) in steps {
+        form.push(("step_kind".into(), (*kind).into()));
+        form.push(("step_template".into(), (*template).into()));
+        form.push(("step_amount".into(), (*amount).into()));
+        form.push(("step_unit".into(), (*unit).into()));
+    }
+    for (field, cop, value) in exit {
+        form.push(("c_field".into(), (*field).into()));
+        form.push(("c_op".into(), (*cop).into()));
+        form.push(("c_value".into(), (*value).into()));
+    }
+    form.push(("op".into(), op.into()));
+    form
+}
+
+impl Browser<'_> {
+    async fn post_pairs(&self, path: &str, form: &[(String, String)]) -> Page {
+        Self::page(
+            self.http
+                .post(self.app.url(path))
+                .form(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_sequence_is_built_step_by_step_with_buttons_and_saved() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let tpl = app
+        .create_template(
+            json!({"name": "Day one", "subject": "Hi", "html": "<p>Hi</p>",
+            "from": "hello@acme.test"}),
+        )
+        .await;
+    let tpl = tpl["id"].as_str().unwrap();
+    let editor = browser.get("/sequences/new").await;
+    assert_eq!(editor.status, StatusCode::OK);
+    assert!(editor.html.contains("Day one"), "templates to choose from");
+    let csrf = editor.csrf();
+
+    // "Add a wait" re-renders the form with one more step and saves nothing.
+    let added = browser
+        .post_pairs(
+            "/sequences/new",
+            &sequence_form(
+                &csrf,
+                "Onboarding",
+                &[("email", tpl, "", "")],
+                &[],
+                "add:wait",
+            ),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK);
+    assert!(added.html.contains("Step 2"));
+    assert!(added.html.contains("Move step 2 up"));
+    // Move the wait above the email, then back down.
+    let steps = [("email", tpl, "", ""), ("wait", "", "2", "d")];
+    let moved = browser
+        .post_pairs(
+            "/sequences/new",
+            &sequence_form(&csrf, "Onboarding", &steps, &[], "up:1"),
+        )
+        .await;
+    let wait_at = moved.html.find("name=\"step_amount\" value=\"2\"").unwrap();
+    let email_at = moved.html.find("Send the email").unwrap();
+    assert!(wait_at < email_at, "the wait comes first now");
+    let with_row = browser
+        .post_pairs(
+            "/sequences/new",
+            &sequence_form(&csrf, "Onboarding", &steps, &[], "add:condition"),
+        )
+        .await;
+    assert!(
+        with_row.html.contains("id=\"c_field_0\""),
+        "a condition row to fill"
+    );
+    assert!(
+        browser
+            .get("/sequences")
+            .await
+            .html
+            .contains("No sequences yet"),
+        "nothing saved"
+    );
+
+    // A wait without a number: refused, the error at that step.
+    let bad = browser
+        .post_pairs(
+            "/sequences/new",
+            &sequence_form(
+                &csrf,
+                "Onboarding",
+                &[("email", tpl, "", ""), ("wait", "", "", "d")],
+                &[],
+                "save",
+            ),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    assert!(bad.html.contains("id=\"step_error_1\""), "{}", bad.html);
+
+    let steps = [
+        ("email", tpl, "", ""),
+        ("wait", "", "2", "d"),
+        ("email", tpl, "", ""),
+    ];
+    let saved = browser
+        .post_pairs(
+            "/sequences/new",
+            &sequence_form(
+                &csrf,
+                "Onboarding",
+                &steps,
+                &[("onboarding_completed", "eq", "true")],
+                "save",
+            ),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let path = saved.location.unwrap();
+    let id = path
+        .trim_start_matches("/sequences/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let api: serde_json::Value = app
+        .get(&format!("/api/v1/sequences/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        api["steps"],
+        json!([{"type": "email", "template_id": tpl}, {"type": "wait", "duration": "2d"},
+               {"type": "email", "template_id": tpl}])
+    );
+    assert_eq!(
+        api["exit_when"],
+        json!({"all": [{"field": "onboarding_completed", "op": "eq", "value": true}]}),
+        "the builder typed the value"
+    );
+    let page = browser.get(&path).await;
+    assert!(page.html.contains("Saved."));
+    assert!(page.html.contains("onboarding_completed"), "{}", page.html);
+    assert!(
+        page.html.contains("No contact has sent"),
+        "an unseen field is marked"
+    );
+    assert!(page.html.contains("Enrolled"), "the numbers");
+    assert!(browser.get("/sequences").await.html.contains("Onboarding"));
+
+    // Deleting needs the token; with it the sequence is gone.
+    let id_path = format!("/sequences/{id}");
+    let forged = browser
+        .post(&format!("{id_path}/delete"), &[("csrf", "x")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let gone = browser
+        .post(&format!("{id_path}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(gone.location.as_deref(), Some("/sequences"));
+    assert_eq!(browser.get(&id_path).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn another_workspaces_sequence_is_not_found() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let other = meisa_gateway::admin::create_workspace(&app.gateway_pool, "Other")
+        .await
+        .unwrap();
+    let theirs: serde_json::Value = app
+        .post_json_as(
+            "/api/v1/sequences/",
+            &json!({"name": "Their secret", "steps": [{"type": "wait", "duration": "1d"}]}),
+            &other.api_key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/sequences/{}", theirs["id"].as_str().unwrap());
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(!page.html.contains("Their secret"));
+    let csrf = browser.get("/sequences").await.csrf();
+    let page = browser
+        .post_pairs(
+            &path,
+            &sequence_form(&csrf, "Mine", &[("wait", "", "1", "d")], &[], "save"),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    let page = browser
+        .post(&format!("{path}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        browser.get("/sequences/seq_%00").await.status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -1,0 +1,98 @@
+//! What the editors' forms share: the button that was pressed ([`Op`]: save, or a change to the
+//! form itself such as "add a step" that re-renders it unsaved), and a service's refusal as the
+//! field it names and why, to show next to that field.
+
+use meisa_runtime::errors::ErrorCode;
+
+use super::page::PageError;
+use crate::error::AppError;
+
+/// The button a form was submitted with (`name="op"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op<'a> {
+    Save,
+    /// Add a row of this kind ("email", "wait", "condition", "action").
+    Add(&'a str),
+    Remove(&'a str, usize),
+    Up(usize),
+    Down(usize),
+}
+
+impl<'a> Op<'a> {
+    /// `save`, `add:email`, `remove:condition:2`, `up:1`, `down:0`; anything else is a save (a
+    /// form sent by pressing Enter carries no button).
+    pub fn parse(raw: &'a str) -> Self {
+        let mut parts = raw.split(':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("add"), Some(kind), None) => Self::Add(kind),
+            (Some("remove"), Some(kind), Some(i)) => {
+                i.parse().map_or(Self::Save, |i| Self::Remove(kind, i))
+            }
+            (Some("up"), Some(i), None) => i.parse().map_or(Self::Save, Self::Up),
+            (Some("down"), Some(i), None) => i.parse().map_or(Self::Save, Self::Down),
+            _ => Self::Save,
+        }
+    }
+}
+
+/// Moves, removes or leaves the rows as `op` says (for ops on `kind`'s rows).
+pub fn apply<T>(rows: &mut Vec<T>, op: Op<'_>, kind: &str) {
+    match op {
+        Op::Remove(k, i) if k == kind && i < rows.len() => {
+            rows.remove(i);
+        }
+        Op::Up(i) if kind == "step" && i > 0 && i < rows.len() => rows.swap(i - 1, i),
+        Op::Down(i) if kind == "step" && i + 1 < rows.len() => rows.swap(i, i + 1),
+        _ => {}
+    }
+}
+
+/// A service's `invalid_field` refusal as (field path, message without the path), or the error
+/// page for anything else (an outage, a bug).
+pub fn refusal(e: AppError) -> Result<(String, String), PageError> {
+    let api = e.to_api();
+    match (api.code, api.field) {
+        (ErrorCode::InvalidField, Some(field)) => {
+            let message = api
+                .message
+                .strip_prefix(&format!("{field}: "))
+                .unwrap_or(&api.message)
+                .to_string();
+            Ok((field, message))
+        }
+        // A refusal about the request as a whole (a conflict) reads at the top of the form.
+        (ErrorCode::Conflict | ErrorCode::InvalidField, None) => Ok((String::new(), api.message)),
+        _ => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buttons_parse_and_anything_else_saves() {
+        assert_eq!(Op::parse("add:email"), Op::Add("email"));
+        assert_eq!(Op::parse("remove:condition:2"), Op::Remove("condition", 2));
+        assert_eq!(Op::parse("up:1"), Op::Up(1));
+        assert_eq!(Op::parse("down:0"), Op::Down(0));
+        for raw in ["", "save", "up:x", "remove:step", "bogus:1:2:3"] {
+            assert_eq!(Op::parse(raw), Op::Save, "{raw}");
+        }
+    }
+
+    #[test]
+    fn rows_move_and_go_within_bounds() {
+        let mut rows = vec![1, 2, 3];
+        apply(&mut rows, Op::Up(0), "step");
+        apply(&mut rows, Op::Down(2), "step");
+        assert_eq!(rows, [1, 2, 3], "nothing past the ends");
+        apply(&mut rows, Op::Up(2), "step");
+        assert_eq!(rows, [1, 3, 2]);
+        apply(&mut rows, Op::Remove("step", 7), "step");
+        apply(&mut rows, Op::Remove("condition", 0), "step");
+        assert_eq!(rows, [1, 3, 2], "another kind's row, or none");
+        apply(&mut rows, Op::Remove("step", 0), "step");
+        assert_eq!(rows, [3, 2]);
+    }
+}
