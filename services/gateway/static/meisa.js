@@ -129,3 +129,18 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 });
+
+// Trigger and action rows: show only the inputs the chosen kind uses (data-for lists the kinds).
+// Without this every input shows, and the server ignores the ones that do not apply.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const row of document.querySelectorAll("[data-trigger], [data-action]")) {
+    const kind = row.querySelector("select");
+    const fit = () => {
+      for (const part of row.querySelectorAll("[data-for]")) {
+        part.hidden = !part.dataset.for.split(" ").includes(kind.value);
+      }
+    };
+    kind.addEventListener("change", fit);
+    fit();
+  }
+});

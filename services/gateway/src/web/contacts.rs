@@ -13,7 +13,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use meisa_proto::{
-    automations::{ListEnrollmentsRequest, ListSequencesRequest},
+    automations::ListEnrollmentsRequest,
     common::{self, PageRequest},
     contacts::{
         GetContactRequest, ListChangesRequest, ListContactsRequest, ListFieldsRequest,
@@ -269,10 +269,9 @@ pub async fn show(
     let contact = ContactView::try_from(contact).in_frame(&frame)?;
 
     // The calls borrow their clients, so the clients live here, for the joined calls to share.
-    let (mut contacts, mut mailer, mut automations, mut automations2, mut contacts2) = (
+    let (mut contacts, mut mailer, mut automations, mut contacts2) = (
         state.contacts(),
         state.mailer(),
-        state.automations(),
         state.automations(),
         state.contacts(),
     );
@@ -306,13 +305,7 @@ pub async fn show(
             }),
             ..Default::default()
         }),
-        automations2.list_sequences(ListSequencesRequest {
-            workspace_id: ws.clone(),
-            page: Some(PageRequest {
-                limit: 500,
-                cursor: String::new(),
-            }),
-        }),
+        super::form::sequence_choices(&state, &ws),
     );
     let types: BTreeMap<String, i32> = fields
         .map_err(AppError::contacts)
@@ -420,19 +413,7 @@ pub async fn show(
         })
         .map_err(unavailable);
 
-    let names: BTreeMap<String, String> = sequences
-        .map(|r| r.into_inner().sequences)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| {
-            // The definition is DESIGN §3 JSON text; automations checked it when it was saved.
-            let name = serde_json::from_str::<serde_json::Value>(&s.definition)
-                .ok()
-                .and_then(|d| d.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| s.id.clone());
-            (s.id, name)
-        })
-        .collect();
+    let names: BTreeMap<String, String> = sequences.unwrap_or_default().into_iter().collect();
     let enrollments = enrollments
         .map_err(AppError::automations)
         .and_then(|r| {

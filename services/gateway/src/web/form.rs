@@ -2,10 +2,14 @@
 //! form itself such as "add a step" that re-renders it unsaved), and a service's refusal as the
 //! field it names and why, to show next to that field.
 
+use meisa_proto::{
+    automations::ListSequencesRequest, common::PageRequest, mailer::ListTemplatesRequest,
+};
 use meisa_runtime::errors::ErrorCode;
+use serde_json::Value;
 
 use super::page::PageError;
-use crate::error::AppError;
+use crate::{error::AppError, state::AppState};
 
 /// The button a form was submitted with (`name="op"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +68,70 @@ pub fn refusal(e: AppError) -> Result<(String, String), PageError> {
         (ErrorCode::Conflict | ErrorCode::InvalidField, None) => Ok((String::new(), api.message)),
         _ => Err(e.into()),
     }
+}
+
+/// A saved definition's DESIGN §3 JSON. Automations wrote the text from a definition it had
+/// parsed; were it unreadable, it shows as empty rather than failing the page.
+pub fn definition(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+pub fn name_of(def: &Value) -> String {
+    def.get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The largest list a choice offers; a workspace with more templates or sequences than this
+/// finds the rest by name in their lists.
+const CHOICES: u32 = 500;
+
+/// (id, name) of the workspace's templates, newest first: the choices of an email step.
+pub async fn template_choices(
+    state: &AppState,
+    workspace_id: &str,
+) -> Result<Vec<(String, String)>, AppError> {
+    let resp = state
+        .mailer()
+        .list_templates(ListTemplatesRequest {
+            workspace_id: workspace_id.into(),
+            page: Some(PageRequest {
+                limit: CHOICES,
+                cursor: String::new(),
+            }),
+        })
+        .await
+        .map_err(AppError::mailer)?
+        .into_inner();
+    Ok(resp.templates.into_iter().map(|t| (t.id, t.name)).collect())
+}
+
+/// (id, name) of the workspace's sequences: the choices of an enroll or exit action.
+pub async fn sequence_choices(
+    state: &AppState,
+    workspace_id: &str,
+) -> Result<Vec<(String, String)>, AppError> {
+    let resp = state
+        .automations()
+        .list_sequences(ListSequencesRequest {
+            workspace_id: workspace_id.into(),
+            page: Some(PageRequest {
+                limit: CHOICES,
+                cursor: String::new(),
+            }),
+        })
+        .await
+        .map_err(AppError::automations)?
+        .into_inner();
+    Ok(resp
+        .sequences
+        .into_iter()
+        .map(|s| {
+            let name = name_of(&definition(&s.definition));
+            (s.id, name)
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! - [`contacts`]: the contact list and the contact page;
 //! - [`templates`]: the template list and the editor with its live preview;
 //! - [`sequences`]: the sequence list and the step editor;
+//! - [`automations`]: the automation list with summaries, and the trigger/conditions/actions editor;
 //! - [`builder`], [`form`]: the condition builder and the editors' buttons, shared.
 //!
 //! Each page is an askama template struct (`templates/`), so a missing or mistyped value fails
@@ -17,6 +18,7 @@
 //! written into a page as markup.
 
 pub mod assets;
+pub mod automations;
 pub mod builder;
 pub mod contacts;
 pub mod form;
@@ -69,5 +71,15 @@ pub fn router() -> Router<AppState> {
             get(sequences::edit).post(sequences::update),
         )
         .route("/sequences/{id}/delete", post(sequences::delete))
+        .route("/automations", get(automations::list))
+        .route(
+            "/automations/new",
+            get(automations::new).post(automations::create),
+        )
+        .route(
+            "/automations/{id}",
+            get(automations::edit).post(automations::update),
+        )
+        .route("/automations/{id}/{action}", post(automations::switch))
         .route("/assets/{file}", get(assets::serve))
 }

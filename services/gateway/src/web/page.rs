@@ -19,6 +19,7 @@ pub const SECTIONS: &[(&str, &str, &str)] = &[
     ("contacts", "/contacts", "Contacts"),
     ("templates", "/templates", "Templates"),
     ("sequences", "/sequences", "Sequences"),
+    ("automations", "/automations", "Automations"),
     ("welcome", "/welcome", "Get started"),
 ];
 

@@ -18,7 +18,6 @@ use meisa_proto::{
         ListSequencesRequest, SequenceStats, UpdateSequenceRequest,
     },
     common::PageRequest,
-    mailer::ListTemplatesRequest,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,7 +25,7 @@ use serde_json::{Value, json};
 use super::{
     builder::{self, Conditions, FieldTypes},
     contacts::when,
-    form::{Op, apply, refusal},
+    form::{self, Op, apply, definition, name_of, refusal},
     page::{Frame, InFrame, PageError, PageResult},
     session::SignedIn,
 };
@@ -161,18 +160,6 @@ pub struct SequencesPage {
     rows: Vec<SequenceRow>,
 }
 
-fn definition(text: &str) -> Value {
-    // Automations wrote this text from a definition it had parsed; unreadable, it shows as empty.
-    serde_json::from_str(text).unwrap_or(Value::Null)
-}
-
-fn name_of(def: &Value) -> String {
-    def.get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string()
-}
-
 pub async fn list(State(state): State<AppState>, user: SignedIn) -> PageResult<Response> {
     let frame = Frame::new(&user, "sequences");
     let resp = state
@@ -263,25 +250,6 @@ impl EditorPage {
     }
 }
 
-async fn template_options(
-    state: &AppState,
-    workspace_id: &str,
-) -> Result<Vec<(String, String)>, AppError> {
-    let resp = state
-        .mailer()
-        .list_templates(ListTemplatesRequest {
-            workspace_id: workspace_id.into(),
-            page: Some(PageRequest {
-                limit: 500,
-                cursor: String::new(),
-            }),
-        })
-        .await
-        .map_err(AppError::mailer)?
-        .into_inner();
-    Ok(resp.templates.into_iter().map(|t| (t.id, t.name)).collect())
-}
-
 async fn editor(
     state: &AppState,
     user: &SignedIn,
@@ -293,7 +261,7 @@ async fn editor(
     let frame = Frame::new(user, "sequences");
     let (fields, templates) = tokio::join!(
         builder::workspace_fields(state, user.workspace()),
-        template_options(state, user.workspace())
+        form::template_choices(state, user.workspace())
     );
     Ok(EditorPage {
         fields: fields.in_frame(&frame)?,

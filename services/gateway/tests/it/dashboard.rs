@@ -1032,3 +1032,260 @@ async fn another_workspaces_sequence_is_not_found() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// An automation editor form: (key, value) pairs in the order a browser sends them.
+fn automation_form(csrf: &str, pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    std::iter::once(("csrf".to_string(), csrf.to_string()))
+        .chain(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+        )
+        .collect()
+}
+
+#[tokio::test]
+async fn the_design_examples_are_built_in_the_automation_editor_and_their_emails_arrive() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let tips = app
+        .create_template(
+            json!({"name": "Pro tips", "subject": "Tips for {{ first_name }}",
+            "html": "<p>Pro tips</p>", "from": "hello@acme.test"}),
+        )
+        .await;
+    let five = app
+        .create_template(
+            json!({"name": "Five posts", "subject": "Five posts, {{ first_name }}!",
+            "html": "<p>Well done</p>", "from": "hello@acme.test"}),
+        )
+        .await;
+    let seq: serde_json::Value = app
+        .post_json(
+            "/api/v1/sequences/",
+            &json!({"name": "Pro onboarding", "steps": [{"type": "email", "template_id": tips["id"]}]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seq_id = seq["id"].as_str().unwrap();
+    let editor = browser.get("/automations/new").await;
+    assert_eq!(editor.status, StatusCode::OK);
+    assert!(
+        editor.html.contains("Pro onboarding"),
+        "sequences to choose from"
+    );
+    let csrf = editor.csrf();
+
+    // "Add an action" and "Add a condition" re-render without saving.
+    let grown = browser
+        .post_pairs(
+            "/automations/new",
+            &automation_form(
+                &csrf,
+                &[
+                    ("name", "Upgrade to pro"),
+                    ("trigger_type", "contact_updated"),
+                    ("action_type", "add_tag"),
+                    ("action_tag", "pro"),
+                    ("action_sequence", ""),
+                    ("action_template", ""),
+                    ("op", "add:action"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(grown.status, StatusCode::OK);
+    assert!(grown.html.contains("id=\"action_type_1\""));
+
+    // Example 2: plan free → pro with posts_generated ≥ 5: tag pro, enroll.
+    let upgrade = [
+        ("name", "Upgrade to pro"),
+        ("trigger_type", "contact_updated"),
+        ("trigger_field", "plan"),
+        ("trigger_from", "free"),
+        ("trigger_to", "pro"),
+        ("trigger_tag", ""),
+        ("c_join", "all"),
+        ("c_field", "posts_generated"),
+        ("c_op", "gte"),
+        ("c_value", "5"),
+        ("action_type", "add_tag"),
+        ("action_tag", "pro"),
+        ("action_sequence", ""),
+        ("action_template", ""),
+        ("action_type", "enroll"),
+        ("action_tag", ""),
+        ("action_sequence", seq_id),
+        ("action_template", ""),
+        ("reentry", "once"),
+        ("reentry_amount", "30"),
+        ("reentry_unit", "d"),
+        ("enabled", "on"),
+        ("op", "save"),
+    ];
+    let saved = browser
+        .post_pairs("/automations/new", &automation_form(&csrf, &upgrade))
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let page = browser.get(saved.location.as_deref().unwrap()).await;
+    assert!(
+        page.html.contains(
+            "When plan changes from free to pro, and posts_generated is at least 5: tag pro, then enroll in Pro onboarding"
+        ),
+        "the plain-language summary: {}",
+        page.html
+    );
+    assert!(page.html.contains("Turn off"), "it is on");
+
+    // Example 3: posts_generated ≥ 5 becomes true → send an email.
+    let five_id = five["id"].as_str().unwrap();
+    let milestone = [
+        ("name", "Five posts"),
+        ("trigger_type", "condition_met"),
+        ("trigger_field", ""),
+        ("trigger_from", ""),
+        ("trigger_to", ""),
+        ("trigger_tag", ""),
+        ("c_join", "all"),
+        ("c_field", "posts_generated"),
+        ("c_op", "gte"),
+        ("c_value", "5"),
+        ("action_type", "send_email"),
+        ("action_tag", ""),
+        ("action_sequence", ""),
+        ("action_template", five_id),
+        ("reentry", "once"),
+        ("reentry_amount", ""),
+        ("reentry_unit", "d"),
+        ("enabled", "on"),
+        ("op", "save"),
+    ];
+    let saved = browser
+        .post_pairs("/automations/new", &automation_form(&csrf, &milestone))
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let list = browser.get("/automations").await;
+    assert!(
+        list.html
+            .contains("When posts_generated is at least 5 becomes true: send Five posts"),
+        "{}",
+        list.html
+    );
+
+    app.upsert_ok(
+        json!({"email": "jane@example.com", "external_id": "u1", "first_name": "Jane",
+        "custom_fields": {"plan": "free", "posts_generated": 7}}),
+    )
+    .await;
+    app.upsert_ok(json!({"email": "jane@example.com", "external_id": "u1",
+        "custom_fields": {"plan": "pro", "posts_generated": 7}}))
+        .await;
+    let mails = app.mails(2).await;
+    let subjects: Vec<String> = mails
+        .iter()
+        .map(|m| m.header("Subject").unwrap_or_default())
+        .collect();
+    assert!(
+        subjects.iter().any(|s| s == "Five posts, Jane!"),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.iter().any(|s| s == "Tips for Jane"),
+        "{subjects:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_automation_editor_puts_refusals_at_their_input_and_switches_on_and_off() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let csrf = browser.get("/automations/new").await.csrf();
+    // A number field compared with a date: automations refuses, the error at that row.
+    app.upsert_ok(
+        json!({"email": "a@example.com", "external_id": "a", "custom_fields": {"posts": 1}}),
+    )
+    .await;
+    let form = [
+        ("name", "Bad"),
+        ("trigger_type", "contact_created"),
+        ("trigger_field", ""),
+        ("trigger_from", ""),
+        ("trigger_to", ""),
+        ("trigger_tag", ""),
+        ("c_join", "all"),
+        ("c_field", "posts"),
+        ("c_op", "before"),
+        ("c_value", "2026-01-01"),
+        ("action_type", "add_tag"),
+        ("action_tag", "x"),
+        ("action_sequence", ""),
+        ("action_template", ""),
+        ("reentry", "once"),
+        ("reentry_amount", ""),
+        ("reentry_unit", "d"),
+        ("op", "save"),
+    ];
+    let refused = browser
+        .post_pairs("/automations/new", &automation_form(&csrf, &form))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.html
+    );
+    assert!(
+        refused.html.contains("id=\"c_error_0\""),
+        "{}",
+        refused.html
+    );
+    assert!(
+        browser
+            .get("/automations")
+            .await
+            .html
+            .contains("No automations yet")
+    );
+
+    let mut good = form.to_vec();
+    good[8] = ("c_op", "gte");
+    good[9] = ("c_value", "1");
+    let saved = browser
+        .post_pairs("/automations/new", &automation_form(&csrf, &good))
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let path = saved
+        .location
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        browser.get(&path).await.html.contains("Turn on"),
+        "saved off: a draft"
+    );
+    let on = browser
+        .post(&format!("{path}/enable"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(on.location.as_deref(), Some(path.as_str()));
+    assert!(browser.get(&path).await.html.contains("Turn off"));
+    let forged = browser
+        .post(&format!("{path}/disable"), &[("csrf", "x")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(
+        browser.get(&path).await.html.contains("Turn off"),
+        "still on"
+    );
+    browser
+        .post(&format!("{path}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(browser.get(&path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        browser.get("/automations/aut_%00").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
