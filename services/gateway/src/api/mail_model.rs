@@ -450,7 +450,7 @@ pub fn render_error(e: pb::RenderError) -> ApiError {
 
 // ------------------------------------------------------------------------------------ messages
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct MessageSourceView {
     /// The automation that sent it; null when none.
     pub automation_id: Option<String>,
@@ -461,7 +461,7 @@ pub struct MessageSourceView {
     pub test: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct MessageView {
     #[schema(example = "msg_0192f3a4b5c6d7e8f9a0b1c2d3e4f5a6")]
     pub id: String,

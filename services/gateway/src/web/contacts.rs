@@ -25,6 +25,7 @@ use meisa_proto::{
 use meisa_runtime::errors::ErrorCode;
 use serde::Deserialize;
 
+use super::messages::MessageRow;
 use super::page::{Frame, InFrame, PageError, PageResult};
 use super::session::SignedIn;
 use crate::{
@@ -172,14 +173,6 @@ pub struct ChangeRow {
     pub what: String,
     pub by: String,
     pub lines: Vec<(String, String, String)>,
-}
-
-pub struct MessageRow {
-    pub subject: String,
-    pub status: String,
-    pub reason: String,
-    pub when: String,
-    pub source: String,
 }
 
 pub struct EnrollmentRow {
@@ -384,36 +377,19 @@ pub async fn show(
         .map_err(AppError::from)
         .in_frame(&frame)?;
 
+    let names: BTreeMap<String, String> = sequences.unwrap_or_default().into_iter().collect();
     let messages = messages
         .map_err(AppError::mailer)
         .and_then(|r| {
             r.into_inner()
                 .messages
                 .into_iter()
-                .map(|m| {
-                    let m = MessageView::try_from(m)?;
-                    Ok(MessageRow {
-                        subject: m.subject.unwrap_or_else(|| "(not rendered)".into()),
-                        status: m.status,
-                        reason: m.reason.unwrap_or_default(),
-                        when: when(m.created_at),
-                        source: if m.source.test {
-                            "test send".into()
-                        } else if m.source.sequence_id.is_some() {
-                            format!("sequence step {}", m.source.step.map_or(0, |s| s + 1))
-                        } else if m.source.automation_id.is_some() {
-                            "automation".into()
-                        } else {
-                            String::new()
-                        },
-                    })
-                })
+                .map(|m| MessageView::try_from(m).map(|m| MessageRow::new(m, &names)))
                 .collect::<Result<Vec<_>, BadAnswer>>()
                 .map_err(AppError::from)
         })
         .map_err(unavailable);
 
-    let names: BTreeMap<String, String> = sequences.unwrap_or_default().into_iter().collect();
     let enrollments = enrollments
         .map_err(AppError::automations)
         .and_then(|r| {

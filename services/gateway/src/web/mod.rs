@@ -10,6 +10,7 @@
 //! - [`contacts`]: the contact list and the contact page;
 //! - [`templates`]: the template list and the editor with its live preview;
 //! - [`sequences`]: the sequence list and the step editor;
+//! - [`messages`]: what was sent, to whom, why, and each email as rendered;
 //! - [`automations`]: the automation list with summaries, and the trigger/conditions/actions editor;
 //! - [`builder`], [`form`]: the condition builder and the editors' buttons, shared.
 //!
@@ -23,6 +24,7 @@ pub mod builder;
 pub mod contacts;
 pub mod form;
 pub mod home;
+pub mod messages;
 pub mod page;
 pub mod sequences;
 pub mod session;
@@ -81,5 +83,7 @@ pub fn router() -> Router<AppState> {
             get(automations::edit).post(automations::update),
         )
         .route("/automations/{id}/{action}", post(automations::switch))
+        .route("/messages", get(messages::list))
+        .route("/messages/{id}", get(messages::show))
         .route("/assets/{file}", get(assets::serve))
 }

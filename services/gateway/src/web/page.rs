@@ -20,6 +20,7 @@ pub const SECTIONS: &[(&str, &str, &str)] = &[
     ("templates", "/templates", "Templates"),
     ("sequences", "/sequences", "Sequences"),
     ("automations", "/automations", "Automations"),
+    ("messages", "/messages", "Messages"),
     ("welcome", "/welcome", "Get started"),
 ];
 

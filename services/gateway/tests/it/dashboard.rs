@@ -1289,3 +1289,83 @@ async fn the_automation_editor_puts_refusals_at_their_input_and_switches_on_and_
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn messages_say_what_was_sent_skipped_and_why_with_the_rendered_email() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let tpl = app
+        .create_template(json!({"name": "Plan", "subject": "Your plan: {{ plan }}",
+            "html": "<p>You are on <b>{{ plan }}</b></p>", "from": "hello@acme.test"}))
+        .await;
+    let resp = app
+        .post_json(
+            "/api/v1/automations/",
+            &json!({"name": "Say the plan", "enabled": true, "trigger": {"type": "contact_created"},
+                "actions": [{"type": "send_email", "template_id": tpl["id"]}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    app.upsert_ok(
+        json!({"email": "pro@example.com", "external_id": "p", "custom_fields": {"plan": "pro"}}),
+    )
+    .await;
+    app.upsert_ok(json!({"email": "none@example.com", "external_id": "n"}))
+        .await;
+    app.mails(1).await;
+    let list = meisa_testkit::eventually(
+        std::time::Duration::from_secs(20),
+        "both messages to be listed",
+        || async {
+            let page = browser.get("/messages").await;
+            (page.html.contains("badge sent") && page.html.contains("badge skipped"))
+                .then_some(page)
+        },
+    )
+    .await;
+    assert!(list.html.contains("Your plan: pro"));
+    assert!(
+        list.html.contains("plan"),
+        "the skip names the missing variable"
+    );
+    let skipped = browser.get("/messages?status=skipped").await;
+    assert!(skipped.html.contains("none@example.com"));
+    assert!(
+        !skipped.html.contains("pro@example.com"),
+        "the filter holds"
+    );
+
+    let mut detail = None;
+    // The sent one's page shows the email, escaped into the sandboxed frame.
+    for id in list
+        .html
+        .split("href=\"/messages/")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+    {
+        let page = browser.get(&format!("/messages/{id}")).await;
+        if page.html.contains("badge sent") {
+            detail = Some(page);
+        }
+    }
+    let detail = detail.expect("the sent message's page");
+    assert!(detail.html.contains("sandbox=\"\""));
+    assert!(
+        detail.html.contains("srcdoc=\"&#60;p&#62;You are on")
+            || detail.html.contains("srcdoc=\"&lt;p&gt;You are on"),
+        "{}",
+        detail.html
+    );
+    assert!(detail.html.contains("automation"), "who sent it");
+    assert_eq!(
+        browser.get("/messages/msg_%00").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        browser
+            .get("/messages/msg_0192f3a4b5c6d7e8f9a0b1c2d3e4f5a6")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
