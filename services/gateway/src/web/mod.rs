@@ -8,6 +8,7 @@
 //! - [`sign_in`]: sign in and out, and accepting an invitation;
 //! - [`home`]: the first-run page of a new workspace;
 //! - [`contacts`]: the contact list and the contact page;
+//! - [`fields`]: the field registry, and the fields used before any contact sent them;
 //! - [`templates`]: the template list and the editor with its live preview;
 //! - [`sequences`]: the sequence list and the step editor;
 //! - [`messages`]: what was sent, to whom, why, and each email as rendered;
@@ -22,6 +23,7 @@ pub mod assets;
 pub mod automations;
 pub mod builder;
 pub mod contacts;
+pub mod fields;
 pub mod form;
 pub mod home;
 pub mod messages;
@@ -85,5 +87,6 @@ pub fn router() -> Router<AppState> {
         .route("/automations/{id}/{action}", post(automations::switch))
         .route("/messages", get(messages::list))
         .route("/messages/{id}", get(messages::show))
+        .route("/fields", get(fields::list))
         .route("/assets/{file}", get(assets::serve))
 }

@@ -17,6 +17,7 @@ use crate::error::{AppError, RETRY_AFTER_SECS};
 /// The dashboard's sections, in the order the navigation shows them: (key, path, label).
 pub const SECTIONS: &[(&str, &str, &str)] = &[
     ("contacts", "/contacts", "Contacts"),
+    ("fields", "/fields", "Fields"),
     ("templates", "/templates", "Templates"),
     ("sequences", "/sequences", "Sequences"),
     ("automations", "/automations", "Automations"),

@@ -1369,3 +1369,44 @@ async fn messages_say_what_was_sent_skipped_and_why_with_the_rendered_email() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn fields_show_their_type_and_count_and_the_ones_automations_await() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    app.upsert_ok(json!({"email": "a@example.com", "external_id": "a", "custom_fields": {"plan": "pro", "posts": 3}}))
+        .await;
+    app.upsert_ok(
+        json!({"email": "b@example.com", "external_id": "b", "custom_fields": {"plan": "free"}}),
+    )
+    .await;
+    let resp = app
+        .post_json(
+            "/api/v1/automations/",
+            &json!({"name": "Onboarded", "trigger": {"type": "condition_met"},
+                "conditions": {"all": [{"field": "onboarding_completed", "op": "eq", "value": true}]},
+                "actions": [{"type": "add_tag", "tag": "done"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let page = browser.get("/fields").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let plan = page
+        .html
+        .find("<code>plan</code></td><td>string</td>")
+        .expect("plan, a string");
+    assert!(
+        page.html[plan..].contains("<td>2</td>"),
+        "two contacts have plan"
+    );
+    assert!(page.html.contains("<code>posts</code></td><td>number</td>"));
+    let awaited = page
+        .html
+        .find("Waiting for data")
+        .expect("the awaited section");
+    assert!(page.html[awaited..].contains("onboarding_completed"));
+    assert!(
+        page.html[awaited..].contains("Onboarded"),
+        "names what uses it"
+    );
+}
