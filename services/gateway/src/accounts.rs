@@ -136,6 +136,24 @@ pub async fn accept_invite(
     }
 }
 
+/// Invites `email` to the workspace: the link's token, in clear this once (only its hash is
+/// kept). An address that already has an account is refused: one account per address.
+pub async fn invite(
+    pool: &PgPool,
+    workspace_id: &str,
+    email: &str,
+    invited_by: &str,
+) -> Result<String, AccountError> {
+    let email = EmailAddress::parse(email)?;
+    if accounts::credentials(pool, &email).await?.is_some() {
+        return Err(AccountError::EmailTaken(email.to_string()));
+    }
+    let (token, hash) = token();
+    let expires_at = Utc::now() + chrono::Duration::from_std(INVITE_LIFETIME).unwrap_or_default();
+    accounts::create_invite(pool, workspace_id, &email, invited_by, &hash, expires_at).await?;
+    Ok(token)
+}
+
 /// A random token for a cookie or a link, and the hash that is stored of it.
 pub fn token() -> (String, KeyHash) {
     let mut bytes = [0u8; 32];

@@ -57,19 +57,37 @@ pub struct KeyInfo {
     pub key_prefix: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The dashboard user who made it; none for keys made by `gateway admin`.
+    pub created_by: Option<String>,
+    /// To the minute: the lookup records a use at most once a minute.
+    pub last_used_at: Option<DateTime<Utc>>,
 }
+
+const KEY_COLUMNS: &str =
+    "id, workspace_id, key_prefix, created_at, revoked_at, created_by, last_used_at";
 
 /// Creates a key for `workspace_id` and returns it in full; this is the only time it exists in
 /// clear.
 pub async fn create(db: impl PgExecutor<'_>, workspace_id: &str) -> Result<String, StoreError> {
+    create_by(db, workspace_id, None).await
+}
+
+/// As [`create`], recording who made the key.
+pub async fn create_by(
+    db: impl PgExecutor<'_>,
+    workspace_id: &str,
+    created_by: Option<&str>,
+) -> Result<String, StoreError> {
     let key = generate();
     sqlx::query(
-        "INSERT INTO api_keys (id, workspace_id, key_prefix, key_hash) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO api_keys (id, workspace_id, key_prefix, key_hash, created_by) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id::new("key"))
     .bind(workspace_id)
     .bind(display_prefix(&key))
     .bind(&hash(&key)[..])
+    .bind(created_by)
     .execute(db)
     .await?;
     Ok(key)
@@ -77,19 +95,26 @@ pub async fn create(db: impl PgExecutor<'_>, workspace_id: &str) -> Result<Strin
 
 /// The workspace an active key acts for.
 pub async fn workspace_for(pool: &PgPool, hash: &KeyHash) -> Result<Option<String>, StoreError> {
-    let row =
-        sqlx::query("SELECT workspace_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-            .bind(&hash[..])
-            .fetch_optional(pool)
-            .await?;
+    // The same statement records the use when the last one is over a minute old: one round trip,
+    // and at most one write a minute per key however busy it is.
+    let row = sqlx::query(
+        "WITH k AS (SELECT id, workspace_id, last_used_at FROM api_keys \
+                    WHERE key_hash = $1 AND revoked_at IS NULL), \
+              touch AS (UPDATE api_keys SET last_used_at = now() \
+                    WHERE id IN (SELECT id FROM k WHERE last_used_at IS NULL \
+                                 OR last_used_at < now() - interval '1 minute')) \
+         SELECT workspace_id FROM k",
+    )
+    .bind(&hash[..])
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(|r| r.get("workspace_id")))
 }
 
 pub async fn list(pool: &PgPool, workspace_id: &str) -> Result<Vec<KeyInfo>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, workspace_id, key_prefix, created_at, revoked_at FROM api_keys
-         WHERE workspace_id = $1 ORDER BY created_at, id",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace_id = $1 ORDER BY created_at, id"
+    ))
     .bind(workspace_id)
     .fetch_all(pool)
     .await?;
@@ -101,10 +126,10 @@ pub async fn find_active_by_prefix(
     pool: &PgPool,
     prefix: &str,
 ) -> Result<Vec<KeyInfo>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, workspace_id, key_prefix, created_at, revoked_at FROM api_keys
-         WHERE key_prefix = $1 AND revoked_at IS NULL ORDER BY created_at, id",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys \
+             WHERE key_prefix = $1 AND revoked_at IS NULL ORDER BY created_at, id"
+    ))
     .bind(prefix)
     .fetch_all(pool)
     .await?;
@@ -115,10 +140,9 @@ pub async fn find_active_by_hash(
     pool: &PgPool,
     hash: &KeyHash,
 ) -> Result<Option<KeyInfo>, StoreError> {
-    let row = sqlx::query(
-        "SELECT id, workspace_id, key_prefix, created_at, revoked_at FROM api_keys
-         WHERE key_hash = $1 AND revoked_at IS NULL",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+    ))
     .bind(&hash[..])
     .fetch_optional(pool)
     .await?;
@@ -126,11 +150,30 @@ pub async fn find_active_by_hash(
 }
 
 pub async fn revoke(pool: &PgPool, key_id: &str) -> Result<Option<KeyInfo>, StoreError> {
-    let row = sqlx::query(
-        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
-         RETURNING id, workspace_id, key_prefix, created_at, revoked_at",
-    )
+    revoke_where(pool, None, key_id).await
+}
+
+/// Revokes a key of `workspace_id` only: another workspace's key id revokes nothing.
+pub async fn revoke_in(
+    pool: &PgPool,
+    workspace_id: &str,
+    key_id: &str,
+) -> Result<Option<KeyInfo>, StoreError> {
+    revoke_where(pool, Some(workspace_id), key_id).await
+}
+
+async fn revoke_where(
+    pool: &PgPool,
+    workspace_id: Option<&str>,
+    key_id: &str,
+) -> Result<Option<KeyInfo>, StoreError> {
+    let row = sqlx::query(&format!(
+        "UPDATE api_keys SET revoked_at = now() \
+         WHERE id = $1 AND revoked_at IS NULL AND ($2::text IS NULL OR workspace_id = $2) \
+         RETURNING {KEY_COLUMNS}"
+    ))
     .bind(key_id)
+    .bind(workspace_id)
     .fetch_optional(pool)
     .await?;
     Ok(row.as_ref().map(key_info))
@@ -143,6 +186,8 @@ fn key_info(r: &sqlx::postgres::PgRow) -> KeyInfo {
         key_prefix: r.get("key_prefix"),
         created_at: r.get("created_at"),
         revoked_at: r.get("revoked_at"),
+        created_by: r.get("created_by"),
+        last_used_at: r.get("last_used_at"),
     }
 }
 

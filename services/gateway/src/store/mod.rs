@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod keys;
 pub mod sessions;
+pub mod settings;
 pub mod sign_in_failures;
 pub mod workspaces;
 

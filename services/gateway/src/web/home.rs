@@ -29,14 +29,19 @@ pub struct WelcomePage {
 }
 
 impl WelcomePage {
-    /// The upsert a backend sends, with this page's key (or a placeholder until one is made).
     fn snippet(&self) -> String {
-        let key = self.api_key.as_deref().unwrap_or("YOUR_API_KEY");
-        format!(
-            "curl -X POST {}/api/v1/contacts/upsert/ \\\n  -H 'Authorization: Bearer {key}' \\\n  -H 'Content-Type: application/json' \\\n  -d '{{\"email\": \"jane@example.com\", \"external_id\": \"user_1\", \"first_name\": \"Jane\", \"custom_fields\": {{\"plan\": \"free\"}}}}'",
-            self.gateway_url.trim_end_matches('/')
-        )
+        upsert_snippet(&self.gateway_url, self.api_key.as_deref())
     }
+}
+
+/// The upsert a backend sends, with `key` (or a placeholder until one is made): what the
+/// first-run page and a new key on the settings page show.
+pub fn upsert_snippet(gateway_url: &str, key: Option<&str>) -> String {
+    let key = key.unwrap_or("YOUR_API_KEY");
+    format!(
+        "curl -X POST {}/api/v1/contacts/upsert/ \\\n  -H 'Authorization: Bearer {key}' \\\n  -H 'Content-Type: application/json' \\\n  -d '{{\"email\": \"jane@example.com\", \"external_id\": \"user_1\", \"first_name\": \"Jane\", \"custom_fields\": {{\"plan\": \"free\"}}}}'",
+        gateway_url.trim_end_matches('/')
+    )
 }
 
 #[derive(Serialize)]
@@ -111,7 +116,7 @@ pub async fn create_key(
 ) -> PageResult<Response> {
     let frame = Frame::new(&user, "welcome");
     user.check_csrf(&form.csrf).in_frame(&frame)?;
-    let key = keys::create(&state.pool, user.workspace())
+    let key = keys::create_by(&state.pool, user.workspace(), Some(&user.user.email))
         .await
         .in_frame(&frame)?;
     tracing::info!(user = %user.user.id, "API key created from the dashboard");

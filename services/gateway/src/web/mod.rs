@@ -13,6 +13,7 @@
 //! - [`sequences`]: the sequence list and the step editor;
 //! - [`messages`]: what was sent, to whom, why, and each email as rendered;
 //! - [`automations`]: the automation list with summaries, and the trigger/conditions/actions editor;
+//! - [`settings`]: API keys, teammates, sender defaults, the suppression list;
 //! - [`builder`], [`form`]: the condition builder and the editors' buttons, shared.
 //!
 //! Each page is an askama template struct (`templates/`), so a missing or mistyped value fails
@@ -30,6 +31,7 @@ pub mod messages;
 pub mod page;
 pub mod sequences;
 pub mod session;
+pub mod settings;
 pub mod sign_in;
 pub mod templates;
 
@@ -88,5 +90,19 @@ pub fn router() -> Router<AppState> {
         .route("/messages", get(messages::list))
         .route("/messages/{id}", get(messages::show))
         .route("/fields", get(fields::list))
+        .route("/settings", get(settings::show))
+        .route("/settings/keys", post(settings::create_key))
+        .route("/settings/keys/{id}/revoke", post(settings::revoke_key))
+        .route("/settings/team", post(settings::invite))
+        .route(
+            "/settings/team/{id}/remove",
+            post(settings::remove_teammate),
+        )
+        .route("/settings/sender", post(settings::save_sender))
+        .route("/settings/suppressions", post(settings::add_suppression))
+        .route(
+            "/settings/suppressions/remove",
+            post(settings::remove_suppression),
+        )
         .route("/assets/{file}", get(assets::serve))
 }

@@ -22,6 +22,7 @@ pub const SECTIONS: &[(&str, &str, &str)] = &[
     ("sequences", "/sequences", "Sequences"),
     ("automations", "/automations", "Automations"),
     ("messages", "/messages", "Messages"),
+    ("settings", "/settings", "Settings"),
     ("welcome", "/welcome", "Get started"),
 ];
 

@@ -169,18 +169,24 @@ impl EditorPage {
     }
 }
 
-pub async fn new(user: SignedIn) -> Response {
-    EditorPage {
-        frame: Frame::new(&user, "templates"),
+pub async fn new(State(state): State<AppState>, user: SignedIn) -> PageResult<Response> {
+    let frame = Frame::new(&user, "templates");
+    let sender = crate::store::settings::sender_defaults(&state.pool, user.workspace())
+        .await
+        .in_frame(&frame)?;
+    Ok(EditorPage {
+        frame,
         id: None,
         form: TemplateForm {
+            from: sender.from,
+            reply_to: sender.reply_to,
             html: "<p>Hi {{ first_name | default: \"there\" }},</p>\n<p></p>".into(),
             ..TemplateForm::default()
         },
         error: None,
         saved: false,
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]

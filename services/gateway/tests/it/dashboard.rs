@@ -1410,3 +1410,263 @@ async fn fields_show_their_type_and_count_and_the_ones_automations_await() {
         "names what uses it"
     );
 }
+
+#[tokio::test]
+async fn api_keys_are_made_listed_and_revoked_in_settings_within_the_workspace() {
+    let app = spawn_app().await;
+    let (browser, email) = Browser::signed_in(&app).await;
+    let settings = browser.get("/settings").await;
+    assert_eq!(settings.status, StatusCode::OK);
+    assert!(
+        settings.html.contains("an operator"),
+        "the workspace's first key, made by admin"
+    );
+    let csrf = settings.csrf();
+    assert_eq!(
+        browser
+            .post("/settings/keys", &[("csrf", "x")])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    let made = browser.post("/settings/keys", &[("csrf", &csrf)]).await;
+    assert_eq!(made.status, StatusCode::OK);
+    let start = made.html.find("Bearer meisa_sk_").unwrap() + 7;
+    let key = made.html[start..start + 49].to_string();
+    assert!(made.html.contains("shown only this once"));
+    let upsert = |key: String| {
+        let app = &app;
+        async move {
+            app.post_json_as(
+                "/api/v1/contacts/upsert/",
+                &json!({"email": "k@example.com", "external_id": "k"}),
+                &key,
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(upsert(key.clone()).await, StatusCode::OK);
+    let listed = browser.get("/settings").await;
+    assert!(!listed.html.contains(&key), "never shown again");
+    assert!(listed.html.contains(&email), "who made it");
+    let info = keys::list(&app.gateway_pool, &app.workspace_id)
+        .await
+        .unwrap();
+    let mine = info
+        .iter()
+        .find(|k| k.created_by.as_deref() == Some(email.as_str()))
+        .unwrap();
+    assert!(mine.last_used_at.is_some(), "the use was recorded");
+
+    // Another workspace's key cannot be revoked from here.
+    let other = meisa_gateway::admin::create_workspace(&app.gateway_pool, "Other")
+        .await
+        .unwrap();
+    let theirs = &keys::list(&app.gateway_pool, &other.workspace_id)
+        .await
+        .unwrap()[0];
+    let page = browser
+        .post(
+            &format!("/settings/keys/{}/revoke", theirs.key_id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        upsert(other.api_key.clone()).await,
+        StatusCode::OK,
+        "still works"
+    );
+
+    let page = browser
+        .post(
+            &format!("/settings/keys/{}/revoke", mine.key_id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/settings"));
+    assert_eq!(upsert(key).await, StatusCode::UNAUTHORIZED, "revoked");
+    assert!(browser.get("/settings").await.html.contains("Revoked"));
+}
+
+#[tokio::test]
+async fn teammates_are_invited_with_a_link_and_removed() {
+    let app = spawn_app().await;
+    let (browser, email) = Browser::signed_in(&app).await;
+    let csrf = browser.get("/settings").await.csrf();
+    let taken = browser
+        .post("/settings/team", &[("csrf", &csrf), ("email", &email)])
+        .await;
+    assert_eq!(taken.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(taken.html.contains("id=\"invite-error\""), "{}", taken.html);
+    let bad = browser
+        .post(
+            "/settings/team",
+            &[("csrf", &csrf), ("email", "not an address")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.html.contains("id=\"invite-error\""));
+
+    let invited = browser
+        .post(
+            "/settings/team",
+            &[("csrf", &csrf), ("email", "Sam@Example.com")],
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::OK);
+    let start = invited.html.find("/invite/").unwrap();
+    let end = invited.html[start..].find('"').unwrap() + start;
+    let link = invited.html[start..end].to_string();
+    assert!(
+        browser
+            .get("/settings")
+            .await
+            .html
+            .contains("sam@example.com"),
+        "listed as invited"
+    );
+
+    let sam = Browser::new(&app);
+    let form = sam.get(&link).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let done = sam
+        .post(&link, &[("password", PASSWORD), ("csrf", &form.csrf())])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    assert_eq!(sam.get("/contacts").await.status, StatusCode::OK);
+
+    // Oneself: refused. Sam: removed, and signed out at once.
+    let me = users::list(&app.gateway_pool, &app.workspace_id)
+        .await
+        .unwrap();
+    let my_id = &me.iter().find(|u| u.email == email).unwrap().id;
+    let sam_id = &me.iter().find(|u| u.email == "sam@example.com").unwrap().id;
+    let refused = browser
+        .post(
+            &format!("/settings/team/{my_id}/remove"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let forged = browser
+        .post(&format!("/settings/team/{sam_id}/remove"), &[("csrf", "x")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let removed = browser
+        .post(
+            &format!("/settings/team/{sam_id}/remove"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(removed.location.as_deref(), Some("/settings"));
+    assert_eq!(
+        sam.get("/contacts").await.status,
+        StatusCode::SEE_OTHER,
+        "signed out"
+    );
+
+    // Another workspace's user cannot be removed from here.
+    let other = meisa_gateway::admin::create_workspace(&app.gateway_pool, "Other")
+        .await
+        .unwrap();
+    let stranger = meisa_gateway::admin::create_user(
+        &app.gateway_pool,
+        &other.workspace_id,
+        "x@other.example",
+        Some(PASSWORD),
+    )
+    .await
+    .unwrap();
+    let page = browser
+        .post(
+            &format!("/settings/team/{}/remove", stranger.user_id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        Browser::new(&app)
+            .sign_in("x@other.example", PASSWORD)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn sender_defaults_start_new_templates_and_addresses_are_suppressed_and_allowed() {
+    let app = spawn_app().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let csrf = browser.get("/settings").await.csrf();
+    let saved = browser
+        .post(
+            "/settings/sender",
+            &[
+                ("csrf", &csrf),
+                ("from", "Acme <hello@acme.test>"),
+                ("reply_to", "help@acme.test"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.location.as_deref(), Some("/settings"));
+    let editor = browser.get("/templates/new").await;
+    assert!(
+        editor
+            .html
+            .contains("value=\"Acme &#60;hello@acme.test&#62;\"")
+            || editor
+                .html
+                .contains("value=\"Acme &lt;hello@acme.test&gt;\""),
+        "{}",
+        editor.html
+    );
+    assert!(editor.html.contains("value=\"help@acme.test\""));
+
+    let bad = browser
+        .post(
+            "/settings/suppressions",
+            &[("csrf", &csrf), ("email", "nope")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.html.contains("id=\"suppression-error\""),
+        "{}",
+        bad.html
+    );
+    let added = browser
+        .post(
+            "/settings/suppressions",
+            &[
+                ("csrf", &csrf),
+                ("email", "Gone@Example.com"),
+                ("detail", "asked us"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        added.location.as_deref(),
+        Some("/settings"),
+        "{}",
+        added.html
+    );
+    let page = browser.get("/settings").await;
+    assert!(page.html.contains("gone@example.com") && page.html.contains("asked us"));
+    let allowed = browser
+        .post(
+            "/settings/suppressions/remove",
+            &[("csrf", &csrf), ("email", "gone@example.com")],
+        )
+        .await;
+    assert_eq!(allowed.location.as_deref(), Some("/settings"));
+    assert!(
+        !browser
+            .get("/settings")
+            .await
+            .html
+            .contains("gone@example.com")
+    );
+}
