@@ -15,8 +15,9 @@ help: ## Show the targets
 dev: ## Run everything locally: Postgres, Redis, all services, a workspace; prints what to do next
 	@bash scripts/dev.sh
 
-test: ## The whole test suite against real Postgres and Redis (started if not running)
+test: ## The whole test suite against real Postgres and Redis (started if not running), and Chromium for the dashboard
 	@bash scripts/ensure-deps.sh
+	@bash scripts/ensure-browser.sh
 	cargo test --workspace --no-fail-fast
 
 bench: ## The benchmarks of DESIGN §9, printing a table
