@@ -130,10 +130,11 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
-// Trigger and action rows: show only the inputs the chosen kind uses (data-for lists the kinds).
-// Without this every input shows, and the server ignores the ones that do not apply.
+// Trigger, action and re-entry rows (data-switch): show only the inputs the row's first choice
+// uses (data-for lists the kinds). Without this every input shows, and the server ignores the
+// ones that do not apply.
 document.addEventListener("DOMContentLoaded", () => {
-  for (const row of document.querySelectorAll("[data-trigger], [data-action]")) {
+  for (const row of document.querySelectorAll("[data-switch]")) {
     const kind = row.querySelector("select");
     const fit = () => {
       for (const part of row.querySelectorAll("[data-for]")) {

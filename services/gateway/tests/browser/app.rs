@@ -193,14 +193,15 @@ impl App {
                 StatusCode::CREATED,
             )
             .await;
-        self.post(
-            "/api/v1/automations/",
-            json!({"name": "Enroll new", "enabled": true,
+        let automation = self
+            .post(
+                "/api/v1/automations/",
+                json!({"name": "Enroll new", "enabled": true,
                 "trigger": {"type": "contact_created"},
                 "actions": [{"type": "enroll", "sequence_id": sequence["id"]}]}),
-            StatusCode::CREATED,
-        )
-        .await;
+                StatusCode::CREATED,
+            )
+            .await;
         let jane = json!({"email": "jane@example.com", "external_id": "usr_12345",
             "first_name": "Jane", "last_name": "Doe", "subscribed": true,
             "custom_fields": {"plan": "free", "posts_generated": 0}});
@@ -227,7 +228,23 @@ impl App {
         .await;
         // The contact page shows the email the sequence sent: wait until it went out.
         self.smtp.wait_for(1, Duration::from_secs(30)).await;
-        Seeded { contact, template }
+        let messages = self
+            .http
+            .get(format!("{}/api/v1/messages/", self.base))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .expect("list messages")
+            .json::<Value>()
+            .await
+            .expect("a JSON body");
+        Seeded {
+            contact,
+            template,
+            sequence: id_of(&sequence),
+            automation: id_of(&automation),
+            message: id_of(&messages["messages"][0]),
+        }
     }
 }
 
@@ -235,6 +252,9 @@ impl App {
 pub struct Seeded {
     pub contact: String,
     pub template: String,
+    pub sequence: String,
+    pub automation: String,
+    pub message: String,
 }
 
 fn id_of(body: &Value) -> String {

@@ -25,7 +25,8 @@ use chrome::{Chrome, PATIENCE};
 use fantoccini::Locator;
 
 /// Every page of the dashboard: `pages.rs` runs axe on each and takes its screenshots. A new page
-/// is one line here; a path may name what [`App::seed`] created (`{contact}`, `{template}`).
+/// is one line here; a path may name what [`App::seed`] created (`{contact}`, `{template}`, `{sequence}`,
+/// `{automation}`, `{message}`).
 pub const PAGES: &[Page] = &[
     Page::signed_out("sign-in", "/login"),
     Page::signed_in("welcome", "/welcome"),
@@ -35,6 +36,16 @@ pub const PAGES: &[Page] = &[
     // The editors are checked once their live preview has rendered.
     Page::signed_in("template-new", "/templates/new").when("#preview-frame[srcdoc]"),
     Page::signed_in("template", "/templates/{template}").when("#preview-frame[srcdoc]"),
+    Page::signed_in("fields", "/fields"),
+    Page::signed_in("sequences", "/sequences"),
+    Page::signed_in("sequence-new", "/sequences/new"),
+    Page::signed_in("sequence", "/sequences/{sequence}"),
+    Page::signed_in("automations", "/automations"),
+    Page::signed_in("automation-new", "/automations/new"),
+    Page::signed_in("automation", "/automations/{automation}"),
+    Page::signed_in("messages", "/messages"),
+    Page::signed_in("message", "/messages/{message}"),
+    Page::signed_in("settings", "/settings"),
 ];
 
 pub struct Page {
@@ -76,6 +87,9 @@ impl Page {
         self.path
             .replace("{contact}", &seeded.contact)
             .replace("{template}", &seeded.template)
+            .replace("{sequence}", &seeded.sequence)
+            .replace("{automation}", &seeded.automation)
+            .replace("{message}", &seeded.message)
     }
 }
 
