@@ -13,7 +13,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use meisa_proto::{
-    automations::ListEnrollmentsRequest,
+    automations::{ListContactActivityRequest, ListEnrollmentsRequest},
     common::{self, PageRequest},
     contacts::{
         GetContactRequest, ListChangesRequest, ListContactsRequest, ListFieldsRequest,
@@ -169,6 +169,7 @@ pub struct FieldRow {
 }
 
 pub struct ChangeRow {
+    pub event_id: String,
     pub when: String,
     pub what: String,
     pub by: String,
@@ -198,6 +199,7 @@ pub struct ContactPage {
     /// section says so and the rest of the page still shows.
     messages: Section<MessageRow>,
     enrollments: Section<EnrollmentRow>,
+    why: Section<super::why::WhyRow>,
 }
 
 pub type Section<T> = Result<Vec<T>, String>;
@@ -262,13 +264,14 @@ pub async fn show(
     let contact = ContactView::try_from(contact).in_frame(&frame)?;
 
     // The calls borrow their clients, so the clients live here, for the joined calls to share.
-    let (mut contacts, mut mailer, mut automations, mut contacts2) = (
+    let (mut contacts, mut mailer, mut automations, mut contacts2, mut automations2) = (
         state.contacts(),
         state.mailer(),
         state.automations(),
         state.contacts(),
+        state.automations(),
     );
-    let (fields, changes, messages, enrollments, sequences) = tokio::join!(
+    let (fields, changes, messages, enrollments, sequences, activity, automation_names) = tokio::join!(
         contacts.list_fields(ListFieldsRequest {
             workspace_id: ws.clone(),
         }),
@@ -299,7 +302,18 @@ pub async fn show(
             ..Default::default()
         }),
         super::form::sequence_choices(&state, &ws),
+        automations2.list_contact_activity(ListContactActivityRequest {
+            workspace_id: ws.clone(),
+            contact_id: id.clone(),
+            page: Some(PageRequest {
+                limit: 100,
+                cursor: String::new(),
+            }),
+        }),
+        super::form::automation_choices(&state, &ws),
     );
+    let automation_names: BTreeMap<String, String> =
+        automation_names.unwrap_or_default().into_iter().collect();
     let types: BTreeMap<String, i32> = fields
         .map_err(AppError::contacts)
         .in_frame(&frame)?
@@ -333,17 +347,28 @@ pub async fn show(
             let by = c
                 .causation
                 .map(|c| match c.source.as_str() {
-                    "automation" => format!("automation {}", c.automation_id),
+                    "automation" => format!(
+                        "automation {}",
+                        automation_names
+                            .get(&c.automation_id)
+                            .unwrap_or(&c.automation_id)
+                    ),
                     "" => "the API".into(),
                     "api" => "the API".into(),
                     other => other.replace('_', " "),
                 })
                 .unwrap_or_else(|| "the API".into());
-            let lines = c
+            let created = what == "Created";
+            let lines: Vec<(String, String, String)> = c
                 .changes
                 .into_iter()
                 .map(|f| {
-                    let old = f.old.as_ref().map_or("—".into(), shown);
+                    // A creation has no "before": each value is shown as it arrived.
+                    let old = match &f.old {
+                        _ if created => String::new(),
+                        Some(v) => shown(v),
+                        None => "—".into(),
+                    };
                     let new = f.new.as_ref().map_or("—".into(), shown);
                     if f.path == "tags" {
                         let mut parts = Vec::new();
@@ -367,6 +392,7 @@ pub async fn show(
                 })
                 .collect();
             Ok(ChangeRow {
+                event_id: c.event_id,
                 when,
                 what: what.into(),
                 by,
@@ -378,6 +404,38 @@ pub async fn show(
         .in_frame(&frame)?;
 
     let names: BTreeMap<String, String> = sequences.unwrap_or_default().into_iter().collect();
+    // Each change as one line, for the why view to say which change an automation fired on.
+    let change_names: BTreeMap<String, String> = changes
+        .iter()
+        .map(|c| {
+            let line = c
+                .lines
+                .iter()
+                .map(|(path, old, new)| match old.as_str() {
+                    "" => format!("{path} {new}"),
+                    old => format!("{path} {old} → {new}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            (c.event_id.clone(), line)
+        })
+        .collect();
+    let why = activity
+        .map_err(AppError::automations)
+        .and_then(|r| {
+            let names = super::why::Names {
+                automations: &automation_names,
+                sequences: &names,
+                changes: &change_names,
+            };
+            r.into_inner()
+                .activities
+                .into_iter()
+                .map(|a| super::why::row(a, &names))
+                .collect::<Result<Vec<_>, BadAnswer>>()
+                .map_err(AppError::from)
+        })
+        .map_err(unavailable);
     let messages = messages
         .map_err(AppError::mailer)
         .and_then(|r| {
@@ -426,6 +484,7 @@ pub async fn show(
         changes,
         messages,
         enrollments,
+        why,
     }
     .into_response())
 }

@@ -134,6 +134,33 @@ pub async fn sequence_choices(
         .collect())
 }
 
+/// (id, name) of the workspace's automations.
+pub async fn automation_choices(
+    state: &AppState,
+    workspace_id: &str,
+) -> Result<Vec<(String, String)>, AppError> {
+    let resp = state
+        .automations()
+        .list_automations(meisa_proto::automations::ListAutomationsRequest {
+            workspace_id: workspace_id.into(),
+            page: Some(PageRequest {
+                limit: CHOICES,
+                cursor: String::new(),
+            }),
+        })
+        .await
+        .map_err(AppError::automations)?
+        .into_inner();
+    Ok(resp
+        .automations
+        .into_iter()
+        .map(|a| {
+            let name = name_of(&definition(&a.definition));
+            (a.id, name)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 //! - [`assets`]: the dashboard's own CSS and JavaScript, compiled into the binary;
 //! - [`sign_in`]: sign in and out, and accepting an invitation;
 //! - [`home`]: the first-run page of a new workspace;
-//! - [`contacts`]: the contact list and the contact page;
+//! - [`contacts`]: the contact list and the contact page, with [`why`]: what automations did;
 //! - [`fields`]: the field registry, and the fields used before any contact sent them;
 //! - [`templates`]: the template list and the editor with its live preview;
 //! - [`sequences`]: the sequence list and the step editor;
@@ -34,6 +34,7 @@ pub mod session;
 pub mod settings;
 pub mod sign_in;
 pub mod templates;
+pub mod why;
 
 use axum::{
     Router,

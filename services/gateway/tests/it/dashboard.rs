@@ -586,6 +586,18 @@ async fn the_contact_page_shows_the_sequences_and_messages_of_the_contact() {
     )
     .await;
     assert!(page.html.contains("Onboarding"), "the sequence by name");
+    // The why view: which automation fired on which change, and what followed.
+    let why = page
+        .html
+        .find("What automations did")
+        .expect("the why view");
+    let why = &page.html[why..];
+    assert!(
+        why.contains("Enroll new fired on the change email jane@example.com"),
+        "{why}"
+    );
+    assert!(why.contains("Enrolled in Onboarding"), "{why}");
+    assert!(why.contains("Onboarding, step 1 (email)"), "{why}");
 }
 
 fn template_form<'a>(csrf: &'a str, name: &'a str, html: &'a str) -> Vec<(&'a str, &'a str)> {
