@@ -2,6 +2,7 @@
 //! into domain types, stored rows out. Every error leaves as an `ApiError` status (ErrorInfo +
 //! BadRequest with the DESIGN path).
 
+mod audience;
 mod convert;
 
 use std::collections::HashMap;
@@ -539,6 +540,54 @@ impl AutomationsService for Api {
         Ok(Response::new(pb::ListContactActivityResponse {
             activities: rows.iter().map(convert::activity).collect(),
             next_cursor,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn match_contacts(
+        &self,
+        req: Request<pb::MatchContactsRequest>,
+    ) -> Rpc<pb::MatchContactsResponse> {
+        let req = req.into_inner();
+        let ws = workspace(&req.workspace_id)?;
+        let text = required("conditions", &req.conditions)?;
+        let tree = serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
+            ApiError::field(
+                "conditions",
+                format!(
+                    "is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        let condition = meisa_conditions::Condition::parse(&tree, "conditions")
+            .map_err(|e| ApiError::field(e.path, e.message))?;
+        let want = match req.page.as_ref().map_or(0, |p| p.limit) {
+            0 => audience::DEFAULT_MATCHES,
+            n => n.min(audience::MAX_MATCHES),
+        };
+        let max_scan = match req.max_scan {
+            0 => audience::MAX_SCAN,
+            n => n.min(audience::MAX_SCAN),
+        };
+        let cursor = req.page.map(|p| p.cursor).unwrap_or_default();
+        let found = audience::scan(
+            &self.contacts,
+            ws,
+            &condition,
+            cursor,
+            want,
+            req.count_all,
+            max_scan,
+        )
+        .await
+        .map_err(Error::Contacts)?;
+        Ok(Response::new(pb::MatchContactsResponse {
+            contacts: found.contacts,
+            next_cursor: found.next_cursor,
+            matched: found.matched,
+            scanned: found.scanned,
         }))
     }
 }

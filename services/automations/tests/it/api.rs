@@ -310,3 +310,55 @@ async fn a_disabled_automation_does_nothing_and_erasure_ends_enrollments() {
     assert_eq!(all[0].exit_reason, "contact_deleted");
     assert!(all[0].contact_id.is_empty());
 }
+
+#[tokio::test]
+async fn contacts_matching_a_condition_are_found_paged_and_counted() {
+    let st = stack().await;
+    for (i, posts) in [7, 1, 5, 9, 2].into_iter().enumerate() {
+        st.upsert(
+            &format!("c{i}@example.com"),
+            &[("posts_generated", json!(posts))],
+        )
+        .await;
+    }
+    let ask = |conditions: &str, limit: u32, cursor: &str, count_all: bool| {
+        let mut client = st.automations.clone();
+        let request = pb::MatchContactsRequest {
+            workspace_id: WS.into(),
+            conditions: conditions.into(),
+            page: Some(meisa_proto::common::PageRequest {
+                limit,
+                cursor: cursor.into(),
+            }),
+            count_all,
+            max_scan: 0,
+        };
+        async move { client.match_contacts(request).await.map(|r| r.into_inner()) }
+    };
+    let at_least_5 = r#"{"all": [{"field": "posts_generated", "op": "gte", "value": 5}]}"#;
+    let emails = |r: &pb::MatchContactsResponse| {
+        r.contacts
+            .iter()
+            .map(|c| c.email.clone())
+            .collect::<Vec<_>>()
+    };
+    // A page of two, then the rest from where it stopped.
+    let first = ask(at_least_5, 2, "", false).await.unwrap();
+    assert_eq!(emails(&first), ["c0@example.com", "c2@example.com"]);
+    assert!(!first.next_cursor.is_empty());
+    let rest = ask(at_least_5, 2, &first.next_cursor, false).await.unwrap();
+    assert_eq!(emails(&rest), ["c3@example.com"]);
+    assert_eq!(rest.next_cursor, "", "the scan reached the end");
+    // An audience preview: a sample of one, every match counted.
+    let preview = ask(at_least_5, 1, "", true).await.unwrap();
+    assert_eq!(preview.contacts.len(), 1);
+    assert_eq!(preview.matched, 3);
+    assert_eq!(preview.scanned, 5);
+    // A bad tree names its path, as when an automation is saved.
+    let err = ask(r#"{"all": [{"field": "x", "op": "nope"}]}"#, 1, "", false)
+        .await
+        .unwrap_err();
+    let api = meisa_runtime::errors::ApiError::from_status(&err);
+    assert_eq!(api.code, ErrorCode::InvalidField);
+    assert_eq!(api.field.as_deref(), Some("conditions.all[0].op"));
+}

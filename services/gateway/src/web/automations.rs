@@ -17,7 +17,8 @@ use meisa_proto::{
     automations::{
         AutomationStats, CreateAutomationRequest, DeleteAutomationRequest,
         DisableAutomationRequest, EnableAutomationRequest, GetAutomationRequest,
-        GetAutomationStatsRequest, ListAutomationsRequest, UpdateAutomationRequest,
+        GetAutomationStatsRequest, ListAutomationsRequest, MatchContactsRequest,
+        UpdateAutomationRequest,
     },
     common::PageRequest,
 };
@@ -448,6 +449,46 @@ pub struct EditorPage {
     unseen: Vec<String>,
     error: Option<(String, String)>,
     saved: bool,
+    audience: Option<Audience>,
+}
+
+/// Who the conditions hold for right now, as automations counted them.
+pub struct Audience {
+    pub matched: u64,
+    pub scanned: u64,
+    /// Whether every contact was scanned (a large workspace is counted up to a bound).
+    pub complete: bool,
+    /// (id, email) of the first few.
+    pub sample: Vec<(String, String)>,
+}
+
+/// How many contacts a preview shows by name.
+const SAMPLE: u32 = 5;
+
+async fn audience(state: &AppState, ws: &str, tree: Option<Value>) -> Result<Audience, AppError> {
+    // No conditions: everyone matches; the same scan counts them.
+    let tree = tree.unwrap_or_else(|| json!({"all": []}));
+    let resp = state
+        .automations()
+        .match_contacts(MatchContactsRequest {
+            workspace_id: ws.into(),
+            conditions: tree.to_string(),
+            page: Some(PageRequest {
+                limit: SAMPLE,
+                cursor: String::new(),
+            }),
+            count_all: true,
+            max_scan: 0,
+        })
+        .await
+        .map_err(AppError::automations)?
+        .into_inner();
+    Ok(Audience {
+        matched: resp.matched,
+        scanned: resp.scanned,
+        complete: resp.next_cursor.is_empty(),
+        sample: resp.contacts.into_iter().map(|c| (c.id, c.email)).collect(),
+    })
 }
 
 impl EditorPage {
@@ -525,6 +566,7 @@ async fn editor(
         unseen: Vec::new(),
         error: None,
         saved: false,
+        audience: None,
     })
 }
 
@@ -639,6 +681,17 @@ async fn submit(
     apply(&mut draft.actions, op, "action");
     apply(&mut draft.conditions.rows, op, "condition");
     let mut page = editor(&state, &user, id.clone(), draft).await?;
+    if op == Op::Preview {
+        let tree = page.conditions.to_json(&page.fields);
+        match audience(&state, user.workspace(), tree).await {
+            Ok(found) => page.audience = Some(found),
+            Err(e) => {
+                page.error = Some(refusal(e).in_frame(&frame)?);
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            }
+        }
+        return Ok(page.into_response());
+    }
     if op != Op::Save {
         return Ok(page.into_response());
     }

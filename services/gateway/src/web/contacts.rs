@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     response::{IntoResponse, Response},
 };
+use axum_extra::extract::Query;
 use chrono::{DateTime, Utc};
 use meisa_proto::{
-    automations::{ListContactActivityRequest, ListEnrollmentsRequest},
+    automations::{ListContactActivityRequest, ListEnrollmentsRequest, MatchContactsRequest},
     common::{self, PageRequest},
     contacts::{
         GetContactRequest, ListChangesRequest, ListContactsRequest, ListFieldsRequest,
@@ -25,6 +26,8 @@ use meisa_proto::{
 use meisa_runtime::errors::ErrorCode;
 use serde::Deserialize;
 
+use super::builder::{self, Conditions, FieldTypes};
+use super::form::{Op, apply};
 use super::messages::MessageRow;
 use super::page::{Frame, InFrame, PageError, PageResult};
 use super::session::SignedIn;
@@ -46,6 +49,17 @@ pub struct ListQuery {
     tag: String,
     #[serde(default)]
     cursor: String,
+    // The condition builder's rows (repeated keys) and the button pressed.
+    #[serde(default)]
+    c_join: String,
+    #[serde(default)]
+    c_field: Vec<String>,
+    #[serde(default)]
+    c_op: Vec<String>,
+    #[serde(default)]
+    c_value: Vec<String>,
+    #[serde(default)]
+    op: String,
 }
 
 pub struct ContactRow {
@@ -58,6 +72,20 @@ pub struct ContactRow {
     pub updated: String,
 }
 
+impl ContactRow {
+    fn new(view: ContactView) -> Self {
+        Self {
+            name: full_name(view.first_name.as_deref(), view.last_name.as_deref()),
+            id: view.id,
+            email: view.email,
+            external_id: view.external_id,
+            subscribed: view.subscribed,
+            tags: view.tags,
+            updated: when(view.updated_at),
+        }
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "contacts/list.html")]
 pub struct ContactsPage {
@@ -65,21 +93,48 @@ pub struct ContactsPage {
     q: String,
     tag: String,
     rows: Vec<ContactRow>,
-    /// The next page's URL, keeping the search and the tag.
+    /// The next page's URL, keeping the search, the tag and the conditions.
     next: Option<String>,
     /// Whether this is a later page (the "first page" link shows).
     paged: bool,
     /// What went wrong with the search, shown next to the box.
     error: Option<String>,
+    conditions: Conditions,
+    fields: FieldTypes,
+    /// The refusal of a condition row: (row, message).
+    cond_refusal: Option<(usize, String)>,
 }
 
-fn query_string(q: &str, tag: &str, cursor: &str) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    if !q.is_empty() {
-        s.append_pair("q", q);
+impl ContactsPage {
+    fn ops(&self) -> &'static [(&'static str, &'static str)] {
+        builder::OPS
     }
-    if !tag.is_empty() {
-        s.append_pair("tag", tag);
+
+    fn field_types_json(&self) -> String {
+        serde_json::to_string(&self.fields).unwrap_or_default()
+    }
+
+    fn cond_error(&self, i: usize) -> Option<&str> {
+        self.cond_refusal
+            .as_ref()
+            .filter(|(row, _)| *row == i)
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+/// The list's query string with another cursor: the search, the tag and every condition row.
+fn query_string(q: &ListQuery, cursor: &str) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [("q", &q.q), ("tag", &q.tag), ("c_join", &q.c_join)] {
+        if !value.trim().is_empty() {
+            s.append_pair(key, value.trim());
+        }
+    }
+    for i in 0..q.c_field.len() {
+        let at = |v: &[String]| v.get(i).cloned().unwrap_or_default();
+        s.append_pair("c_field", &q.c_field[i]);
+        s.append_pair("c_op", &at(&q.c_op));
+        s.append_pair("c_value", &at(&q.c_value));
     }
     if !cursor.is_empty() {
         s.append_pair("cursor", cursor);
@@ -100,62 +155,122 @@ fn full_name(first: Option<&str>, last: Option<&str>) -> String {
         .join(" ")
 }
 
+/// One page of contacts and the next cursor: by search and tag from contacts, or, when the
+/// builder has rows, the contacts matching them, evaluated by automations.
+async fn find(
+    state: &AppState,
+    ws: &str,
+    query: &ListQuery,
+    tree: Option<serde_json::Value>,
+) -> Result<(Vec<common::Contact>, String), AppError> {
+    let page = Some(PageRequest {
+        limit: PAGE_SIZE,
+        cursor: query.cursor.clone(),
+    });
+    match tree {
+        None => {
+            let resp = state
+                .contacts()
+                .list_contacts(ListContactsRequest {
+                    workspace_id: ws.into(),
+                    page,
+                    tag: query.tag.trim().into(),
+                    query: query.q.trim().into(),
+                })
+                .await
+                .map_err(AppError::contacts)?
+                .into_inner();
+            Ok((resp.contacts, resp.next_cursor))
+        }
+        Some(tree) => {
+            let resp = state
+                .automations()
+                .match_contacts(MatchContactsRequest {
+                    workspace_id: ws.into(),
+                    conditions: tree.to_string(),
+                    page,
+                    count_all: false,
+                    max_scan: 0,
+                })
+                .await
+                .map_err(AppError::automations)?
+                .into_inner();
+            Ok((resp.contacts, resp.next_cursor))
+        }
+    }
+}
+
 pub async fn list(
     State(state): State<AppState>,
     user: SignedIn,
     Query(query): Query<ListQuery>,
 ) -> PageResult<Response> {
     let frame = Frame::new(&user, "contacts");
-    let q = query.q.trim().to_string();
-    let tag = query.tag.trim().to_string();
-    let answer = state
-        .contacts()
-        .list_contacts(ListContactsRequest {
-            workspace_id: user.workspace().into(),
-            page: Some(PageRequest {
-                limit: PAGE_SIZE,
-                cursor: query.cursor.clone(),
-            }),
-            tag: tag.clone(),
-            query: q.clone(),
-        })
+    let op = Op::parse(&query.op);
+    let mut conditions =
+        Conditions::from_form(&query.c_join, &query.c_field, &query.c_op, &query.c_value);
+    if op == Op::Add("condition") {
+        conditions.rows.push(builder::Row {
+            op: "eq".into(),
+            ..builder::Row::default()
+        });
+    }
+    apply(&mut conditions.rows, op, "condition");
+    let fields = builder::workspace_fields(&state, user.workspace())
         .await
-        .map_err(AppError::contacts);
+        .in_frame(&frame)?;
+    // With conditions, the tag is one more of them; the search box applies to lists only.
+    let mut tree = conditions.clone();
+    if !query.tag.trim().is_empty() && !tree.rows.is_empty() {
+        tree.rows.push(builder::Row {
+            field: String::new(),
+            op: "has_tag".into(),
+            value: query.tag.trim().into(),
+        });
+        tree.join = "all".into();
+    }
+    let tree = tree.to_json(&fields);
+    let answer = if matches!(op, Op::Save) {
+        find(&state, user.workspace(), &query, tree).await.map(Some)
+    } else {
+        // Adding or removing a row only redraws the builder.
+        Ok(None)
+    };
     let mut page = ContactsPage {
         frame: frame.clone(),
-        q: q.clone(),
-        tag: tag.clone(),
+        q: query.q.trim().to_string(),
+        tag: query.tag.trim().to_string(),
         rows: Vec::new(),
         next: None,
         paged: !query.cursor.is_empty(),
         error: None,
+        conditions,
+        fields,
+        cond_refusal: None,
     };
     match answer {
-        Ok(resp) => {
-            let resp = resp.into_inner();
-            for c in resp.contacts {
-                let view = ContactView::try_from(c).in_frame(&frame)?;
-                page.rows.push(ContactRow {
-                    name: full_name(view.first_name.as_deref(), view.last_name.as_deref()),
-                    id: view.id,
-                    email: view.email,
-                    external_id: view.external_id,
-                    subscribed: view.subscribed,
-                    tags: view.tags,
-                    updated: when(view.updated_at),
-                });
+        Ok(Some((contacts, next_cursor))) => {
+            for c in contacts {
+                page.rows
+                    .push(ContactRow::new(ContactView::try_from(c).in_frame(&frame)?));
             }
-            if !resp.next_cursor.is_empty() {
-                page.next = Some(format!(
-                    "/contacts?{}",
-                    query_string(&q, &tag, &resp.next_cursor)
-                ));
+            if !next_cursor.is_empty() {
+                page.next = Some(format!("/contacts?{}", query_string(&query, &next_cursor)));
             }
         }
-        // A search the service refuses (too long, a NUL) or a stale cursor: said next to the
-        // search box, with the page still usable.
+        Ok(None) => {}
+        // A search the service refuses (too long, a NUL), a condition that does not fit its
+        // field, or a stale cursor: said next to what caused it, with the page still usable.
         Err(e) if e.to_api().code == ErrorCode::InvalidField => {
-            page.error = Some(e.to_api().message);
+            let api = e.to_api();
+            match api
+                .field
+                .as_deref()
+                .and_then(|f| page.conditions.row_of("conditions", f))
+            {
+                Some(row) => page.cond_refusal = Some((row, api.message)),
+                None => page.error = Some(api.message),
+            }
         }
         Err(e) => return Err(PageError::from(e).in_frame(frame)),
     }

@@ -20,6 +20,8 @@ pub enum Op<'a> {
     Remove(&'a str, usize),
     Up(usize),
     Down(usize),
+    /// Show who the conditions hold for now, saving nothing.
+    Preview,
 }
 
 impl<'a> Op<'a> {
@@ -34,6 +36,7 @@ impl<'a> Op<'a> {
             }
             (Some("up"), Some(i), None) => i.parse().map_or(Self::Save, Self::Up),
             (Some("down"), Some(i), None) => i.parse().map_or(Self::Save, Self::Down),
+            (Some("preview"), None, None) => Self::Preview,
             _ => Self::Save,
         }
     }
@@ -171,6 +174,7 @@ mod tests {
         assert_eq!(Op::parse("remove:condition:2"), Op::Remove("condition", 2));
         assert_eq!(Op::parse("up:1"), Op::Up(1));
         assert_eq!(Op::parse("down:0"), Op::Down(0));
+        assert_eq!(Op::parse("preview"), Op::Preview);
         for raw in ["", "save", "up:x", "remove:step", "bogus:1:2:3"] {
             assert_eq!(Op::parse(raw), Op::Save, "{raw}");
         }

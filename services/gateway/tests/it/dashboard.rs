@@ -1682,3 +1682,95 @@ async fn sender_defaults_start_new_templates_and_addresses_are_suppressed_and_al
             .contains("gone@example.com")
     );
 }
+
+#[tokio::test]
+async fn contacts_are_filtered_by_the_condition_builder() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    for (email, posts) in [
+        ("many@example.com", 9),
+        ("few@example.com", 2),
+        ("five@example.com", 5),
+    ] {
+        app.upsert_ok(json!({"email": email, "external_id": email, "custom_fields": {"posts_generated": posts}}))
+            .await;
+    }
+    let page = browser
+        .get("/contacts?c_join=all&c_field=posts_generated&c_op=gte&c_value=5")
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("many@example.com") && page.html.contains("five@example.com"));
+    assert!(
+        !page.html.contains("few@example.com"),
+        "the condition holds for the list"
+    );
+    assert!(
+        page.html.contains("value=\"posts_generated\""),
+        "the builder keeps its rows"
+    );
+    // "Add a condition" redraws the builder with one more row.
+    let more = browser
+        .get("/contacts?c_join=all&c_field=posts_generated&c_op=gte&c_value=5&op=add:condition")
+        .await;
+    assert!(more.html.contains("id=\"c_field_1\""));
+    // A test that does not fit the field is said at its row.
+    let bad = browser
+        .get("/contacts?c_join=all&c_field=posts_generated&c_op=nope&c_value=5")
+        .await;
+    assert_eq!(bad.status, StatusCode::OK);
+    assert!(bad.html.contains("id=\"c_error_0\""), "{}", bad.html);
+}
+
+#[tokio::test]
+async fn the_audience_preview_counts_who_matches_now_without_saving() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    for (email, posts) in [
+        ("a@example.com", 9),
+        ("b@example.com", 2),
+        ("c@example.com", 5),
+    ] {
+        app.upsert_ok(json!({"email": email, "external_id": email, "custom_fields": {"posts_generated": posts}}))
+            .await;
+    }
+    let csrf = browser.get("/automations/new").await.csrf();
+    let form = [
+        ("name", "Five posts"),
+        ("trigger_type", "condition_met"),
+        ("trigger_field", ""),
+        ("trigger_from", ""),
+        ("trigger_to", ""),
+        ("trigger_tag", ""),
+        ("c_join", "all"),
+        ("c_field", "posts_generated"),
+        ("c_op", "gte"),
+        ("c_value", "5"),
+        ("action_type", "add_tag"),
+        ("action_tag", "x"),
+        ("action_sequence", ""),
+        ("action_template", ""),
+        ("reentry", "once"),
+        ("reentry_amount", ""),
+        ("reentry_unit", "d"),
+        ("op", "preview"),
+    ];
+    let page = browser
+        .post_pairs("/automations/new", &automation_form(&csrf, &form))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(
+        page.html.contains("<strong>2</strong> of 3"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("a@example.com") && page.html.contains("c@example.com"));
+    assert!(!page.html.contains("b@example.com"));
+    assert!(
+        browser
+            .get("/automations")
+            .await
+            .html
+            .contains("No automations yet"),
+        "nothing saved"
+    );
+}
