@@ -361,20 +361,34 @@ pub async fn test_send(
     JsonBody(body): JsonBody<UPSERT_LIMIT>,
 ) -> Result<(StatusCode, Json<MessageView>), AppError> {
     let request = mail_model::test_send_body(body)?;
-    let mut snapshot = match request.data {
+    let snapshot = match request.data {
         DataSource::ContactId(contact_id) => contact(&state, &ws, contact_id).await?,
         DataSource::Sample(sample) => sample.into_contact()?,
         DataSource::Nothing => common::Contact::default(),
     };
+    let message = send_test(&state, &ws, id, request.to, snapshot).await?;
+    Ok((StatusCode::ACCEPTED, Json(MessageView::try_from(message)?)))
+}
+
+/// Sends template `id` once to `to`, rendered with `snapshot`'s data (a contact's or a sample's),
+/// as a test: the JSON API's test send and the dashboard's editor both come here. A missing
+/// variable is refused before anything is sent.
+pub async fn send_test(
+    state: &AppState,
+    ws: &Workspace,
+    id: String,
+    to: String,
+    mut snapshot: common::Contact,
+) -> Result<pb::Message, AppError> {
     let test_id = meisa_model::id::new(TEST_CONTACT_PREFIX);
     let idempotency_key = format!("{TEST_SEND_KEY_PREFIX}{test_id}");
     snapshot.id = test_id;
     snapshot.workspace_id = ws.id();
-    snapshot.email = request.to;
+    snapshot.email = to;
     // A test is sent even when the contact whose data it borrows has unsubscribed.
     snapshot.subscribed = true;
     // Render first: a missing variable is the caller's 422 here, not a `skipped` message.
-    render(&state, &ws, id.clone(), Data::Contact(snapshot.clone())).await?;
+    render(state, ws, id.clone(), Data::Contact(snapshot.clone())).await?;
     let request = pb::SendEmailRequest {
         workspace_id: ws.id(),
         idempotency_key,
@@ -394,5 +408,5 @@ pub async fn test_send(
     .await?
     .message
     .ok_or_else(|| BadAnswer::missing(Service::Mailer, "a message"))?;
-    Ok((StatusCode::ACCEPTED, Json(MessageView::try_from(message)?)))
+    Ok(message)
 }

@@ -68,6 +68,7 @@ pub fn router() -> Router<AppState> {
             "/templates/{id}",
             get(templates::edit).post(templates::update),
         )
+        .route("/templates/{id}/test-send", post(templates::test_send))
         .route("/sequences", get(sequences::list))
         .route(
             "/sequences/new",

@@ -123,6 +123,8 @@ pub struct EditorPage {
     /// The field the mailer refused, and why.
     error: Option<(String, String)>,
     saved: bool,
+    /// Where a test send just went.
+    test_sent: Option<String>,
 }
 
 impl EditorPage {
@@ -161,7 +163,7 @@ impl EditorPage {
 
     /// An error that names no field of the form, shown at the top.
     fn general_error(&self) -> Option<&str> {
-        const FIELDS: &[&str] = &["name", "from", "reply_to", "subject", "html", "text"];
+        const FIELDS: &[&str] = &["name", "from", "reply_to", "subject", "html", "text", "to"];
         self.error
             .as_ref()
             .filter(|(f, _)| !FIELDS.contains(&f.as_str()))
@@ -185,6 +187,7 @@ pub async fn new(State(state): State<AppState>, user: SignedIn) -> PageResult<Re
         },
         error: None,
         saved: false,
+        test_sent: None,
     }
     .into_response())
 }
@@ -201,15 +204,22 @@ pub async fn edit(
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<SavedQuery>,
 ) -> PageResult<Response> {
-    let frame = Frame::new(&user, "templates");
-    if meisa_model::id::parse("tpl", &id).is_none() {
+    let mut page = saved_editor(&state, &user, &id).await?;
+    page.saved = q.saved.is_some();
+    Ok(page.into_response())
+}
+
+/// The editor of a saved template, as stored.
+async fn saved_editor(state: &AppState, user: &SignedIn, id: &str) -> PageResult<EditorPage> {
+    let frame = Frame::new(user, "templates");
+    if meisa_model::id::parse("tpl", id).is_none() {
         return Err(PageError::not_found("template").in_frame(frame));
     }
     let template = state
         .mailer()
         .get_template(GetTemplateRequest {
             workspace_id: user.workspace().into(),
-            id: id.clone(),
+            id: id.into(),
         })
         .await
         .map_err(|s| match s.code() {
@@ -236,9 +246,83 @@ pub async fn edit(
             preview_as: String::new(),
         },
         error: None,
-        saved: q.saved.is_some(),
+        saved: false,
+        test_sent: None,
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct TestSendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    to: String,
+    /// A contact's email whose data the test uses; empty: the sample values.
+    #[serde(default)]
+    preview_as: String,
+}
+
+/// Sends the saved template once to an address, as the chosen contact or the sample person; it
+/// is listed under Messages as a test send.
+pub async fn test_send(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<TestSendForm>,
+) -> PageResult<Response> {
+    let frame = Frame::new(&user, "templates");
+    user.check_csrf(&form.csrf).in_frame(&frame)?;
+    let mut page = saved_editor(&state, &user, &id).await?;
+    let snapshot = match form.preview_as.trim() {
+        "" => Ok(sample_contact()),
+        email => state
+            .contacts()
+            .get_contact(GetContactRequest {
+                workspace_id: user.workspace().into(),
+                by: Some(By::Email(email.into())),
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().contact)
+            .ok_or_else(|| {
+                (
+                    "to".to_string(),
+                    format!("no contact has the email {email}"),
+                )
+            }),
+    };
+    let sent = match snapshot {
+        Ok(snapshot) => {
+            let ws = crate::auth::Workspace(user.workspace().into());
+            crate::api::templates::send_test(&state, &ws, id, form.to.trim().into(), snapshot)
+                .await
+                .map_err(refusal)
+        }
+        Err(refused) => Err(Ok(refused)),
+    };
+    match sent {
+        Ok(message) => {
+            page.test_sent = Some(message.to);
+            Ok(page.into_response())
+        }
+        // The address is the one thing this form sends; any refusal reads next to it.
+        Err(Ok((_, message))) => {
+            page.error = Some(("to".into(), message));
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(Err(page_error)) => Err(page_error.in_frame(frame)),
     }
-    .into_response())
+}
+
+/// The sample person as a contact, for a test send without a chosen contact.
+fn sample_contact() -> common::Contact {
+    common::Contact {
+        email: "jane@example.com".into(),
+        first_name: Some("Jane".into()),
+        last_name: Some("Doe".into()),
+        subscribed: true,
+        ..common::Contact::default()
+    }
 }
 
 pub async fn create(
@@ -310,6 +394,7 @@ fn refused(
         form,
         error: Some(error),
         saved: false,
+        test_sent: None,
     };
     (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
 }

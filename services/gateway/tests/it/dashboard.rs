@@ -1774,3 +1774,45 @@ async fn the_audience_preview_counts_who_matches_now_without_saving() {
         "nothing saved"
     );
 }
+
+#[tokio::test]
+async fn a_saved_template_is_test_sent_from_the_editor() {
+    let app = spawn_app().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let tpl = app
+        .create_template(json!({"name": "Hello", "subject": "Hello {{ first_name }}",
+            "html": "<p>Hi</p>", "from": "hello@acme.test"}))
+        .await;
+    let path = format!("/templates/{}", tpl["id"].as_str().unwrap());
+    let csrf = browser.get(&path).await.csrf();
+    let bad = browser
+        .post(
+            &format!("{path}/test-send"),
+            &[("csrf", &csrf), ("to", "not an address")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    assert!(bad.html.contains("id=\"to-error\""), "{}", bad.html);
+    let forged = browser
+        .post(
+            &format!("{path}/test-send"),
+            &[("csrf", "x"), ("to", "me@example.com")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let sent = browser
+        .post(
+            &format!("{path}/test-send"),
+            &[("csrf", &csrf), ("to", "me@example.com")],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.html);
+    assert!(sent.html.contains("A test went to me@example.com"));
+    let mail = app.mails(1).await;
+    assert_eq!(
+        mail.len(),
+        1,
+        "one test, and only after the token checked out"
+    );
+    assert_eq!(mail[0].header("Subject").as_deref(), Some("Hello Jane"));
+}
