@@ -31,8 +31,14 @@ use super::{
 };
 use crate::{error::AppError, state::AppState};
 
-/// Wait units as the editor offers them: (DESIGN §3 suffix, words).
-pub const UNITS: &[(&str, &str)] = &[("m", "minutes"), ("h", "hours"), ("d", "days")];
+/// Wait units as the editor offers them: (DESIGN §3 suffix, words). Seconds too: DESIGN allows
+/// `30s`, and a wait of seconds is how a sequence is tried out (or tested) without waiting long.
+pub const UNITS: &[(&str, &str)] = &[
+    ("s", "seconds"),
+    ("m", "minutes"),
+    ("h", "hours"),
+    ("d", "days"),
+];
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Step {
@@ -84,8 +90,6 @@ impl Step {
                     .find(|c: char| !c.is_ascii_digit())
                     .unwrap_or(duration.len());
                 let (amount, unit) = duration.split_at(split);
-                // Seconds are for tests; the editor shows them as minutes would lose them, so
-                // they stay as typed.
                 Self {
                     kind: "wait".into(),
                     amount: amount.into(),

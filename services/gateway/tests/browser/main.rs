@@ -15,6 +15,7 @@ mod app;
 mod chrome;
 mod editor;
 mod escaping;
+mod flows;
 mod keyboard;
 mod pages;
 
