@@ -716,19 +716,17 @@ async fn submit(
             .await
             .map(|r| r.into_inner().automation),
     };
-    match answer {
-        Ok(Some(saved)) => {
-            Ok(Redirect::to(&format!("/automations/{}?saved=1", saved.id)).into_response())
-        }
-        Ok(None) => Err(AppError::from(crate::error::BadAnswer(
-            "no automation in the answer".into(),
-        )))
-        .in_frame(&frame),
-        Err(status) if status.code() == tonic::Code::NotFound && id.is_some() => {
-            Err(PageError::not_found("automation").in_frame(frame))
-        }
-        Err(status) => {
-            page.error = Some(refusal(AppError::automations(status)).in_frame(&frame)?);
+    match form::saved(
+        "automation",
+        id.is_some(),
+        answer.map(|a| a.map(|a| a.id)),
+        AppError::automations,
+    )
+    .in_frame(&frame)?
+    {
+        Ok(saved) => Ok(Redirect::to(&format!("/automations/{saved}?saved=1")).into_response()),
+        Err(refused) => {
+            page.error = Some(refused);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }

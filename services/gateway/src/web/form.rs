@@ -73,6 +73,27 @@ pub fn refusal(e: AppError) -> Result<(String, String), PageError> {
     }
 }
 
+/// What a create or update of an editor came to: the saved object's id, or the refusal to show
+/// at its field. `noun` names the object in a 404 ("sequence"); an update of an id the service
+/// does not have is that 404, and an outage or a bug is the error page.
+pub fn saved(
+    noun: &str,
+    updating: bool,
+    answer: Result<Option<String>, tonic::Status>,
+    wrap: fn(tonic::Status) -> AppError,
+) -> Result<Result<String, (String, String)>, PageError> {
+    match answer {
+        Ok(Some(id)) => Ok(Ok(id)),
+        Ok(None) => {
+            Err(AppError::from(crate::error::BadAnswer(format!("no {noun} in the answer"))).into())
+        }
+        Err(status) if status.code() == tonic::Code::NotFound && updating => {
+            Err(PageError::not_found(noun))
+        }
+        Err(status) => refusal(wrap(status)).map(Err),
+    }
+}
+
 /// A saved definition's DESIGN §3 JSON. Automations wrote the text from a definition it had
 /// parsed; were it unreadable, it shows as empty rather than failing the page.
 pub fn definition(text: &str) -> Value {

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use super::{
     builder::{self, Conditions, FieldTypes},
     contacts::when,
-    form::{self, Op, apply, definition, name_of, refusal},
+    form::{self, Op, apply, definition, name_of},
     page::{Frame, InFrame, PageError, PageResult},
     session::SignedIn,
 };
@@ -446,19 +446,17 @@ async fn submit(
             .await
             .map(|r| r.into_inner().sequence),
     };
-    match answer {
-        Ok(Some(saved)) => {
-            Ok(Redirect::to(&format!("/sequences/{}?saved=1", saved.id)).into_response())
-        }
-        Ok(None) => Err(AppError::from(crate::error::BadAnswer(
-            "no sequence in the answer".into(),
-        )))
-        .in_frame(&frame),
-        Err(status) if status.code() == tonic::Code::NotFound && id.is_some() => {
-            Err(PageError::not_found("sequence").in_frame(frame))
-        }
-        Err(status) => {
-            page.error = Some(refusal(AppError::automations(status)).in_frame(&frame)?);
+    match form::saved(
+        "sequence",
+        id.is_some(),
+        answer.map(|a| a.map(|a| a.id)),
+        AppError::automations,
+    )
+    .in_frame(&frame)?
+    {
+        Ok(saved) => Ok(Redirect::to(&format!("/sequences/{saved}?saved=1")).into_response()),
+        Err(refused) => {
+            page.error = Some(refused);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
