@@ -5,6 +5,7 @@ use meisa_proto::{
     timestamp,
 };
 
+use crate::domain::funnel::StepFunnel;
 use crate::store::{
     activity::{ActivityRow, Kind},
     definitions::{AutomationRow, SequenceRow},
@@ -87,5 +88,23 @@ pub fn activity(r: &ActivityRow) -> pb::Activity {
         message_id: e.message_id.clone().unwrap_or_default(),
         detail: e.detail.clone(),
         occurred_at: Some(timestamp(r.occurred_at)),
+    }
+}
+
+pub fn step_stats((index, f): (u32, StepFunnel)) -> pb::StepStats {
+    let reasons = |m: std::collections::BTreeMap<String, u64>| {
+        m.into_iter()
+            .map(|(reason, count)| pb::ReasonCount { reason, count })
+            .collect()
+    };
+    pb::StepStats {
+        index,
+        entered: f.entered,
+        here_now: f.here_now,
+        sent: f.sent,
+        skipped: reasons(f.skipped),
+        failed: reasons(f.failed),
+        exited: reasons(f.exited),
+        next: f.next,
     }
 }

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     clients::{Contacts, Mailer},
-    domain::{AutomationDef, Reference, SequenceDef, document},
+    domain::{AutomationDef, Reference, SequenceDef, document, funnel::{finishing, funnel}},
     error::{Error, Result},
     store::{
         Store, activity,
@@ -472,10 +472,16 @@ impl AutomationsService for Api {
         let req = req.into_inner();
         let ws = workspace(&req.workspace_id)?;
         let id = required("id", &req.id)?;
-        self.saved::<SequenceRow>(ws, id).await?;
-        let c = activity::sequence_counts(&self.store.pool, ws, id)
-            .await
-            .map_err(Error::from)?;
+        let sequence = self.saved::<SequenceRow>(ws, id).await?;
+        let pool = &self.store.pool;
+        let (c, groups, outcomes) = tokio::try_join!(
+            activity::sequence_counts(pool, ws, id),
+            enrollments::funnel_groups(pool, ws, id),
+            activity::step_groups(pool, ws, id),
+        )
+        .map_err(Error::from)?;
+        let steps = funnel(&sequence.def.steps, &groups, &outcomes);
+        let finishing = finishing(&sequence.def.steps, &groups);
         Ok(Response::new(pb::GetSequenceStatsResponse {
             stats: Some(pb::SequenceStats {
                 enrolled: c.enrolled,
@@ -483,6 +489,8 @@ impl AutomationsService for Api {
                 completed: c.completed,
                 exited: c.exited,
                 emails_sent: c.emails_sent,
+                steps: (0u32..).zip(steps).map(convert::step_stats).collect(),
+                finishing,
             }),
         }))
     }

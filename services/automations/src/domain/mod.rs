@@ -5,6 +5,7 @@
 pub mod action;
 pub mod automation;
 pub mod event;
+pub mod funnel;
 pub mod json;
 pub mod reentry;
 pub mod sequence;

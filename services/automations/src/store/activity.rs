@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 
+use crate::domain::funnel::{StepGroup, StepOutcome};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Triggered,
@@ -296,4 +298,43 @@ pub async fn sequence_counts(
         active: count(&r, "active")?,
         ..Counts::default()
     })
+}
+
+/// A sequence's step outcomes by step index, for its funnel. A wait's detail ("until …") differs
+/// per row, so only email steps keep theirs as the reason.
+pub async fn step_groups(
+    pool: &PgPool,
+    workspace_id: &str,
+    sequence_id: &str,
+) -> Result<Vec<StepGroup>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT step_index, kind, emailed,
+                CASE WHEN step_type = 'email' THEN detail ELSE '' END AS reason, count(*) AS n
+         FROM activity
+         WHERE workspace_id = $1 AND sequence_id = $2 AND kind IN ('step_done', 'step_failed')
+           AND step_index IS NOT NULL
+         GROUP BY 1, 2, 3, 4",
+    )
+    .bind(workspace_id)
+    .bind(sequence_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            let emailed: bool = r.try_get("emailed")?;
+            let reason: String = r.try_get("reason")?;
+            let outcome = match Kind::parse(&kind)? {
+                Kind::StepFailed => StepOutcome::Failed(reason),
+                _ if emailed => StepOutcome::Sent,
+                _ if reason.is_empty() => StepOutcome::Other,
+                _ => StepOutcome::Skipped(reason),
+            };
+            Ok(StepGroup {
+                step_index: super::get_u32(r, "step_index")?,
+                outcome,
+                count: count(r, "n")?,
+            })
+        })
+        .collect()
 }

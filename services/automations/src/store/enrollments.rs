@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 
+use crate::domain::funnel::{EnrollmentGroup, GroupStatus};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Active,
@@ -338,4 +340,38 @@ pub async fn list(
     .iter()
     .map(row)
     .collect()
+}
+
+/// A sequence's enrollments counted by where they stand, for its funnel.
+pub async fn funnel_groups(
+    pool: &PgPool,
+    workspace_id: &str,
+    sequence_id: &str,
+) -> Result<Vec<EnrollmentGroup>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT status, current_step, (status = 'active' AND next_run_at > now()) AS waiting,
+                exit_reason, count(*) AS n
+         FROM enrollments WHERE workspace_id = $1 AND sequence_id = $2
+         GROUP BY 1, 2, 3, 4",
+    )
+    .bind(workspace_id)
+    .bind(sequence_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let status: String = r.try_get("status")?;
+            Ok(EnrollmentGroup {
+                status: match Status::parse(&status)? {
+                    Status::Active => GroupStatus::Active,
+                    Status::Completed => GroupStatus::Completed,
+                    Status::Exited => GroupStatus::Exited,
+                },
+                current_step: super::get_u32(r, "current_step")?,
+                waiting: r.try_get::<Option<bool>, _>("waiting")?.unwrap_or(false),
+                exit_reason: r.try_get("exit_reason")?,
+                count: super::read("n", r.try_get::<i64, _>("n")?)?,
+            })
+        })
+        .collect()
 }

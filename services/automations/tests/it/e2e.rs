@@ -266,6 +266,63 @@ async fn completing_onboarding_during_a_wait_means_the_next_email_is_never_sent(
     );
     assert_eq!(e.status, EnrollmentStatus::Exited as i32);
     assert_eq!(e.exit_reason, "exit_when");
+    // The funnel: she left at the wait, and never reached the email after it.
+    let stats = st.sequence_stats(&e.sequence_id).await;
+    assert_eq!(reasons(&stats.steps[1].exited), [("exit_when", 1)]);
+    assert_eq!(stats.steps[2].entered, 0);
+    assert_eq!(stats.steps[0].sent, 1);
+}
+
+/// (reason, count) pairs of a funnel column.
+fn reasons(r: &[meisa_proto::automations::ReasonCount]) -> Vec<(&str, u64)> {
+    r.iter().map(|r| (r.reason.as_str(), r.count)).collect()
+}
+
+#[tokio::test]
+async fn the_funnel_counts_every_step_where_contacts_stand_and_why_an_email_was_not_sent() {
+    let st = stack().await;
+    let first = st.template("First", "First email").await;
+    let second = st.template("Second", "Second email").await;
+    let seq = st
+        .sequence(json!({"name": "Onboarding", "steps": [
+            {"type": "email", "template_id": first},
+            {"type": "wait", "duration": "1h"},
+            {"type": "email", "template_id": second}]}))
+        .await;
+    st.automation(json!({"name": "Onboard", "enabled": true,
+        "trigger": {"type": "contact_created"},
+        "actions": [{"type": "enroll", "sequence_id": seq}]}))
+        .await;
+    st.mailer
+        .clone()
+        .add_suppression(meisa_proto::mailer::AddSuppressionRequest {
+            workspace_id: WS.into(),
+            email: "bob@example.com".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("suppress bob");
+    st.upsert("jane@example.com", &[]).await;
+    st.upsert("bob@example.com", &[]).await;
+    let stats = eventually(
+        Duration::from_secs(15),
+        "both contacts inside the wait",
+        || async {
+            let s = st.sequence_stats(&seq).await;
+            (s.steps.get(1).map(|w| w.here_now) == Some(2)).then_some(s)
+        },
+    )
+    .await;
+    st.quiesce().await;
+    let [email, wait, last] = &stats.steps[..] else {
+        panic!("one funnel per step: {stats:?}");
+    };
+    assert_eq!((email.entered, email.here_now, email.sent), (2, 0, 1));
+    assert_eq!(reasons(&email.skipped), [("suppressed", 1)]);
+    assert_eq!((wait.entered, wait.here_now), (2, 2));
+    // Inside the wait they have not reached the last email, which is what they run next.
+    assert_eq!((last.entered, last.here_now, last.next), (0, 0, 2));
+    assert_eq!(st.smtp.message_count(), 1);
 }
 
 #[tokio::test]

@@ -656,6 +656,20 @@ impl Stack {
             .expect("stats")
     }
 
+    pub async fn sequence_stats(&self, id: &str) -> pb::SequenceStats {
+        self.automations
+            .clone()
+            .get_sequence_stats(pb::GetSequenceStatsRequest {
+                workspace_id: WS.into(),
+                id: id.into(),
+            })
+            .await
+            .expect("sequence stats")
+            .into_inner()
+            .stats
+            .expect("sequence stats")
+    }
+
     pub async fn enrollments(&self, contact_id: &str) -> Vec<pb::Enrollment> {
         self.list_enrollments(pb::ListEnrollmentsRequest {
             workspace_id: WS.into(),

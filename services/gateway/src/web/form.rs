@@ -15,6 +15,8 @@ use crate::{error::AppError, state::AppState};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op<'a> {
     Save,
+    /// Save although the editor was told what the change does to contacts in flight.
+    SaveAnyway,
     /// Add a row of this kind ("email", "wait", "condition", "action").
     Add(&'a str),
     Remove(&'a str, usize),
@@ -37,6 +39,7 @@ impl<'a> Op<'a> {
             (Some("up"), Some(i), None) => i.parse().map_or(Self::Save, Self::Up),
             (Some("down"), Some(i), None) => i.parse().map_or(Self::Save, Self::Down),
             (Some("preview"), None, None) => Self::Preview,
+            (Some("save"), Some("anyway"), None) => Self::SaveAnyway,
             _ => Self::Save,
         }
     }

@@ -25,6 +25,7 @@ pub mod automations;
 pub mod builder;
 pub mod contacts;
 pub mod fields;
+mod funnel;
 pub mod form;
 pub mod home;
 pub mod messages;

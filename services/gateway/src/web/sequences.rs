@@ -15,7 +15,7 @@ use axum_extra::extract::Form;
 use meisa_proto::{
     automations::{
         CreateSequenceRequest, DeleteSequenceRequest, GetSequenceRequest, GetSequenceStatsRequest,
-        ListSequencesRequest, SequenceStats, UpdateSequenceRequest,
+        ListSequencesRequest, Sequence, SequenceStats, UpdateSequenceRequest,
     },
     common::PageRequest,
 };
@@ -26,6 +26,7 @@ use super::{
     builder::{self, Conditions, FieldTypes},
     contacts::when,
     form::{self, Op, apply, definition, name_of},
+    funnel::{self, FunnelRow},
     page::{Frame, InFrame, PageError, PageResult},
     session::SignedIn,
 };
@@ -208,6 +209,10 @@ pub struct EditorPage {
     /// (id, name) of every template, for the email steps' choice.
     templates: Vec<(String, String)>,
     stats: Option<SequenceStats>,
+    /// The saved steps' funnel.
+    funnel: Vec<FunnelRow>,
+    /// What saving this edit does to contacts in flight, said before it is saved.
+    impact: Vec<String>,
     /// Fields the exit conditions name that no contact has sent yet.
     unseen: Vec<String>,
     /// What automations refused: the path it named and why.
@@ -276,6 +281,8 @@ async fn editor(
         steps,
         conditions,
         stats: None,
+        funnel: Vec::new(),
+        impact: Vec::new(),
         unseen: Vec::new(),
         error: None,
         saved: false,
@@ -307,6 +314,41 @@ fn valid_id(id: &str, frame: &Frame) -> PageResult<()> {
     Ok(())
 }
 
+/// The saved sequence and its numbers (none when automations could not count them: the page
+/// still opens).
+async fn saved_with_stats(
+    state: &AppState,
+    ws: &str,
+    id: &str,
+) -> Result<(Sequence, Option<SequenceStats>), PageError> {
+    let mut automations = state.automations();
+    let mut automations2 = state.automations();
+    let (sequence, stats) = tokio::join!(
+        automations.get_sequence(GetSequenceRequest {
+            workspace_id: ws.into(),
+            id: id.into(),
+        }),
+        automations2.get_sequence_stats(GetSequenceStatsRequest {
+            workspace_id: ws.into(),
+            id: id.into(),
+        })
+    );
+    let sequence = sequence
+        .map_err(not_found_or)?
+        .into_inner()
+        .sequence
+        .ok_or_else(|| crate::error::BadAnswer("GetSequence answered no sequence".into()))?;
+    Ok((sequence, stats.ok().and_then(|r| r.into_inner().stats)))
+}
+
+fn saved_steps(definition_json: &str) -> Vec<Step> {
+    definition(definition_json)
+        .get("steps")
+        .and_then(Value::as_array)
+        .map(|s| s.iter().map(Step::from_json).collect())
+        .unwrap_or_default()
+}
+
 fn not_found_or(status: tonic::Status) -> PageError {
     match status.code() {
         tonic::Code::NotFound => PageError::not_found("sequence"),
@@ -322,42 +364,24 @@ pub async fn edit(
 ) -> PageResult<Response> {
     let frame = Frame::new(&user, "sequences");
     valid_id(&id, &frame)?;
-    let ws = user.workspace().to_string();
-    let mut automations = state.automations();
-    let mut automations2 = state.automations();
-    let (sequence, stats) = tokio::join!(
-        automations.get_sequence(GetSequenceRequest {
-            workspace_id: ws.clone(),
-            id: id.clone(),
-        }),
-        automations2.get_sequence_stats(GetSequenceStatsRequest {
-            workspace_id: ws.clone(),
-            id: id.clone(),
-        })
-    );
-    let sequence = sequence
-        .map_err(not_found_or)
-        .in_frame(&frame)?
-        .into_inner()
-        .sequence
-        .ok_or_else(|| crate::error::BadAnswer("GetSequence answered no sequence".into()))
+    let (sequence, stats) = saved_with_stats(&state, user.workspace(), &id)
+        .await
         .in_frame(&frame)?;
+    let steps = saved_steps(&sequence.definition);
     let def = definition(&sequence.definition);
-    let steps = def
-        .get("steps")
-        .and_then(Value::as_array)
-        .map(|s| s.iter().map(Step::from_json).collect())
-        .unwrap_or_default();
     let mut page = editor(
         &state,
         &user,
         Some(id),
         name_of(&def),
-        steps,
+        steps.clone(),
         Conditions::from_json(def.get("exit_when")),
     )
     .await?;
-    page.stats = stats.ok().and_then(|r| r.into_inner().stats);
+    if let Some(stats) = stats {
+        page.funnel = funnel::rows(&steps, &stats, &page.templates);
+        page.stats = Some(stats);
+    }
     page.unseen = sequence.unseen_fields;
     page.saved = q.saved.is_some();
     Ok(page.into_response())
@@ -406,10 +430,20 @@ async fn submit(
     }
     apply(&mut steps, op, "step");
     apply(&mut conditions.rows, op, "condition");
-    if op != Op::Save {
+    if !matches!(op, Op::Save | Op::SaveAnyway) {
         let page = editor(&state, &user, id, form.name, steps, conditions).await?;
         return Ok(page.into_response());
     }
+    // A live sequence: say first what the edit does to the contacts standing in it.
+    let warning = match (&id, op) {
+        (Some(id), Op::Save) => {
+            let (saved, stats) = saved_with_stats(&state, user.workspace(), id)
+                .await
+                .in_frame(&frame)?;
+            stats.map(|stats| (saved_steps(&saved.definition), stats))
+        }
+        _ => None,
+    };
 
     let mut page = editor(
         &state,
@@ -420,6 +454,14 @@ async fn submit(
         conditions,
     )
     .await?;
+    if let Some((saved, stats)) = warning {
+        page.impact = funnel::impact(&saved, &page.steps, &stats, &page.templates);
+        if !page.impact.is_empty() {
+            page.funnel = funnel::rows(&saved, &stats, &page.templates);
+            page.stats = Some(stats);
+            return Ok(page.into_response());
+        }
+    }
     let definition = json!({
         "name": form.name,
         "steps": page.steps.iter().map(Step::to_json).collect::<Vec<_>>(),
