@@ -314,13 +314,13 @@ fn valid_id(id: &str, frame: &Frame) -> PageResult<()> {
     Ok(())
 }
 
-/// The saved sequence and its numbers (none when automations could not count them: the page
-/// still opens).
+/// The saved sequence, and its numbers or why automations could not count them (the editor
+/// still opens without them; a save that must first warn cannot go on).
 async fn saved_with_stats(
     state: &AppState,
     ws: &str,
     id: &str,
-) -> Result<(Sequence, Option<SequenceStats>), PageError> {
+) -> Result<(Sequence, Result<SequenceStats, PageError>), PageError> {
     let mut automations = state.automations();
     let mut automations2 = state.automations();
     let (sequence, stats) = tokio::join!(
@@ -338,7 +338,14 @@ async fn saved_with_stats(
         .into_inner()
         .sequence
         .ok_or_else(|| crate::error::BadAnswer("GetSequence answered no sequence".into()))?;
-    Ok((sequence, stats.ok().and_then(|r| r.into_inner().stats)))
+    let stats = stats
+        .map_err(|e| PageError::from(AppError::automations(e)))
+        .and_then(|r| {
+            r.into_inner().stats.ok_or_else(|| {
+                crate::error::BadAnswer("GetSequenceStats answered no stats".into()).into()
+            })
+        });
+    Ok((sequence, stats))
 }
 
 fn saved_steps(definition_json: &str) -> Vec<Step> {
@@ -378,7 +385,7 @@ pub async fn edit(
         Conditions::from_json(def.get("exit_when")),
     )
     .await?;
-    if let Some(stats) = stats {
+    if let Ok(stats) = stats {
         page.funnel = funnel::rows(&steps, &stats, &page.templates);
         page.stats = Some(stats);
     }
@@ -440,7 +447,7 @@ async fn submit(
             let (saved, stats) = saved_with_stats(&state, user.workspace(), id)
                 .await
                 .in_frame(&frame)?;
-            stats.map(|stats| (saved_steps(&saved.definition), stats))
+            Some((saved_steps(&saved.definition), stats.in_frame(&frame)?))
         }
         _ => None,
     };

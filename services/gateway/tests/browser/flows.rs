@@ -326,8 +326,33 @@ async fn onboarding_built_by_clicking_sends_both_emails_of_its_sequence() {
     assert_eq!(stats["Enrolled"], 1, "{stats}");
     assert_eq!(stats["In progress"], 0, "{stats}");
     assert_eq!(stats["Left early"], 0, "{stats}");
+    // The step funnel, as the page shows it: Ada reached every step and got both emails.
+    let funnel = d
+        .chrome
+        .client
+        .execute(FUNNEL, vec![])
+        .await
+        .expect("the sequence page shows a funnel");
+    assert_eq!(
+        funnel,
+        serde_json::json!([
+            {"entered": "1", "here_now": "0", "sent": "1", "skipped": "0", "left": "0"},
+            {"entered": "1", "here_now": "0", "sent": "–", "skipped": "0", "left": "0"},
+            {"entered": "1", "here_now": "0", "sent": "1", "skipped": "0", "left": "0"}
+        ]),
+        "{funnel}"
+    );
     d.no_dialog().await;
 }
+
+/// The step funnel table: per step, its counts by column.
+const FUNNEL: &str = "const rows = [...document.querySelectorAll('table.funnel tbody tr')];
+    return rows.length ? rows.map(r => {
+      const o = {};
+      for (const c of r.querySelectorAll('td[data-count]'))
+        if (c.dataset.count !== 'failed') o[c.dataset.count] = c.textContent.trim();
+      return o;
+    }) : null";
 
 #[tokio::test]
 async fn the_design_examples_two_and_three_built_by_clicking_send_their_emails() {

@@ -7,7 +7,7 @@ use meisa_gateway::{
     store::{accounts as users, keys},
 };
 use reqwest::{StatusCode, header};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with_automations};
 
@@ -532,10 +532,9 @@ async fn an_invitation_link_works_once_and_asks_for_a_real_password() {
     assert_eq!(page.status, StatusCode::SEE_OTHER);
 }
 
-#[tokio::test]
-async fn the_contact_page_shows_the_sequences_and_messages_of_the_contact() {
-    let app = spawn_app_with_automations().await;
-    let (browser, _) = Browser::signed_in(&app).await;
+/// Onboarding (email, wait 3 days, email) that every new contact enters, and Jane, who got the
+/// first email and now stands in the wait. Returns the template, the sequence and Jane.
+async fn jane_in_the_onboarding_wait(app: &TestApp) -> (Value, Value, Value) {
     let template = app
         .create_template(json!({"name": "Welcome", "subject": "Hi {{ first_name }}",
             "html": "<p>Hello</p>", "text": "Hello", "from": "hello@acme.test"}))
@@ -551,7 +550,7 @@ async fn the_contact_page_shows_the_sequences_and_messages_of_the_contact() {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let sequence: serde_json::Value = resp.json().await.unwrap();
+    let sequence: Value = resp.json().await.unwrap();
     let resp = app
         .post_json(
             "/api/v1/automations/",
@@ -571,6 +570,14 @@ async fn the_contact_page_shows_the_sequences_and_messages_of_the_contact() {
         .await;
     let smtp = app.smtp.as_ref().unwrap();
     smtp.wait_for(1, std::time::Duration::from_secs(20)).await;
+    (template, sequence, jane)
+}
+
+#[tokio::test]
+async fn the_contact_page_shows_the_sequences_and_messages_of_the_contact() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let (_, _, jane) = jane_in_the_onboarding_wait(&app).await;
     let path = format!("/contacts/{}", jane["id"].as_str().unwrap());
     let page = meisa_testkit::eventually(
         std::time::Duration::from_secs(20),
@@ -1004,6 +1011,79 @@ async fn a_sequence_is_built_step_by_step_with_buttons_and_saved() {
         .await;
     assert_eq!(gone.location.as_deref(), Some("/sequences"));
     assert_eq!(browser.get(&id_path).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_live_sequence_shows_its_funnel_and_warns_before_an_edit_moves_contacts() {
+    let app = spawn_app_with_automations().await;
+    let (browser, _) = Browser::signed_in(&app).await;
+    let (template, sequence, _) = jane_in_the_onboarding_wait(&app).await;
+    let (tpl, id) = (
+        template["id"].as_str().unwrap(),
+        sequence["id"].as_str().unwrap(),
+    );
+    let path = format!("/sequences/{id}");
+    let page = meisa_testkit::eventually(
+        std::time::Duration::from_secs(20),
+        "the funnel to show Jane inside the wait",
+        || async {
+            let page = browser.get(&path).await;
+            page.html
+                .contains(r#"<tr data-step="2">"#)
+                .then_some(page)
+                .filter(|p| funnel_cell(&p.html, 2, "here_now") == "1")
+        },
+    )
+    .await;
+    assert_eq!(funnel_cell(&page.html, 1, "entered"), "1");
+    assert_eq!(funnel_cell(&page.html, 1, "sent"), "1");
+    assert_eq!(funnel_cell(&page.html, 3, "entered"), "0");
+    assert!(page.html.contains("1 contact is in this sequence now"));
+    let csrf = page.csrf();
+
+    // Swapping the wait and the last email: Jane would get the wait where she expects the email.
+    let swapped = [
+        ("email", tpl, "", ""),
+        ("email", tpl, "", ""),
+        ("wait", "", "3", "d"),
+    ];
+    let warned = browser
+        .post_pairs(&path, &sequence_form(&csrf, "Onboarding", &swapped, &[], "save"))
+        .await;
+    assert_eq!(warned.status, StatusCode::OK, "{}", warned.html);
+    assert!(
+        warned
+            .html
+            .contains("1 contact will next get step 3: Wait 3 days instead of Email “Welcome”."),
+        "{}",
+        warned.html
+    );
+    let api: Value = app.get(&format!("/api/v1/sequences/{id}")).await.json().await.unwrap();
+    assert_eq!(api["steps"][2]["type"], "email", "nothing saved yet");
+
+    // An edit that moves nobody saves at once; "Save anyway" saves the warned one.
+    let renamed = [
+        ("email", tpl, "", ""),
+        ("wait", "", "3", "d"),
+        ("email", tpl, "", ""),
+    ];
+    let saved = browser
+        .post_pairs(&path, &sequence_form(&csrf, "Onboarding v2", &renamed, &[], "save"))
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let anyway = browser
+        .post_pairs(&path, &sequence_form(&csrf, "Onboarding", &swapped, &[], "save:anyway"))
+        .await;
+    assert_eq!(anyway.status, StatusCode::SEE_OTHER, "{}", anyway.html);
+    let api: Value = app.get(&format!("/api/v1/sequences/{id}")).await.json().await.unwrap();
+    assert_eq!(api["steps"][2]["type"], "wait");
+}
+
+/// The text of one funnel cell: step `number` (1-based), column `count`.
+fn funnel_cell(html: &str, number: usize, count: &str) -> String {
+    let row = &html[html.find(&format!(r#"<tr data-step="{number}">"#)).unwrap()..];
+    let cell = &row[row.find(&format!(r#"data-count="{count}">"#)).unwrap()..];
+    cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()].to_string()
 }
 
 #[tokio::test]
