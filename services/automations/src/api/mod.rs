@@ -16,7 +16,10 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     clients::{Contacts, Mailer},
-    domain::{AutomationDef, Reference, SequenceDef, document, funnel::{finishing, funnel}},
+    domain::{
+        AutomationDef, Reference, SequenceDef, document,
+        funnel::{finishing, funnel},
+    },
     error::{Error, Result},
     store::{
         Store, activity,

@@ -191,14 +191,8 @@ mod tests {
                 },
             ],
         );
-        assert_eq!(
-            f.iter().map(|s| s.entered).collect::<Vec<_>>(),
-            [6, 6, 4]
-        );
-        assert_eq!(
-            f.iter().map(|s| s.here_now).collect::<Vec<_>>(),
-            [0, 2, 1]
-        );
+        assert_eq!(f.iter().map(|s| s.entered).collect::<Vec<_>>(), [6, 6, 4]);
+        assert_eq!(f.iter().map(|s| s.here_now).collect::<Vec<_>>(), [0, 2, 1]);
         assert_eq!(f.iter().map(|s| s.next).collect::<Vec<_>>(), [0, 0, 3]);
         assert_eq!(f.iter().map(|s| s.sent).collect::<Vec<_>>(), [6, 0, 3]);
     }
@@ -239,7 +233,10 @@ mod tests {
         assert_eq!(f[0].skipped.get("suppressed"), Some(&2));
         assert_eq!(f[0].failed.get("no template"), Some(&1));
         assert_eq!((f[0].entered, f[0].here_now, f[0].sent), (1, 1, 0));
-        assert_eq!(finishing(&steps, &[group(GroupStatus::Active, 5, false, 1)]), 1);
+        assert_eq!(
+            finishing(&steps, &[group(GroupStatus::Active, 5, false, 1)]),
+            1
+        );
     }
 
     #[test]

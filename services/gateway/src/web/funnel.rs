@@ -212,7 +212,9 @@ mod tests {
         let said = impact(&saved, &edited, &stats(&[0, 0], 2), &names());
         assert_eq!(
             said,
-            ["2 contacts in the last wait will go on to step 3 (Email “Tips”) instead of finishing."]
+            [
+                "2 contacts in the last wait will go on to step 3 (Email “Tips”) instead of finishing."
+            ]
         );
     }
 

@@ -1048,7 +1048,10 @@ async fn a_live_sequence_shows_its_funnel_and_warns_before_an_edit_moves_contact
         ("wait", "", "3", "d"),
     ];
     let warned = browser
-        .post_pairs(&path, &sequence_form(&csrf, "Onboarding", &swapped, &[], "save"))
+        .post_pairs(
+            &path,
+            &sequence_form(&csrf, "Onboarding", &swapped, &[], "save"),
+        )
         .await;
     assert_eq!(warned.status, StatusCode::OK, "{}", warned.html);
     assert!(
@@ -1058,7 +1061,12 @@ async fn a_live_sequence_shows_its_funnel_and_warns_before_an_edit_moves_contact
         "{}",
         warned.html
     );
-    let api: Value = app.get(&format!("/api/v1/sequences/{id}")).await.json().await.unwrap();
+    let api: Value = app
+        .get(&format!("/api/v1/sequences/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(api["steps"][2]["type"], "email", "nothing saved yet");
 
     // An edit that moves nobody saves at once; "Save anyway" saves the warned one.
@@ -1068,14 +1076,25 @@ async fn a_live_sequence_shows_its_funnel_and_warns_before_an_edit_moves_contact
         ("email", tpl, "", ""),
     ];
     let saved = browser
-        .post_pairs(&path, &sequence_form(&csrf, "Onboarding v2", &renamed, &[], "save"))
+        .post_pairs(
+            &path,
+            &sequence_form(&csrf, "Onboarding v2", &renamed, &[], "save"),
+        )
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
     let anyway = browser
-        .post_pairs(&path, &sequence_form(&csrf, "Onboarding", &swapped, &[], "save:anyway"))
+        .post_pairs(
+            &path,
+            &sequence_form(&csrf, "Onboarding", &swapped, &[], "save:anyway"),
+        )
         .await;
     assert_eq!(anyway.status, StatusCode::SEE_OTHER, "{}", anyway.html);
-    let api: Value = app.get(&format!("/api/v1/sequences/{id}")).await.json().await.unwrap();
+    let api: Value = app
+        .get(&format!("/api/v1/sequences/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(api["steps"][2]["type"], "wait");
 }
 
