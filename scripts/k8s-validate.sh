@@ -32,6 +32,17 @@ stamp=$(sha256sum "$REQ" | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$stamp" ]; then
   say "installing the validators into $VENV (once: $REQ)"
   rm -rf "$VENV"
+  # Debian's python3 has no venv module until python3-venv is installed.
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    if ! command -v apt-get >/dev/null; then
+      echo "k8s-validate: python3 cannot make a virtualenv; install its venv module (python3-venv)" >&2
+      exit 1
+    fi
+    say "installing python3-venv with apt"
+    sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+    $sudo_ apt-get update -qq
+    $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
+  fi
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
   echo "$stamp" >"$VENV/.requirements"
